@@ -1,0 +1,218 @@
+"""Every setting of the sandbox, as traitlets traits.
+
+One :class:`SandboxConfig` carries what the kernel, the :class:`~sandbox_kernel.Sandbox`
+API and the CLI share. Each trait is ``config=True``, so it can be set from a
+``sandbox_kernel_config.py`` (``c.SandboxConfig.memory = "4g"``), from the
+kernelspec argv (``--SandboxConfig.memory=4g``) or from the command line.
+
+The defaults are the hardened configuration. Each protection is its own trait so an
+administrator can loosen exactly one thing knowingly, and so the escape suite can
+prove each protection matters by dropping only that one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode, validate
+from traitlets.config import Configurable
+
+from .errors import ConfigError
+
+DEFAULT_IMAGE = "sandbox-kernel:latest"
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+_SIZE_FACTORS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(text: str | int) -> int:
+    """Parse a Docker-style size (``"2g"``, ``"512m"``, ``"1.5GiB"``, ``1024``) into bytes.
+
+    Raises:
+        ConfigError: when the text is not a size.
+    """
+    if isinstance(text, int):
+        return text
+    match = _SIZE_RE.match(text)
+    if not match:
+        raise ConfigError(f"{text!r} is not a size; use a number with k, m or g, such as '2g'")
+    number, unit, _ = match.groups()
+    return int(float(number) * _SIZE_FACTORS[unit.lower()])
+
+
+def format_size(num_bytes: float) -> str:
+    """Format bytes for people: ``312 MiB``, ``2 GiB``, ``0 B``."""
+    value = float(num_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024 or unit == "GiB":
+            if unit == "B":
+                return f"{int(value)} B"
+            return f"{value:.0f} {unit}" if value >= 10 or value == int(value) else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def parse_mount(spec: str) -> tuple[str, str]:
+    """Split ``HOST_DIR[:CONTAINER_DIR]`` into absolute host and container paths.
+
+    Without a container path the folder appears as ``/data/<its name>``.
+
+    Raises:
+        ConfigError: when either side is not an absolute path.
+    """
+    import os.path
+    import posixpath
+
+    host, sep, container = spec.partition(":")
+    host = os.path.abspath(os.path.expanduser(host))
+    if not sep or not container:
+        container = posixpath.join("/data", os.path.basename(host.rstrip("/")) or "root")
+    if not container.startswith("/"):
+        raise ConfigError(f"mount {spec!r}: the container path must be absolute")
+    if container.rstrip("/") in {"", "/proc", "/sys", "/dev", "/tmp", "/etc", "/usr"}:
+        raise ConfigError(f"mount {spec!r}: {container} cannot be a mount target")
+    return host, posixpath.normpath(container)
+
+
+class SandboxConfig(Configurable):
+    """Settings of one sandbox: image, limits, hardening, validation and display."""
+
+    # -- what runs ---------------------------------------------------------------------
+    image = Unicode(
+        DEFAULT_IMAGE,
+        help="Docker image of the sandbox. Any image with python3 and ipykernel works; "
+        "`sandbox-kernel image build` makes the default one.",
+    ).tag(config=True)
+    docker_host = Unicode(
+        "",
+        help="Docker engine address (unix://, tcp://, ssh://). Empty: DOCKER_HOST or the local socket.",
+    ).tag(config=True)
+    python = Unicode(
+        "python3", help="Python interpreter inside the image that runs the relay and kernel."
+    ).tag(config=True)
+    runtime = Unicode(
+        "", help="OCI runtime of the container, e.g. 'runsc' for gVisor. Empty: the engine default."
+    ).tag(config=True)
+
+    # -- limits ------------------------------------------------------------------------
+    memory = Unicode("2g", help="Memory limit of the sandbox (no swap beyond it).").tag(config=True)
+    cpus = Float(2.0, help="CPU quota of the sandbox, in CPUs.").tag(config=True)
+    pids = Int(256, help="Most processes and threads the sandbox may have at once.").tag(config=True)
+    timeout = Float(
+        0.0,
+        help="Per-cell wall-clock timeout in seconds (0: none). The cell is interrupted first; "
+        "if it does not stop within `interrupt_grace`, the sandbox is restarted.",
+    ).tag(config=True)
+    interrupt_grace = Float(
+        5.0, help="Seconds a timed-out cell gets to stop after an interrupt before a restart."
+    ).tag(config=True)
+    tmp_size = Unicode("512m", help="Size of the private /tmp (a tmpfs, counted in memory).").tag(
+        config=True
+    )
+    tmp_inodes = Int(65536, help="Most files and folders in /tmp.").tag(config=True)
+    shm_size = Unicode("64m", help="Size of /dev/shm.").tag(config=True)
+    nofile = Int(1024, help="Most open files of a process inside the sandbox.").tag(config=True)
+    max_file_size = Unicode("256m", help="Largest file a process may write (ulimit fsize).").tag(
+        config=True
+    )
+    max_output_bytes = Int(
+        32 * 1024 * 1024,
+        help="Output one cell may send to the notebook (streams and displays) before the rest "
+        "is dropped and the notebook is told it was truncated.",
+    ).tag(config=True)
+
+    # -- hardening (each can be loosened, knowingly) --------------------------------------
+    network_mode = Unicode(
+        "none", help="Docker network of the sandbox. 'none' leaves only loopback."
+    ).tag(config=True)
+    read_only_root = Bool(True, help="Mount the image's root filesystem read-only.").tag(
+        config=True
+    )
+    user = Unicode("1000:1000", help="uid:gid the sandbox runs as. Never root by default.").tag(
+        config=True
+    )
+    drop_capabilities = Bool(True, help="Drop every Linux capability.").tag(config=True)
+    no_new_privileges = Bool(True, help="Forbid gaining privileges through setuid/setgid binaries.").tag(
+        config=True
+    )
+    seccomp_profile = Unicode(
+        "builtin",
+        help="Seccomp profile: 'builtin' (this package's profile), 'docker-default', "
+        "'unconfined', or a path to a JSON profile.",
+    ).tag(config=True)
+    tmp_noexec = Bool(True, help="Mount /tmp and /dev/shm noexec.").tag(config=True)
+    init = Bool(True, help="Run an init process as PID 1 that reaps zombies.").tag(config=True)
+    mounts = List(
+        Unicode(),
+        help="Host folders to mount read-only, as HOST_DIR[:CONTAINER_DIR]. "
+        "Without CONTAINER_DIR a folder appears as /data/<name>.",
+    ).tag(config=True)
+    extra_env = Dict(
+        value_trait=Unicode(),
+        help="Extra environment variables for the sandbox. Nothing of the host environment "
+        "is passed otherwise.",
+    ).tag(config=True)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    startup_timeout = Float(60.0, help="Seconds the kernel inside may take to become ready.").tag(
+        config=True
+    )
+    controller_timeout = Float(
+        6.0,
+        help="Seconds without a word from the controller after which the container exits "
+        "by itself (the controller pings every second).",
+    ).tag(config=True)
+    warm_spare = Bool(
+        True,
+        help="Keep one started spare container ready, so that a restart or the next kernel "
+        "starts without waiting for a container.",
+    ).tag(config=True)
+    spare_idle_timeout = Float(
+        600.0, help="Seconds an unclaimed spare container waits before it exits."
+    ).tag(config=True)
+
+    # -- policy and display ---------------------------------------------------------------
+    validation = Enum(
+        ["block", "warn", "off"],
+        default_value="block",
+        help="What the validator does with a risky cell: block it, warn and run it, or nothing.",
+    ).tag(config=True)
+    usage_display = Enum(
+        ["always", "slow", "off"],
+        default_value="always",
+        help="Show the usage line under every cell, only under cells slower than "
+        "`usage_min_seconds`, or never.",
+    ).tag(config=True)
+    usage_min_seconds = Float(
+        1.0, help="With usage_display='slow', the wall time above which the usage line shows."
+    ).tag(config=True)
+
+    @validate("memory", "tmp_size", "shm_size", "max_file_size")
+    def _check_size(self, proposal: Any) -> str:
+        parse_size(proposal["value"])
+        return str(proposal["value"])
+
+    @validate("mounts")
+    def _check_mounts(self, proposal: Any) -> list[str]:
+        for spec in proposal["value"]:
+            parse_mount(spec)
+        return list(proposal["value"])
+
+    @property
+    def memory_bytes(self) -> int:
+        return parse_size(self.memory)
+
+    def summary(self) -> dict[str, Any]:
+        """The settings a notebook should record about where it ran."""
+        return {
+            "image": self.image,
+            "memory": self.memory,
+            "cpus": self.cpus,
+            "pids": self.pids,
+            "timeout": self.timeout,
+            "validation": self.validation,
+            "network": self.network_mode,
+            "runtime": self.runtime or "default",
+            "mounts": list(self.mounts),
+        }
