@@ -1,0 +1,195 @@
+"""The ``sandbox-kernel`` command (also ``python -m sandbox_kernel``).
+
+Subcommands: ``kernel`` (what the kernelspec runs), ``install``, ``image build``,
+``doctor``, ``cleanup`` and ``validate``. Settings come, in rising priority, from the
+trait defaults, ``sandbox_kernel_config.py`` in a Jupyter config folder, and
+``--SandboxConfig.NAME=VALUE`` or the named options on the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from traitlets.config import Application
+
+from . import __version__
+from .config import SandboxConfig
+from .errors import SandboxError
+
+#: install options that are plain SandboxConfig traits, with their types.
+_SETTING_OPTIONS: dict[str, tuple[type, str]] = {
+    "image": (str, "the sandbox image"),
+    "memory": (str, "memory limit, e.g. 2g"),
+    "cpus": (float, "CPU quota, in CPUs"),
+    "pids": (int, "process/thread limit"),
+    "timeout": (float, "per-cell timeout in seconds (0: none)"),
+    "runtime": (str, "OCI runtime, e.g. runsc for gVisor"),
+    "docker_host": (str, "Docker engine address"),
+}
+
+
+class _SettingsApp(Application):
+    """Loads sandbox_kernel_config.py and --SandboxConfig.* flags, like the kernel does."""
+
+    name = "sandbox-kernel"
+    classes = [SandboxConfig]
+
+
+def load_settings(overrides: Sequence[str] = ()) -> SandboxConfig:
+    """The effective settings: config files, then ``--SandboxConfig.X=Y`` overrides."""
+    from jupyter_core.paths import jupyter_config_path
+
+    app = _SettingsApp()
+    for path in reversed(jupyter_config_path()):
+        app.load_config_file("sandbox_kernel_config", path=path)
+    app.parse_command_line(list(overrides))
+    return SandboxConfig(config=app.config)
+
+
+def _add_setting_options(parser: argparse.ArgumentParser) -> None:
+    for name, (kind, help_text) in _SETTING_OPTIONS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=help_text)
+    parser.add_argument(
+        "--validation", choices=["block", "warn", "off"], help="validator policy"
+    )
+    parser.add_argument(
+        "--mount",
+        dest="mounts",
+        action="append",
+        metavar="HOST_DIR[:CONTAINER_DIR]",
+        help="mount a host folder read-only (repeatable)",
+    )
+
+
+def _cmd_install(args: argparse.Namespace, extra: list[str]) -> int:
+    from .install import install
+
+    settings: dict[str, Any] = {
+        name: getattr(args, name)
+        for name in [*_SETTING_OPTIONS, "validation", "mounts"]
+        if getattr(args, name, None) is not None
+    }
+    for flag in extra:  # --SandboxConfig.NAME=VALUE passes through as is
+        name, _, value = flag.removeprefix("--SandboxConfig.").partition("=")
+        settings[name] = value
+    from .install import settings_argv
+
+    load_settings(settings_argv(settings))  # a bad value fails here, not at kernel start
+    prefix = sys.prefix if args.sys_prefix else args.prefix
+    where = install(
+        user=args.user,
+        prefix=prefix,
+        kernel_name=args.name,
+        display_name=args.display_name,
+        settings=settings,
+    )
+    print(f"Installed kernelspec {args.name!r} ({args.display_name}) in {where}")
+    return 0
+
+
+def _cmd_image(args: argparse.Namespace, extra: list[str]) -> int:
+    from .image import build_image
+    from .session import connect
+
+    config = load_settings(extra)
+    client = connect(config)
+    name = args.name or config.image
+    image_id = build_image(client, name, method=args.method, force=args.force)
+    print(f"{name}: {image_id}")
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace, extra: list[str]) -> int:
+    from .doctor import run_doctor
+
+    return run_doctor(load_settings(extra), try_kernel=args.run)
+
+
+def _cmd_cleanup(args: argparse.Namespace, extra: list[str]) -> int:
+    from .session import connect, list_containers, remove_orphans
+
+    client = connect(load_settings(extra))
+    if args.all:
+        names = []
+        for container in list_containers(client):
+            client.api.remove_container(container["Id"], force=True)
+            names.append((container.get("Names") or [container["Id"][:12]])[0].lstrip("/"))
+    else:
+        names = remove_orphans(client)
+    for name in names:
+        print(f"removed {name}")
+    print(f"{len(names)} container(s) removed")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace, extra: list[str]) -> int:
+    from . import validate_cli
+
+    return validate_cli.run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sandbox-kernel",
+        description="A Jupyter kernel that runs every cell in a locked-down Docker container.",
+    )
+    parser.add_argument("--version", action="version", version=f"sandbox-kernel {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("kernel", help="run the kernel (what the kernelspec starts)", add_help=False)
+
+    install = sub.add_parser("install", help="install the Jupyter kernelspec")
+    where = install.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="install for this user")
+    where.add_argument("--sys-prefix", action="store_true", help="install into sys.prefix")
+    where.add_argument("--prefix", help="install into PREFIX/share/jupyter/kernels")
+    install.add_argument("--name", default="sandbox", help="kernelspec name (default: sandbox)")
+    install.add_argument(
+        "--display-name", default="Python 3 (sandbox)", help="the launcher's label"
+    )
+    _add_setting_options(install)
+    install.set_defaults(handler=_cmd_install)
+
+    image = sub.add_parser("image", help="manage the sandbox image")
+    image_sub = image.add_subparsers(dest="image_command", required=True)
+    build = image_sub.add_parser("build", help="build the default image (no registry needed)")
+    build.add_argument("--name", help="image name (default: the image setting)")
+    build.add_argument("--method", choices=["auto", "rootfs", "dockerfile"], default="auto")
+    build.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    build.set_defaults(handler=_cmd_image)
+
+    doctor = sub.add_parser("doctor", help="check the engine, image, cgroups and seccomp")
+    doctor.add_argument("--run", action="store_true", help="also start a sandbox and run a cell")
+    doctor.set_defaults(handler=_cmd_doctor)
+
+    cleanup = sub.add_parser("cleanup", help="remove sandbox containers left behind")
+    cleanup.add_argument("--all", action="store_true", help="remove every sandbox container")
+    cleanup.set_defaults(handler=_cmd_cleanup)
+
+    validate = sub.add_parser("validate", help="judge .py files and notebooks like the kernel")
+    from . import validate_cli
+
+    validate_cli.add_arguments(validate)
+    validate.set_defaults(handler=_cmd_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["kernel"]:
+        from .kernel import main as kernel_main
+
+        kernel_main(args_list[1:])
+        return 0
+    parser = build_parser()
+    # --SandboxConfig.NAME=VALUE flags are traitlets', not argparse's.
+    extra = [a for a in args_list if a.startswith("--SandboxConfig.")]
+    args = parser.parse_args([a for a in args_list if not a.startswith("--SandboxConfig.")])
+    try:
+        return int(args.handler(args, extra))
+    except SandboxError as err:
+        print(f"sandbox-kernel: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,334 @@
+"""The Jupyter-protocol client of the IPython kernel inside the container.
+
+:class:`InnerKernel` runs one :class:`~sandbox_kernel.session.ContainerSession`, signs
+and checks messages with the inner kernel's own key (sent by the relay in its HELLO
+frame; the outer kernel's key never enters the container), and turns replies into
+awaitables. Frames arrive on the session's reader thread and are handed to the asyncio
+loop the client was started on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import docker
+from jupyter_client.session import Session
+
+from .config import SandboxConfig
+from .errors import KernelNotReadyError, ProtocolError, SandboxDiedError, SandboxError
+from .session import ContainerSession, decode_json
+from .wire import Kind
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+MessageHandler = Callable[[Message], None]
+
+_CHANNEL_KINDS = {"shell": Kind.SHELL, "control": Kind.CONTROL, "stdin": Kind.STDIN}
+
+
+class InnerKernel:
+    """A started container and the kernel in it, spoken to over the relay.
+
+    Args:
+        config: the sandbox settings.
+        client: a connected Docker client.
+        on_iopub: called on the loop with every IOPub message (deserialized).
+        on_stdin: called on the loop with every ``input_request``.
+        on_death: called on the loop once when the kernel or container ends, with
+            the :class:`SandboxDiedError` that explains it.
+    """
+
+    def __init__(
+        self,
+        config: SandboxConfig,
+        client: docker.DockerClient,
+        on_iopub: MessageHandler,
+        on_stdin: MessageHandler,
+        on_death: Callable[[SandboxDiedError], None],
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.on_iopub = on_iopub
+        self.on_stdin = on_stdin
+        self.on_death = on_death
+        self.session: Session | None = None
+        self.hello: dict[str, Any] = {}
+        self.kernel_info: dict[str, Any] = {}
+        self.log_tail = bytearray()
+        self.death: SandboxDiedError | None = None
+        self._exit_status: dict[str, Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._replies: dict[str, asyncio.Future[Message]] = {}
+        self._idle: dict[str, asyncio.Future[None]] = {}
+        self._hello: asyncio.Future[dict[str, Any]] | None = None
+        self.container: ContainerSession | None = None
+
+    # -- start --------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Launch the container, then wait until the kernel inside answers.
+
+        Raises:
+            SandboxError: the engine, the image or the container failed, or the kernel
+                did not become ready within ``startup_timeout`` (KernelNotReadyError).
+        """
+        self._loop = asyncio.get_running_loop()
+        self._hello = self._loop.create_future()
+        self.container = await asyncio.to_thread(self._make_container)
+        await asyncio.to_thread(self.container.launch)
+        try:
+            await asyncio.wait_for(self._ready(), self.config.startup_timeout)
+        except asyncio.TimeoutError:
+            tail = self.log_tail.decode("utf-8", "replace").strip().splitlines()[-3:]
+            await asyncio.to_thread(self.container.cleanup)
+            detail = f" Its last words: {' | '.join(tail)}" if tail else ""
+            raise KernelNotReadyError(
+                f"The kernel inside the sandbox did not become ready within "
+                f"{self.config.startup_timeout:.0f} s.{detail}"
+            ) from None
+        except SandboxDiedError as err:
+            tail = self.log_tail.decode("utf-8", "replace").strip().splitlines()[-3:]
+            await asyncio.to_thread(self.container.cleanup)
+            detail = f" Its last words: {' | '.join(tail)}" if tail else ""
+            raise KernelNotReadyError(
+                f"The kernel inside the sandbox ended while starting ({err}).{detail} "
+                f"Does the image {self.config.image!r} have python3 with ipykernel?"
+            ) from None
+
+    def _make_container(self) -> ContainerSession:
+        return ContainerSession(self.config, self.client, self._on_frame, self._on_closed)
+
+    async def _ready(self) -> None:
+        assert self._hello is not None
+        self.hello = await self._hello
+        self.session = Session(
+            key=self.hello["key"].encode(),
+            signature_scheme=self.hello.get("signature_scheme", "hmac-sha256"),
+            username="sandbox-kernel",
+        )
+        # The first kernel_info reply proves the shell socket works; an IOPub status
+        # for one of our requests proves the subscription is live (the slow joiner).
+        while True:
+            msg_id = self.send("shell", "kernel_info_request", {})
+            idle = self._idle_future(msg_id)
+            try:
+                reply = await asyncio.wait_for(asyncio.shield(self._reply_future(msg_id)), 0.5)
+                self.kernel_info = reply["content"]
+                await asyncio.wait_for(idle, 0.3)
+                return
+            except asyncio.TimeoutError:
+                self._replies.pop(msg_id, None)
+                self._idle.pop(msg_id, None)
+                if self.death is not None:
+                    raise self.death from None
+
+    # -- messages -----------------------------------------------------------------------
+    def send(
+        self,
+        channel: str,
+        msg_type: str,
+        content: dict[str, Any],
+        *,
+        parent: Message | None = None,
+        metadata: dict[str, Any] | None = None,
+        buffers: list[bytes] | None = None,
+        msg_id: str | None = None,
+    ) -> str:
+        """Sign and send one message to the inner kernel; returns its msg_id.
+
+        ``msg_id`` lets the outer kernel reuse its frontend request's id, so that the
+        inner kernel's replies and outputs name a parent the outer kernel knows.
+
+        Raises:
+            SandboxDiedError: the sandbox is gone.
+        """
+        if self.death is not None:
+            raise self.death
+        if self.session is None or self.container is None:
+            raise SandboxError("The sandbox is not started yet.")
+        header = self.session.msg_header(msg_type)
+        if msg_id:
+            header["msg_id"] = msg_id
+        msg = self.session.msg(msg_type, content, parent=parent, metadata=metadata, header=header)
+        frames = self.session.serialize(msg)
+        frames.extend(bytes(b) for b in buffers or [])
+        self.container.send(_CHANNEL_KINDS[channel], frames)
+        return str(msg["header"]["msg_id"])
+
+    async def request(
+        self,
+        channel: str,
+        msg_type: str,
+        content: dict[str, Any],
+        *,
+        metadata: dict[str, Any] | None = None,
+        buffers: list[bytes] | None = None,
+    ) -> Message:
+        """Send a request and wait for its reply message.
+
+        Raises:
+            SandboxDiedError: the sandbox ended before the reply came.
+        """
+        msg_id = self.send(channel, msg_type, content, metadata=metadata, buffers=buffers)
+        return await self._reply_future(msg_id)
+
+    def _reply_future(self, msg_id: str) -> asyncio.Future[Message]:
+        assert self._loop is not None
+        future = self._replies.get(msg_id)
+        if future is None:
+            future = self._replies[msg_id] = self._loop.create_future()
+        return future
+
+    def _idle_future(self, msg_id: str) -> asyncio.Future[None]:
+        assert self._loop is not None
+        future = self._idle.get(msg_id)
+        if future is None:
+            future = self._idle[msg_id] = self._loop.create_future()
+        return future
+
+    def reply_future(self, msg_id: str) -> asyncio.Future[Message]:
+        """The future of the reply to ``msg_id`` (created on first use)."""
+        return self._reply_future(msg_id)
+
+    def idle_future(self, msg_id: str) -> asyncio.Future[None]:
+        """Resolves when the kernel reports idle for request ``msg_id`` on IOPub."""
+        return self._idle_future(msg_id)
+
+    def interrupt(self) -> None:
+        """Interrupt the running cell (SIGINT to the kernel inside); thread-safe."""
+        if self.container is not None:
+            self.container.send(Kind.INTERRUPT)
+
+    async def shutdown(self) -> None:
+        """Remove the container. Safe to call twice; never raises."""
+        if self.container is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.container.cleanup)
+
+    def shutdown_now(self) -> None:
+        """Synchronous :meth:`shutdown`, for atexit and other threads."""
+        if self.container is not None:
+            self.container.cleanup()
+
+    # -- frames from the reader thread ---------------------------------------------------
+    def _on_frame(self, kind: Kind, parts: list[bytes]) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        if kind == Kind.HELLO:
+            hello = decode_json(parts[0]) if parts else {}
+            if not isinstance(hello.get("key"), str):
+                raise ProtocolError("HELLO without a key")
+            loop.call_soon_threadsafe(self._resolve_hello, hello)
+        elif kind == Kind.LOG:
+            for part in parts:
+                self.log_tail += part
+            del self.log_tail[: max(0, len(self.log_tail) - 8192)]
+            log.debug("inner kernel: %s", b"".join(parts).decode("utf-8", "replace").rstrip())
+        elif kind == Kind.EXITED:
+            self._exit_status = decode_json(parts[0]) if parts else {}
+        elif kind in (Kind.SHELL, Kind.CONTROL, Kind.STDIN, Kind.IOPUB):
+            msg = self._deserialize(parts)
+            if msg is not None:
+                loop.call_soon_threadsafe(self._dispatch, kind, msg)
+
+    def _deserialize(self, parts: list[bytes]) -> Message | None:
+        session = self.session
+        if session is None:
+            return None
+        try:
+            _, frames = session.feed_identities(parts, copy=True)
+            return dict(session.deserialize(frames, content=True, copy=True))
+        except Exception as err:
+            # A message we cannot verify is dropped, never trusted.
+            log.warning("dropped an invalid message from the sandbox: %s", err)
+            return None
+
+    def _resolve_hello(self, hello: dict[str, Any]) -> None:
+        if self._hello is not None and not self._hello.done():
+            self._hello.set_result(hello)
+
+    def _dispatch(self, kind: Kind, msg: Message) -> None:
+        parent_id = (msg.get("parent_header") or {}).get("msg_id")
+        if kind == Kind.IOPUB:
+            msg_type = msg["header"]["msg_type"]
+            if msg_type == "status" and msg["content"].get("execution_state") == "idle":
+                idle = self._idle.pop(parent_id, None)
+                if idle is not None and not idle.done():
+                    idle.set_result(None)
+            self.on_iopub(msg)
+        elif kind == Kind.STDIN:
+            self.on_stdin(msg)
+        else:
+            future = self._replies.pop(parent_id, None)
+            if future is not None and not future.done():
+                future.set_result(msg)
+
+    def _on_closed(self, reason: str) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        error = self._explain_death(reason)
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._die, error)
+
+    def _explain_death(self, reason: str) -> SandboxDiedError:
+        limit_mib = self.config.memory_bytes // (1024 * 1024)
+        lost = "the sandbox was restarted and its state is lost"
+        status = self._exit_status
+        if status is None:
+            state = self.container.inspect_state() if self.container is not None else {}
+            if state.get("OOMKilled"):
+                return SandboxDiedError(
+                    f"This cell exceeded the sandbox memory limit ({limit_mib} MiB); {lost}.",
+                    "oom",
+                )
+            if reason.startswith(("connection lost", "protocol error", "internal error")):
+                return SandboxDiedError(
+                    f"The connection to the sandbox broke ({reason}); {lost}.", "lost"
+                )
+            return SandboxDiedError(
+                f"The sandbox container was stopped from outside; {lost}.", "killed"
+            )
+        returncode = int(status.get("returncode", 0))
+        if int(status.get("oom_kills", 0)) > 0:
+            return SandboxDiedError(
+                f"This cell exceeded the sandbox memory limit ({limit_mib} MiB); {lost}.", "oom"
+            )
+        if returncode < 0:
+            import signal
+
+            try:
+                name = signal.Signals(-returncode).name
+            except ValueError:
+                name = f"signal {-returncode}"
+            return SandboxDiedError(f"The kernel in the sandbox was killed by {name}; {lost}.", "killed")
+        return SandboxDiedError(
+            f"The kernel in the sandbox exited on its own (exit code {returncode}); {lost}.",
+            "exited",
+        )
+
+    def _die(self, error: SandboxDiedError) -> None:
+        if self.death is not None:
+            return
+        self.death = error
+        for future in [*self._replies.values(), *self._idle.values()]:
+            if not future.done():
+                future.set_exception(error)
+                # Nobody may be waiting on an idle future; do not log it as unhandled.
+                future.add_done_callback(_consume_exception)
+        self._replies.clear()
+        self._idle.clear()
+        if self._hello is not None and not self._hello.done():
+            self._hello.set_exception(error)
+            self._hello.add_done_callback(_consume_exception)
+        self.on_death(error)
+
+
+def _consume_exception(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

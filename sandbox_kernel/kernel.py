@@ -1,0 +1,408 @@
+"""The outer kernel: speaks Jupyter to the frontend, runs cells in the sandbox.
+
+It runs on the host. For each request it validates (execute only), forwards to the
+IPython kernel inside the container through :class:`~sandbox_kernel.Sandbox`, relays
+every message back under the frontend's own parent header, and adds the per-cell
+usage line. Busy/idle and execute_input are this kernel's own; the inner kernel's
+copies are dropped so the frontend never sees them twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import sys
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import zmq
+from ipykernel.kernelapp import IPKernelApp
+from ipykernel.kernelbase import Kernel
+from traitlets import Instance, default
+
+from . import __version__
+from .config import SandboxConfig
+from .errors import SandboxError
+from .inner import Message
+from .sandbox import ErrorInfo, ExecutionResult, Sandbox, validation_bundle
+from .validator import ValidationResult
+
+_FALLBACK_LANGUAGE_INFO = {
+    "name": "python",
+    "version": sys.version.split()[0],
+    "mimetype": "text/x-python",
+    "codemirror_mode": {"name": "ipython", "version": 3},
+    "pygments_lexer": "ipython3",
+    "nbconvert_exporter": "python",
+    "file_extension": ".py",
+}
+
+#: Requests whose parents we remember, so late output (widgets, threads) finds its cell.
+_PARENT_MEMORY = 512
+
+
+class SandboxKernel(Kernel):
+    """A Python kernel whose code runs in a locked-down Docker container."""
+
+    implementation = "sandbox-kernel"
+    implementation_version = __version__
+    help_links = [
+        {"text": "sandbox-kernel", "url": "https://pypi.org/project/sandbox-kernel/"},
+    ]
+
+    settings = Instance(SandboxConfig)
+
+    @default("settings")
+    def _default_settings(self) -> SandboxConfig:
+        return SandboxConfig(parent=self)
+
+    msg_types = [*Kernel.msg_types, "comm_open", "comm_msg", "comm_close"]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sandbox = Sandbox(self.settings, on_message=self._relay_unsolicited)
+        self._parents: OrderedDict[str, Message] = OrderedDict()
+        self._start_task: asyncio.Future[None] | None = None
+        atexit.register(self.sandbox.stop_now)
+
+    # -- startup ------------------------------------------------------------------------
+    def start(self) -> None:
+        super().start()
+        # Interrupts normally come as interrupt_request (the kernelspec says
+        # interrupt_mode=message); a SIGINT from an older frontend does the same.
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGINT, lambda *_: self.sandbox.interrupt())
+        self.io_loop.add_callback(self._begin_sandbox)
+
+    def _begin_sandbox(self) -> None:
+        self._start_task = asyncio.ensure_future(self._start_sandbox())
+
+    async def _start_sandbox(self) -> None:
+        try:
+            await self.sandbox.start()
+        except SandboxError as err:
+            self.log.error("sandbox-kernel: %s", err)
+
+    async def _sandbox_ready(self) -> SandboxError | None:
+        """Wait for the first start; the startup error, if it failed."""
+        if self._start_task is None:
+            self._begin_sandbox()
+        assert self._start_task is not None
+        await asyncio.shield(self._start_task)
+        return self.sandbox.startup_error
+
+    @property
+    def language_info(self) -> dict[str, Any]:  # type: ignore[override]
+        info = self.sandbox.kernel_info.get("language_info")
+        return dict(info) if info else dict(_FALLBACK_LANGUAGE_INFO)
+
+    @property
+    def banner(self) -> str:  # type: ignore[override]
+        cfg = self.settings
+        if self.sandbox.startup_error is not None:
+            return f"sandbox-kernel {__version__}: the sandbox failed to start: {self.sandbox.startup_error}"
+        inner = self.sandbox.kernel_info.get("banner", "").strip().splitlines()
+        python = inner[0] if inner else "Python"
+        return (
+            f"{python}\n"
+            f"sandbox-kernel {__version__}: every cell runs in a locked-down container.\n"
+            f"image: {self.sandbox.image_ref or cfg.image}\n"
+            f"limits: memory {cfg.memory}, {cfg.cpus:g} CPUs, {cfg.pids} pids, "
+            f"timeout {f'{cfg.timeout:g} s' if cfg.timeout else 'none'}, network {cfg.network_mode}\n"
+            f"validation: {cfg.validation}"
+        )
+
+    @property
+    def kernel_info(self) -> dict[str, Any]:  # type: ignore[override]
+        info = super().kernel_info
+        info["supported_features"] = []
+        info["sandbox"] = {
+            **self.settings.summary(),
+            "image_ref": self.sandbox.image_ref,
+            "container": self.sandbox.container_id,
+            "startup_error": str(self.sandbox.startup_error or "") or None,
+        }
+        return info
+
+    async def kernel_info_request(self, stream: Any, ident: Any, parent: Message) -> None:
+        # Frontends ask right after launch; answer with the real Python's
+        # language_info, so wait for the sandbox (bounded by its startup timeout).
+        await self._sandbox_ready()
+        await super().kernel_info_request(stream, ident, parent)
+
+    # -- execute ------------------------------------------------------------------------
+    async def do_execute(  # type: ignore[override]
+        self,
+        code: str,
+        silent: bool,
+        store_history: bool = True,
+        user_expressions: dict[str, str] | None = None,
+        allow_stdin: bool = False,
+        *,
+        cell_meta: dict[str, Any] | None = None,
+        cell_id: str | None = None,
+    ) -> dict[str, Any]:
+        parent = self.get_parent("shell")
+        ident = self._get_shell_context_var(self._shell_parent_ident)
+        if code.lstrip().startswith("%sandbox"):
+            return self._sandbox_magic(code.strip(), parent)
+        error = await self._sandbox_ready()
+        if error is not None and self.sandbox._inner is None:
+            # Try again: the engine may be up now. If not, say why in the cell.
+            try:
+                await self.sandbox.start()
+            except SandboxError as err:
+                return self._error_reply(ErrorInfo(type(err).__name__, str(err)), parent)
+
+        def publish(
+            msg_type: str, content: dict[str, Any], metadata: dict[str, Any], buffers: list[bytes]
+        ) -> None:
+            if msg_type == "execute_result":
+                content = {**content, "execution_count": self.execution_count}
+            self._publish(msg_type, content, parent, metadata, buffers)
+
+        async def ask(prompt: str, password: bool) -> str:
+            return await self._ask_frontend(prompt, password, ident, parent)
+
+        self._remember(parent)
+        try:
+            result = await self.sandbox.execute(
+                code,
+                on_output=None if silent else publish,
+                input_handler=ask if allow_stdin else None,
+                silent=silent,
+                store_history=store_history,
+                user_expressions=user_expressions,
+                msg_id=parent["header"]["msg_id"],
+            )
+        except SandboxError as err:
+            return self._error_reply(ErrorInfo(type(err).__name__, str(err)), parent)
+        if result.status == "blocked":
+            return self._blocked_reply(result, parent)
+        if not silent:
+            self._show_usage(result, parent)
+        reply = dict(result.reply)
+        reply["execution_count"] = self.execution_count
+        return reply
+
+    def _blocked_reply(self, result: ExecutionResult, parent: Message) -> dict[str, Any]:
+        verdict = result.validation
+        assert verdict is not None
+        self._publish_validation(verdict, parent)
+        report = verdict.format_report().splitlines()
+        error = ErrorInfo("SandboxValidationError", report[-1] if report else "blocked", report)
+        return self._error_reply(error, parent)
+
+    def _publish_validation(self, verdict: ValidationResult, parent: Message) -> None:
+        bundle = validation_bundle(verdict)
+        self._publish("display_data", {"data": bundle, "metadata": {}, "transient": {}}, parent)
+
+    def _error_reply(self, error: ErrorInfo, parent: Message) -> dict[str, Any]:
+        traceback = error.traceback or [f"{error.ename}: {error.evalue}"]
+        content = {"ename": error.ename, "evalue": error.evalue, "traceback": traceback}
+        self._publish("error", content, parent)
+        return {"status": "error", "execution_count": self.execution_count, **content}
+
+    def _show_usage(self, result: ExecutionResult, parent: Message) -> None:
+        usage = result.usage
+        mode = self.settings.usage_display
+        if usage is None or mode == "off":
+            return
+        if mode == "slow" and usage.wall_time_s < self.settings.usage_min_seconds:
+            return
+        self._publish("display_data", {"data": usage.bundle(), "metadata": {}, "transient": {}}, parent)
+
+    def _sandbox_magic(self, command: str, parent: Message) -> dict[str, Any]:
+        """``%sandbox usage`` / ``%sandbox info``: answered here, never forwarded."""
+        words = command.split()
+        sub = words[1] if len(words) > 1 else "info"
+        if sub == "usage":
+            bundle = self.sandbox.usage_history.report_bundle()
+        elif sub == "info":
+            info = {**self.kernel_info["sandbox"], "banner": self.banner}
+            bundle = {"text/plain": self.banner, "application/json": info}
+        else:
+            return self._error_reply(
+                ErrorInfo("UsageError", f"unknown %sandbox command {sub!r}; use 'usage' or 'info'"),
+                parent,
+            )
+        self._publish("display_data", {"data": bundle, "metadata": {}, "transient": {}}, parent)
+        return {"status": "ok", "execution_count": self.execution_count, "payload": [], "user_expressions": {}}
+
+    # -- publishing -----------------------------------------------------------------------
+    def _publish(
+        self,
+        msg_type: str,
+        content: dict[str, Any],
+        parent: Message,
+        metadata: dict[str, Any] | None = None,
+        buffers: list[bytes] | None = None,
+    ) -> None:
+        assert self.session is not None
+        self.session.send(
+            self.iopub_socket,
+            msg_type,
+            content,
+            parent=parent,
+            metadata=metadata,
+            buffers=buffers or None,
+            ident=self._topic(msg_type),
+        )
+
+    def _remember(self, parent: Message) -> None:
+        self._parents[parent["header"]["msg_id"]] = parent
+        while len(self._parents) > _PARENT_MEMORY:
+            self._parents.popitem(last=False)
+
+    def _relay_unsolicited(self, msg: Message) -> None:
+        """IOPub traffic outside a running cell (widgets, comms, background threads)."""
+        parent_id = (msg.get("parent_header") or {}).get("msg_id")
+        parent = self._parents.get(parent_id or "") or self.get_parent("shell")
+        self._publish(
+            msg["header"]["msg_type"],
+            msg["content"],
+            parent,
+            msg.get("metadata") or {},
+            [bytes(b) for b in msg.get("buffers") or []],
+        )
+
+    # -- stdin ----------------------------------------------------------------------------
+    async def _ask_frontend(self, prompt: str, password: bool, ident: Any, parent: Message) -> str:
+        cancelled = threading.Event()
+        try:
+            return await asyncio.to_thread(self._input_roundtrip, prompt, password, ident, parent, cancelled)
+        finally:
+            cancelled.set()
+
+    def _input_roundtrip(
+        self, prompt: str, password: bool, ident: Any, parent: Message, cancelled: threading.Event
+    ) -> str:
+        assert self.session is not None
+        sock = self.stdin_socket
+        while True:  # drop stale replies
+            try:
+                sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.ZMQError:
+                break
+        self.session.send(sock, "input_request", {"prompt": prompt, "password": password}, parent, ident=ident)
+        while not cancelled.is_set():
+            if sock.poll(100, zmq.POLLIN):
+                _, reply = self.session.recv(sock)
+                if reply is not None:
+                    return str(reply["content"].get("value", ""))
+        raise EOFError
+
+    # -- other shell requests -----------------------------------------------------------------
+    async def _forward(self, msg_type: str, content: dict[str, Any], fallback: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return await self.sandbox.request(msg_type, content)
+        except (SandboxError, asyncio.TimeoutError) as err:
+            self.log.warning("sandbox-kernel: %s failed: %s", msg_type, err)
+            return fallback
+
+    async def do_complete(self, code: str, cursor_pos: int) -> dict[str, Any]:  # type: ignore[override]
+        return await self._forward(
+            "complete_request",
+            {"code": code, "cursor_pos": cursor_pos},
+            {"status": "ok", "matches": [], "cursor_start": cursor_pos, "cursor_end": cursor_pos, "metadata": {}},
+        )
+
+    async def do_inspect(  # type: ignore[override]
+        self, code: str, cursor_pos: int, detail_level: int = 0, omit_sections: Any = ()
+    ) -> dict[str, Any]:
+        return await self._forward(
+            "inspect_request",
+            {"code": code, "cursor_pos": cursor_pos, "detail_level": detail_level},
+            {"status": "ok", "found": False, "data": {}, "metadata": {}},
+        )
+
+    async def do_is_complete(self, code: str) -> dict[str, Any]:  # type: ignore[override]
+        return await self._forward(
+            "is_complete_request", {"code": code}, {"status": "unknown"}
+        )
+
+    async def do_history(  # type: ignore[override]
+        self,
+        hist_access_type: str,
+        output: bool,
+        raw: bool,
+        session: int | None = None,
+        start: int | None = None,
+        stop: int | None = None,
+        n: int | None = None,
+        pattern: str | None = None,
+        unique: bool = False,
+    ) -> dict[str, Any]:
+        content = {
+            "hist_access_type": hist_access_type,
+            "output": output,
+            "raw": raw,
+            "session": session,
+            "start": start,
+            "stop": stop,
+            "n": n,
+            "pattern": pattern,
+            "unique": unique,
+        }
+        return await self._forward("history_request", content, {"status": "ok", "history": []})
+
+    async def comm_info_request(self, stream: Any, ident: Any, parent: Message) -> None:
+        content = await self._forward(
+            "comm_info_request", dict(parent["content"]), {"status": "ok", "comms": {}}
+        )
+        assert self.session is not None
+        self.session.send(stream, "comm_info_reply", content, parent, ident)
+
+    async def _forward_comm(self, stream: Any, ident: Any, parent: Message) -> None:
+        self._remember(parent)
+        self.sandbox.send(
+            parent["header"]["msg_type"],
+            dict(parent["content"]),
+            metadata=dict(parent.get("metadata") or {}),
+            buffers=[bytes(b) for b in parent.get("buffers") or []],
+            msg_id=parent["header"]["msg_id"],
+        )
+
+    comm_open = comm_msg = comm_close = _forward_comm
+
+    # -- control ------------------------------------------------------------------------------
+    async def interrupt_request(self, stream: Any, ident: Any, parent: Message) -> None:
+        self.sandbox.interrupt()
+        assert self.session is not None
+        self.session.send(stream, "interrupt_reply", {"status": "ok"}, parent, ident=ident)
+
+    async def do_shutdown(self, restart: bool) -> dict[str, Any]:  # type: ignore[override]
+        await asyncio.to_thread(self.sandbox.stop_now)
+        return {"status": "ok", "restart": restart}
+
+    async def usage_request(self, stream: Any, ident: Any, parent: Message) -> None:
+        content: dict[str, Any] = {"hostname": socket.gethostname(), "pid": os.getpid()}
+        with contextlib.suppress(Exception):
+            content.update(await asyncio.to_thread(self.sandbox.usage_snapshot))
+        assert self.session is not None
+        self.session.send(stream, "usage_reply", content, parent, ident)
+
+
+class SandboxKernelApp(IPKernelApp):
+    """The kernel process: ipykernel's app, with our kernel and config file name."""
+
+    name = "sandbox-kernel"
+    kernel_class = SandboxKernel  # type: ignore[assignment]
+    # Our own stdout/stderr are logs for the Jupyter server, not cell output.
+    outstream_class = None  # type: ignore[assignment]
+    classes = [*IPKernelApp.classes, SandboxKernel, SandboxConfig]
+
+    @default("config_file_name")
+    def _config_file_name_default(self) -> str:
+        return "sandbox_kernel_config"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the kernel process (what the kernelspec's argv starts)."""
+    SandboxKernelApp.launch_instance(argv=argv)
+

@@ -1,0 +1,297 @@
+"""The relay that runs inside the container, between the host and the inner kernel.
+
+This file is not imported on the host: its source text is the container's command
+(``python3 -c <this file> ...``), so nothing of this package has to be installed in
+the image and a package upgrade never forces an image rebuild. It therefore uses only
+the standard library and pyzmq (which every image with ipykernel has), and must run
+on any Python 3 that ipykernel supports.
+
+What it does:
+
+* starts ``ipykernel`` with IPC sockets in the container's own tmpfs (no network is
+  needed: the container runs with ``network_mode=none``);
+* waits for the controller's OPEN frame on stdin (a spare container waits here until
+  it is claimed, or exits after ``--claim-timeout`` seconds);
+* then moves messages between the container's stdin/stdout and the kernel's sockets,
+  as length-prefixed frames (see ``sandbox_kernel.wire`` on the host side);
+* exits when stdin reaches EOF (the controller detached or died), when no PING came
+  for ``--lease`` seconds (a controller that hangs, or a broken remote connection),
+  or when the kernel exits (after telling the host how and why).
+
+Wire format, both directions: ``>BI`` (kind, number of parts), then for each part
+``>I`` length and the bytes.
+"""
+
+import json
+import os
+import secrets
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import zmq
+
+# Frame kinds. Keep in sync with sandbox_kernel/wire.py.
+SHELL, CONTROL, STDIN, IOPUB = 1, 2, 3, 4
+OPEN, PING, INTERRUPT, SHUTDOWN = 10, 11, 12, 13
+HELLO, EXITED, LOG = 20, 21, 22
+
+HEADER = struct.Struct(">BI")
+LENGTH = struct.Struct(">I")
+MAX_PART = 256 * 1024 * 1024
+RUNTIME_DIR = "/tmp/.sandbox-kernel"
+
+
+def parse_args(argv):
+    opts = {"claim-timeout": 0.0, "lease": 6.0}
+    for arg in argv:
+        if arg.startswith("--") and "=" in arg:
+            name, value = arg[2:].split("=", 1)
+            opts[name] = float(value)
+    return opts
+
+
+def oom_kills():
+    """The cgroup's OOM-kill counter, as the container sees its own cgroup (v2 or v1)."""
+    for path in ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"):
+        try:
+            with open(path) as f:
+                for line in f:
+                    if line.startswith("oom_kill "):
+                        return int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+    return -1
+
+
+def raise_oom_score():
+    # Make the kernel, not the relay, the OOM killer's first choice, so the relay
+    # survives to report what happened. Raising one's own score needs no privilege.
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
+
+
+class Relay:
+    def __init__(self, opts):
+        self.opts = opts
+        self.ctx = zmq.Context()
+        self.key = secrets.token_hex(32)
+        self.inbuf = bytearray()
+        self.out = sys.stdout.buffer
+        self.opened = False
+        self.last_ping = time.monotonic()
+        self.oom_at_start = oom_kills()
+
+    def write_frame(self, kind, parts):
+        chunks = [HEADER.pack(kind, len(parts))]
+        for part in parts:
+            data = bytes(part)
+            chunks.append(LENGTH.pack(len(data)))
+            chunks.append(data)
+        self.out.write(b"".join(chunks))
+        self.out.flush()
+
+    def start_kernel(self):
+        os.makedirs(RUNTIME_DIR, mode=0o700, exist_ok=True)
+        os.makedirs(os.environ.get("HOME", "/tmp/home"), mode=0o700, exist_ok=True)
+        workdir = os.environ.get("SANDBOX_WORKDIR", "/tmp/work")
+        os.makedirs(workdir, mode=0o700, exist_ok=True)
+        base = RUNTIME_DIR + "/kernel"
+        connection = {
+            "transport": "ipc",
+            "ip": base,
+            "shell_port": 1,
+            "iopub_port": 2,
+            "stdin_port": 3,
+            "control_port": 4,
+            "hb_port": 5,
+            "key": self.key,
+            "signature_scheme": "hmac-sha256",
+            "kernel_name": "sandbox-inner",
+        }
+        conn_file = RUNTIME_DIR + "/connection.json"
+        with open(os.open(conn_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            json.dump(connection, f)
+        # Automagic off and no shell aliases: a one-line cell like `cat /etc/passwd`
+        # must be Python, as the validator judged it, never a shell alias.
+        kernel_config = {
+            "InteractiveShell": {"automagic": False},
+            "AliasManager": {"default_aliases": [], "user_aliases": []},
+            "HistoryManager": {"hist_file": ":memory:"},
+        }
+        config_file = RUNTIME_DIR + "/kernel_config.json"
+        with open(config_file, "w") as f:
+            json.dump(kernel_config, f)
+        self.kernel = subprocess.Popen(
+            [sys.executable, "-m", "ipykernel_launcher", "-f", conn_file, "--config=" + config_file],
+            stdin=subprocess.DEVNULL,
+            # Never our stdout: that is the transport, and the kernel's own fd 1 must
+            # not be able to write frames onto it.
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            start_new_session=True,
+            preexec_fn=raise_oom_score,
+        )
+        os.set_blocking(self.kernel.stdout.fileno(), False)
+
+        def connect(kind, port):
+            sock = self.ctx.socket(kind)
+            sock.linger = 0
+            if kind == zmq.DEALER:
+                sock.identity = secrets.token_hex(8).encode()
+            if kind == zmq.SUB:
+                sock.setsockopt(zmq.SUBSCRIBE, b"")
+            sock.connect("ipc://%s-%d" % (base, port))
+            return sock
+
+        self.sockets = {
+            SHELL: connect(zmq.DEALER, 1),
+            IOPUB: connect(zmq.SUB, 2),
+            STDIN: connect(zmq.DEALER, 3),
+            CONTROL: connect(zmq.DEALER, 4),
+        }
+        self.kind_of = {sock: kind for kind, sock in self.sockets.items()}
+
+    def hello(self):
+        info = {
+            "key": self.key,
+            "signature_scheme": "hmac-sha256",
+            "python": sys.version.split()[0],
+            "executable": sys.executable,
+            "kernel_pid": self.kernel.pid,
+            "relay_pid": os.getpid(),
+            "uid": os.getuid(),
+        }
+        self.write_frame(HELLO, [json.dumps(info).encode()])
+
+    def handle_frame(self, kind, parts):
+        if kind == PING:
+            return
+        if kind in (SHELL, CONTROL, STDIN):
+            self.sockets[kind].send_multipart(parts, copy=False)
+        elif kind == OPEN:
+            if not self.opened:
+                self.opened = True
+                self.hello()
+        elif kind == INTERRUPT:
+            try:
+                os.killpg(self.kernel.pid, signal.SIGINT)
+            except OSError:
+                pass
+        elif kind == SHUTDOWN:
+            self.stop(0)
+
+    def read_stdin(self):
+        data = os.read(0, 1 << 20)
+        if not data:
+            self.stop(0)
+        self.last_ping = time.monotonic()
+        buf = self.inbuf
+        buf += data
+        pos = 0
+        while True:
+            if len(buf) - pos < HEADER.size:
+                break
+            kind, count = HEADER.unpack_from(buf, pos)
+            cursor = pos + HEADER.size
+            parts = []
+            for _ in range(count):
+                if len(buf) - cursor < LENGTH.size:
+                    parts = None
+                    break
+                (length,) = LENGTH.unpack_from(buf, cursor)
+                if length > MAX_PART:
+                    self.stop(3)
+                cursor += LENGTH.size
+                if len(buf) - cursor < length:
+                    parts = None
+                    break
+                parts.append(bytes(buf[cursor : cursor + length]))
+                cursor += length
+            if parts is None:
+                break
+            pos = cursor
+            self.handle_frame(kind, parts)
+        del buf[:pos]
+
+    def forward_kernel_log(self):
+        fd = self.kernel.stdout.fileno()
+        try:
+            data = os.read(fd, 65536)
+        except (BlockingIOError, OSError, ValueError):
+            return
+        if not data:
+            # The kernel closed its end (it is exiting): stop polling a pipe at EOF.
+            try:
+                self.poller.unregister(fd)
+            except (KeyError, AttributeError):
+                pass
+        elif self.opened:
+            self.write_frame(LOG, [data])
+
+    def kernel_exited(self, returncode):
+        self.forward_kernel_log()
+        if self.opened:
+            status = {
+                "returncode": returncode,
+                "oom_kills": max(oom_kills() - self.oom_at_start, 0)
+                if self.oom_at_start >= 0
+                else -1,
+            }
+            self.write_frame(EXITED, [json.dumps(status).encode()])
+        self.stop(0)
+
+    def stop(self, code):
+        kernel = getattr(self, "kernel", None)
+        if kernel is not None and kernel.poll() is None:
+            try:
+                os.killpg(kernel.pid, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            self.out.flush()
+        except OSError:
+            pass
+        os._exit(code)
+
+    def run(self):
+        self.start_kernel()
+        poller = self.poller = zmq.Poller()
+        poller.register(0, zmq.POLLIN)
+        poller.register(self.kernel.stdout.fileno(), zmq.POLLIN)
+        for sock in self.sockets.values():
+            poller.register(sock, zmq.POLLIN)
+        started = time.monotonic()
+        claim_timeout = self.opts["claim-timeout"]
+        lease = self.opts["lease"]
+        while True:
+            events = dict(poller.poll(500))
+            for source in events:
+                if source == 0:
+                    self.read_stdin()
+                elif isinstance(source, int):
+                    self.forward_kernel_log()
+                else:
+                    parts = source.recv_multipart(copy=False)
+                    if self.opened:
+                        self.write_frame(self.kind_of[source], [p.buffer for p in parts])
+            returncode = self.kernel.poll()
+            if returncode is not None:
+                self.kernel_exited(returncode)
+            now = time.monotonic()
+            if not self.opened and claim_timeout and now - started > claim_timeout:
+                self.stop(0)
+            if self.opened and lease and now - self.last_ping > lease:
+                self.stop(4)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    Relay(parse_args(sys.argv[1:])).run()

@@ -1,0 +1,535 @@
+"""The public API: one persistent sandbox, executing code cell by cell.
+
+::
+
+    async with Sandbox(memory="1g", timeout=30) as sb:
+        result = await sb.execute("import numpy as np; print(np.arange(3).sum())")
+        print(result.success, result.stdout, result.usage)
+
+:class:`Sandbox` is the whole pipeline after the frontend: validator -> container
+session -> inner kernel -> outputs + usage. The Jupyter kernel (:mod:`.kernel`) is a
+thin protocol layer over it; programs (an LLM agent running the strategy it just
+wrote) use it directly. State persists between :meth:`Sandbox.execute` calls, as in
+a notebook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+
+from .config import SandboxConfig, format_size
+from .errors import SandboxDiedError, SandboxError
+from .inner import InnerKernel, Message
+from .session import connect, image_reference, launch_spare, resolve_image
+from .usage import CellUsage, SessionUsage, UsageMeter
+from .validator import Policy, ValidationResult, validate
+
+log = logging.getLogger(__name__)
+
+#: Receives each output message of a running cell: (msg_type, content, metadata, buffers).
+OutputHandler = Callable[[str, dict[str, Any], dict[str, Any], list[bytes]], None]
+#: Answers ``input()`` in the sandbox: (prompt, password) -> the line typed.
+InputHandler = Callable[[str, bool], Awaitable[str]]
+
+_OUTPUT_TYPES = {
+    "stream",
+    "display_data",
+    "update_display_data",
+    "execute_result",
+    "error",
+    "clear_output",
+}
+
+
+@dataclass
+class ErrorInfo:
+    """The exception a cell raised (or the sandbox's own failure)."""
+
+    ename: str
+    evalue: str
+    traceback: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ExecutionResult:
+    """Everything one :meth:`Sandbox.execute` produced.
+
+    ``status`` is ``"ok"``, ``"error"`` (the code raised, or the sandbox failed) or
+    ``"blocked"`` (the validator refused the cell; nothing ran).
+    """
+
+    status: str
+    stdout: str = ""
+    stderr: str = ""
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    error: ErrorInfo | None = None
+    validation: ValidationResult | None = None
+    usage: CellUsage | None = None
+    execution_count: int | None = None
+    restarted: bool = False
+    truncated: bool = False
+    reply: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def success(self) -> bool:
+        return self.status == "ok"
+
+
+class _CellRun:
+    """Collects one cell's outputs, applying the output cap."""
+
+    def __init__(self, limit: int, on_output: OutputHandler | None, input_handler: InputHandler | None):
+        self.limit = limit
+        self.on_output = on_output
+        self.input_handler = input_handler
+        self.sent_bytes = 0
+        self.truncated = False
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self.outputs: list[dict[str, Any]] = []
+
+    def accept(self, msg: Message) -> None:
+        msg_type = msg["header"]["msg_type"]
+        if msg_type not in _OUTPUT_TYPES:
+            return
+        content = msg["content"]
+        buffers = [bytes(b) for b in msg.get("buffers") or []]
+        if msg_type in ("stream", "display_data", "update_display_data", "execute_result"):
+            size = _content_size(content) + sum(len(b) for b in buffers)
+            if self.sent_bytes + size > self.limit:
+                self._truncate()
+                return
+            self.sent_bytes += size
+        if msg_type == "stream":
+            (self.stdout if content.get("name") == "stdout" else self.stderr).append(
+                str(content.get("text", ""))
+            )
+        elif msg_type != "clear_output":
+            self.outputs.append({"output_type": msg_type, **content})
+        if self.on_output is not None:
+            self.on_output(msg_type, content, msg.get("metadata") or {}, buffers)
+
+    def _truncate(self) -> None:
+        if self.truncated:
+            return
+        self.truncated = True
+        notice = (
+            f"\n[sandbox-kernel: output truncated: this cell's output passed the "
+            f"{format_size(self.limit)} limit; the rest was dropped]\n"
+        )
+        self.stderr.append(notice)
+        if self.on_output is not None:
+            self.on_output("stream", {"name": "stderr", "text": notice}, {}, [])
+
+
+def _content_size(content: dict[str, Any]) -> int:
+    text = content.get("text")
+    if isinstance(text, str) and len(content) <= 2:
+        return len(text)
+    return len(json.dumps(content, default=str))
+
+
+class Sandbox:
+    """A persistent, locked-down Python kernel in a Docker container.
+
+    Args:
+        config: the settings; or pass them as keyword arguments
+            (``Sandbox(image=..., memory="1g", timeout=30)``).
+        on_message: called with every IOPub message that belongs to no running
+            :meth:`execute` (widget and comm traffic, output of background threads).
+    """
+
+    def __init__(
+        self,
+        config: SandboxConfig | None = None,
+        *,
+        on_message: Callable[[Message], None] | None = None,
+        **settings: Any,
+    ) -> None:
+        self.config = config if config is not None else SandboxConfig(**settings)
+        if config is not None and settings:
+            self.config = SandboxConfig(config=config.config, **settings)
+        self.on_message = on_message
+        self.usage_history = SessionUsage()
+        self.kernel_info: dict[str, Any] = {}
+        self.image_ref = ""
+        self.startup_error: SandboxError | None = None
+        self.notice = ""  # said before the next cell's output (e.g. why state was lost)
+        self._client: docker.DockerClient | None = None
+        self._inner: InnerKernel | None = None
+        self._meter: UsageMeter | None = None
+        self._starting: asyncio.Task[None] | None = None
+        self._runs: dict[str, _CellRun] = {}
+        self._closed = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def __aenter__(self) -> Sandbox:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Start the container and wait for its kernel.
+
+        Raises:
+            SandboxError: the engine is unreachable, the image missing, the container
+                failed to start or its kernel did not become ready.
+        """
+        if self._starting is None or (self._starting.done() and self._inner is None):
+            self._starting = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._starting)
+
+    async def _start(self) -> None:
+        self._closed = False
+        try:
+            if self._client is None:
+                self._client = await asyncio.to_thread(connect, self.config)
+            inner = InnerKernel(
+                self.config, self._client, self._route_iopub, self._route_stdin, self._on_death
+            )
+            await inner.start()
+        except SandboxError as err:
+            self.startup_error = err
+            raise
+        self.startup_error = None
+        self._inner = inner
+        self.kernel_info = inner.kernel_info
+        assert inner.container is not None and inner.container.container_id is not None
+        self.image_ref = image_reference(inner.container.image)
+        self._meter = UsageMeter(
+            self._client,
+            inner.container.container_id,
+            self.config.memory_bytes,
+            self.config.pids,
+        )
+        if self.config.warm_spare:
+            image_id = inner.container.image.id
+            asyncio.get_running_loop().run_in_executor(
+                None, launch_spare, self._client, self.config, image_id
+            )
+
+    async def stop(self) -> None:
+        """Remove the container. Safe to call twice; never raises."""
+        self._closed = True
+        inner, self._inner = self._inner, None
+        if self._meter is not None:
+            self._meter.close()
+            self._meter = None
+        if inner is not None:
+            await inner.shutdown()
+
+    def stop_now(self) -> None:
+        """Synchronous :meth:`stop` for atexit handlers and other threads."""
+        self._closed = True
+        if self._inner is not None:
+            self._inner.shutdown_now()
+
+    async def restart(self) -> None:
+        """A fresh container: every variable and file of the old one is gone."""
+        await self.stop()
+        self._starting = None
+        await self.start()
+
+    @property
+    def running(self) -> bool:
+        return self._inner is not None and self._inner.death is None
+
+    @property
+    def container_id(self) -> str | None:
+        if self._inner is None or self._inner.container is None:
+            return None
+        return self._inner.container.container_id
+
+    def interrupt(self) -> None:
+        """Interrupt the running cell (KeyboardInterrupt inside); thread-safe."""
+        if self._inner is not None:
+            self._inner.interrupt()
+
+    # -- execution ----------------------------------------------------------------------
+    def policy(self) -> Policy:
+        return Policy.from_config(self.config)
+
+    async def execute(
+        self,
+        code: str,
+        *,
+        on_output: OutputHandler | None = None,
+        input_handler: InputHandler | None = None,
+        silent: bool = False,
+        store_history: bool = True,
+        user_expressions: dict[str, str] | None = None,
+        timeout: float | None = None,
+        msg_id: str | None = None,
+    ) -> ExecutionResult:
+        """Validate and run one cell; state persists to the next call.
+
+        Args:
+            code: the cell's source.
+            on_output: receives each output message while the cell runs.
+            input_handler: answers ``input()``; without one ``input()`` raises
+                StdinNotImplementedError in the sandbox.
+            silent, store_history, user_expressions: as in ``execute_request``.
+            timeout: wall-clock limit in seconds (default: the ``timeout`` setting;
+                0 means none).
+            msg_id: the id for the request to the inner kernel (the kernel passes its
+                frontend request's id, so late outputs can be matched to the cell).
+
+        Returns:
+            The result; sandbox failures (died, timed out) are reported in it, never
+            raised, and leave a fresh sandbox for the next call.
+
+        Raises:
+            SandboxError: the sandbox cannot be started at all.
+        """
+        verdict = validate(code, self.policy()) if self.config.validation != "off" else None
+        if verdict is not None and verdict.blocked:
+            return ExecutionResult(
+                status="blocked",
+                validation=verdict,
+                error=ErrorInfo("SandboxValidationError", verdict.format_report().splitlines()[-1]),
+            )
+        restarted_before = await self._ensure_running()
+        inner = self._inner
+        assert inner is not None
+        run = _CellRun(self.config.max_output_bytes, on_output, input_handler)
+        if self.notice:
+            run.accept(_stream_message("stderr", self.notice + "\n"))
+            self.notice = ""
+        if verdict is not None and verdict.violations:
+            # warn mode: the findings show above the cell's own output.
+            run.accept(_validation_message(verdict))
+        content = {
+            "code": code,
+            "silent": silent,
+            "store_history": store_history,
+            "user_expressions": user_expressions or {},
+            "allow_stdin": input_handler is not None,
+            "stop_on_error": True,
+        }
+        limit = self.config.timeout if timeout is None else timeout
+        meter = self._meter
+        started = time.perf_counter()
+        if meter is not None:
+            meter.begin_cell()
+        msg_id = inner.send("shell", "execute_request", content, msg_id=msg_id)
+        self._runs[msg_id] = run
+        reply_future = inner.reply_future(msg_id)
+        idle_future = inner.idle_future(msg_id)
+        result = ExecutionResult(status="ok", validation=verdict, restarted=restarted_before)
+        try:
+            reply = await self._await_reply(reply_future, limit, run)
+            # Outputs travel on IOPub; the reply may overtake them. The idle status
+            # for this request comes after its last output.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(idle_future, 10)
+            result.reply = reply["content"]
+            result.execution_count = reply["content"].get("execution_count")
+            if reply["content"].get("status") != "ok":
+                result.status = "error"
+                result.error = ErrorInfo(
+                    str(reply["content"].get("ename", "Error")),
+                    str(reply["content"].get("evalue", "")),
+                    list(reply["content"].get("traceback", [])),
+                )
+        except SandboxDiedError as died:
+            result.status = "error"
+            result.restarted = True
+            result.error = ErrorInfo(_died_ename(died), str(died), [])
+            result.reply = {"status": "error", "ename": result.error.ename, "evalue": str(died), "traceback": []}
+            run.accept(_error_message(result.error))
+            await self._replace_after_death(died)
+        finally:
+            self._runs.pop(msg_id, None)
+        if meter is not None and not result.restarted:
+            with contextlib.suppress(Exception):
+                result.usage = (
+                    meter.end_cell() if meter.is_local else await asyncio.to_thread(meter.end_cell)
+                )
+        elif meter is not None:
+            result.usage = None
+        if result.usage is not None:
+            self.usage_history.add(result.execution_count, code, result.usage)
+        log.debug("cell took %.3f s", time.perf_counter() - started)
+        result.stdout = "".join(run.stdout)
+        result.stderr = "".join(run.stderr)
+        result.outputs = run.outputs
+        result.truncated = run.truncated
+        return result
+
+    async def _await_reply(self, future: asyncio.Future[Message], limit: float, run: _CellRun) -> Message:
+        if not limit:
+            return await future
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), limit)
+        except asyncio.TimeoutError:
+            pass
+        self.interrupt()
+        try:
+            reply = await asyncio.wait_for(asyncio.shield(future), self.config.interrupt_grace)
+        except asyncio.TimeoutError:
+            raise SandboxDiedError(
+                f"This cell ran past the {limit:g} s timeout and did not stop when "
+                f"interrupted; the sandbox was restarted and its state is lost.",
+                "timeout",
+            ) from None
+        notice = f"\n[sandbox-kernel: this cell ran past the {limit:g} s timeout and was interrupted]\n"
+        run.accept(_stream_message("stderr", notice))
+        return reply
+
+    async def _ensure_running(self) -> bool:
+        """Start (or restart after a death) before a cell; True if state was lost."""
+        if self._inner is not None and self._inner.death is None:
+            return False
+        if self._inner is not None and self._inner.death is not None:
+            await self._replace_after_death(self._inner.death)
+            return True
+        await self.start()
+        return False
+
+    async def _replace_after_death(self, died: SandboxDiedError) -> None:
+        old, self._inner = self._inner, None
+        if self._meter is not None:
+            self._meter.close()
+            self._meter = None
+        if old is not None:
+            await old.shutdown()
+        self._starting = None
+        if not self._closed:
+            await self.start()
+
+    # -- other requests -----------------------------------------------------------------
+    async def request(
+        self,
+        msg_type: str,
+        content: dict[str, Any],
+        *,
+        channel: str = "shell",
+        timeout: float = 30.0,
+    ) -> dict[str, Any]:
+        """A request/reply exchange with the inner kernel (complete, inspect, ...).
+
+        Raises:
+            SandboxError: the sandbox is not running or died meanwhile.
+            asyncio.TimeoutError: no reply within ``timeout``.
+        """
+        await self._ensure_running()
+        assert self._inner is not None
+        reply = await asyncio.wait_for(self._inner.request(channel, msg_type, content), timeout)
+        return dict(reply["content"])
+
+    def send(
+        self,
+        msg_type: str,
+        content: dict[str, Any],
+        *,
+        channel: str = "shell",
+        metadata: dict[str, Any] | None = None,
+        buffers: list[bytes] | None = None,
+        msg_id: str | None = None,
+    ) -> str | None:
+        """Send a message that expects no awaited reply (comm traffic); returns its id."""
+        if self._inner is None or self._inner.death is not None:
+            return None
+        return self._inner.send(
+            channel, msg_type, content, metadata=metadata, buffers=buffers, msg_id=msg_id
+        )
+
+    def usage_snapshot(self) -> dict[str, Any]:
+        """Current container usage, for ``usage_request`` (thread-safe, may block briefly)."""
+        meter = self._meter
+        return meter.snapshot() if meter is not None else {}
+
+    # -- routing of inner messages -------------------------------------------------------
+    def _route_iopub(self, msg: Message) -> None:
+        parent_id = (msg.get("parent_header") or {}).get("msg_id")
+        run = self._runs.get(parent_id) if parent_id else None
+        if run is not None:
+            run.accept(msg)
+        elif self.on_message is not None:
+            msg_type = msg["header"]["msg_type"]
+            if msg_type not in ("status", "execute_input"):
+                self.on_message(msg)
+
+    def _route_stdin(self, msg: Message) -> None:
+        if msg["header"]["msg_type"] != "input_request":
+            return
+        parent_id = (msg.get("parent_header") or {}).get("msg_id")
+        run = self._runs.get(parent_id) if parent_id else None
+        handler = run.input_handler if run is not None else None
+        asyncio.ensure_future(self._answer_input(msg, handler))
+
+    async def _answer_input(self, request: Message, handler: InputHandler | None) -> None:
+        content = request["content"]
+        try:
+            value = (
+                await handler(str(content.get("prompt", "")), bool(content.get("password")))
+                if handler is not None
+                else "\x04"
+            )
+        except (EOFError, asyncio.CancelledError):
+            value = "\x04"
+        except Exception:
+            log.exception("input handler failed")
+            value = "\x04"
+        inner = self._inner
+        if inner is not None and inner.death is None:
+            with contextlib.suppress(SandboxError):
+                inner.send("stdin", "input_reply", {"value": value}, parent=request)
+
+    def _on_death(self, died: SandboxDiedError) -> None:
+        # A death between cells: the next cell starts a fresh sandbox and says why.
+        if not self._runs and not self._closed:
+            self.notice = f"[sandbox-kernel] {died}"
+
+
+def _died_ename(died: SandboxDiedError) -> str:
+    return {
+        "oom": "SandboxOutOfMemory",
+        "timeout": "SandboxTimeout",
+    }.get(died.reason, "SandboxRestarted")
+
+
+def _stream_message(name: str, text: str) -> Message:
+    return {
+        "header": {"msg_type": "stream"},
+        "content": {"name": name, "text": text},
+        "metadata": {},
+        "buffers": [],
+    }
+
+
+def _error_message(error: ErrorInfo) -> Message:
+    return {
+        "header": {"msg_type": "error"},
+        "content": {"ename": error.ename, "evalue": error.evalue, "traceback": [f"{error.ename}: {error.evalue}"]},
+        "metadata": {},
+        "buffers": [],
+    }
+
+
+VALIDATION_MIME_TYPE = "application/vnd.sandbox-kernel.validation+json"
+
+
+def validation_bundle(verdict: ValidationResult) -> dict[str, Any]:
+    """The validator's verdict as a display bundle (text + structured JSON)."""
+    return {"text/plain": verdict.format_report(), VALIDATION_MIME_TYPE: verdict.to_json()}
+
+
+def _validation_message(verdict: ValidationResult) -> Message:
+    return {
+        "header": {"msg_type": "display_data"},
+        "content": {"data": validation_bundle(verdict), "metadata": {}, "transient": {}},
+        "metadata": {},
+        "buffers": [],
+    }

@@ -1,0 +1,420 @@
+"""Container lifecycle and the byte channel to the relay inside it.
+
+A :class:`ContainerSession` owns one container: it creates (or claims a warm spare),
+attaches to its stdin/stdout, starts it, reads frames on a thread, pings the relay,
+and tears it all down. Lifecycle names follow jupyter_client's provisioners
+(``launch``, ``poll``, ``send_signal``, ``kill``, ``cleanup``); teardown is safe to call
+twice and never raises.
+
+Why stdio: the container has no network (``network_mode=none``), no host directory
+is writable from inside, and the engine may be remote (DOCKER_HOST over TCP+TLS or
+SSH) or behind Docker Desktop's VM, where unix sockets in bind mounts do not cross.
+The attach stream is the one channel every engine gives us.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from . import spec
+from .config import SandboxConfig
+from .errors import (
+    ContainerStartError,
+    DockerUnavailableError,
+    ImageNotFoundError,
+    ProtocolError,
+    SandboxError,
+)
+from .wire import FrameDecoder, Kind, encode
+
+log = logging.getLogger(__name__)
+
+FrameHandler = Callable[[Kind, list[bytes]], None]
+ClosedHandler = Callable[[str], None]
+
+PING_INTERVAL = 1.0
+_RECV_BYTES = 1 << 20
+
+
+def connect(config: SandboxConfig, timeout: float = 10.0) -> docker.DockerClient:
+    """A client for the configured engine, checked with a ping.
+
+    Raises:
+        DockerUnavailableError: the engine is not running or not reachable.
+    """
+    where = config.docker_host or "DOCKER_HOST or the local socket"
+    try:
+        if config.docker_host:
+            client = docker.DockerClient(base_url=config.docker_host, timeout=timeout)
+        else:
+            client = docker.from_env(timeout=timeout)
+        client.ping()
+    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as err:
+        raise DockerUnavailableError(
+            f"The Docker engine is not reachable ({where}): {_reason(err)}. "
+            "Start it (e.g. `sudo systemctl start docker` or `dockerd &`) or set DOCKER_HOST."
+        ) from err
+    return client
+
+
+def resolve_image(client: docker.DockerClient, image: str) -> Any:
+    """The image object, or a clear error naming the build command.
+
+    Raises:
+        ImageNotFoundError: the engine does not have the image.
+        DockerUnavailableError: the engine failed while looking.
+    """
+    try:
+        return client.images.get(image)
+    except docker.errors.ImageNotFound as err:
+        raise ImageNotFoundError(
+            f"The sandbox image {image!r} is not on the Docker engine; "
+            "build it with `sandbox-kernel image build`."
+        ) from err
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
+        raise DockerUnavailableError(f"The Docker engine failed: {_reason(err)}.") from err
+
+
+def image_reference(image: Any) -> str:
+    """``name@sha256:...`` when the image has a registry digest, else its content id."""
+    digests = image.attrs.get("RepoDigests") or []
+    return str(digests[0]) if digests else str(image.id)
+
+
+def _reason(err: BaseException) -> str:
+    text = getattr(err, "explanation", None) or str(err) or type(err).__name__
+    return str(text).strip().splitlines()[0][:300]
+
+
+class ContainerSession:
+    """One sandbox container and the frame channel to its relay.
+
+    Args:
+        config: the sandbox settings.
+        client: a connected Docker client (see :func:`connect`).
+        on_frame: called on the reader thread with every frame from the relay.
+        on_closed: called once, on the reader thread, when the channel ends, with a
+            reason (``"eof"`` or a description of the failure).
+    """
+
+    def __init__(
+        self,
+        config: SandboxConfig,
+        client: docker.DockerClient,
+        on_frame: FrameHandler,
+        on_closed: ClosedHandler,
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.on_frame = on_frame
+        self.on_closed = on_closed
+        self.container_id: str | None = None
+        self.claimed_spare = False
+        self._socket: Any = None
+        self._raw: Any = None
+        self._send_lock = threading.Lock()
+        self._closed = threading.Event()
+        self._torn_down = False
+        self.image = resolve_image(client, config.image)
+        self.fingerprint = spec.fingerprint(config, self.image.id)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def launch(self) -> None:
+        """Get a running container (a claimed spare, else a new one) and open the channel.
+
+        Raises:
+            ContainerStartError: the engine refused to create or start it.
+            DockerUnavailableError: the engine failed meanwhile.
+        """
+        if self.config.warm_spare and self._claim_spare():
+            return
+        container_id = create_container(
+            self.client,
+            self.config,
+            self.image.id,
+            role="kernel",
+            fingerprint=self.fingerprint,
+            claim_timeout=self.config.startup_timeout,
+        )
+        self.container_id = container_id
+        self._attach()
+        try:
+            self.client.api.start(container_id)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
+            self.cleanup()
+            raise ContainerStartError(
+                f"The sandbox container failed to start: {_reason(err)}."
+            ) from err
+        self._open()
+
+    def _claim_spare(self) -> bool:
+        for container in list_containers(
+            self.client, role="spare", fingerprint=self.fingerprint, status="running"
+        ):
+            name = container["Names"][0].lstrip("/") if container.get("Names") else ""
+            if not name.startswith("sandbox-kernel-spare-"):
+                continue
+            try:
+                # A rename is atomic in the engine: of two kernels racing for one spare,
+                # the second gets a name conflict and moves on.
+                self.client.api.rename(container["Id"], name.replace("-spare-", "-claimed-", 1))
+            except docker.errors.APIError:
+                continue
+            self.container_id = container["Id"]
+            try:
+                self._attach()
+                self._open()
+            except SandboxError:
+                self.cleanup()
+                self._torn_down = False
+                self._closed.clear()
+                continue
+            self.claimed_spare = True
+            return True
+        return False
+
+    def _attach(self) -> None:
+        try:
+            sock = self.client.api.attach_socket(
+                self.container_id, params={"stdin": 1, "stdout": 1, "stderr": 0, "stream": 1}
+            )
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
+            self.cleanup()
+            raise ContainerStartError(
+                f"Could not attach to the sandbox container: {_reason(err)}."
+            ) from err
+        self._socket = sock
+        # unix and plain-TCP attach give a SocketIO around the socket; TLS gives the
+        # SSL socket directly; SSH gives a channel. All have recv/sendall.
+        self._raw = getattr(sock, "_sock", sock)
+        with contextlib.suppress(OSError, AttributeError):
+            self._raw.settimeout(None)
+
+    def _open(self) -> None:
+        threading.Thread(target=self._read_loop, name="sandbox-reader", daemon=True).start()
+        self.send(Kind.OPEN)
+        threading.Thread(target=self._ping_loop, name="sandbox-ping", daemon=True).start()
+
+    def poll(self) -> bool:
+        """True while the channel to the relay is open."""
+        return not self._closed.is_set()
+
+    def send(self, kind: Kind, parts: list[bytes] | tuple[bytes, ...] = ()) -> None:
+        """Send one frame to the relay; thread-safe. A closed channel drops it."""
+        data = encode(kind, parts)
+        with self._send_lock:
+            if self._closed.is_set() or self._raw is None:
+                return
+            try:
+                self._raw.sendall(data)
+            except OSError as err:
+                log.debug("send to sandbox failed: %s", err)
+
+    def send_signal(self, signum: int) -> None:
+        """Forward a signal to the kernel inside; only SIGINT (interrupt) is meaningful."""
+        self.send(Kind.INTERRUPT)
+
+    def kill(self) -> None:
+        """Stop the container now. Never raises."""
+        if self.container_id is None:
+            return
+        with contextlib.suppress(Exception):
+            self.client.api.kill(self.container_id)
+
+    def cleanup(self) -> None:
+        """Close the channel and remove the container. Safe to call twice; never raises."""
+        if self._torn_down:
+            return
+        self._torn_down = True
+        self._closed.set()
+        with contextlib.suppress(Exception):
+            if self._raw is not None:
+                self._raw.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(Exception):
+            if self._socket is not None:
+                self._socket.close()
+        if self.container_id is not None:
+            with contextlib.suppress(Exception):
+                self.client.api.remove_container(self.container_id, force=True)
+
+    # -- threads ------------------------------------------------------------------------
+    def _read_loop(self) -> None:
+        decoder = FrameDecoder()
+        reason = "eof"
+        raw = self._raw
+        try:
+            while True:
+                data = raw.recv(_RECV_BYTES)
+                if not data:
+                    break
+                for kind, parts in decoder.feed(data):
+                    self.on_frame(kind, parts)
+        except ProtocolError as err:
+            reason = f"protocol error: {err}"
+        except OSError as err:
+            reason = "eof" if self._torn_down else f"connection lost: {err}"
+        except Exception as err:  # a handler bug must not leave a zombie channel
+            log.exception("sandbox frame handler failed")
+            reason = f"internal error: {err}"
+        self._closed.set()
+        self.on_closed(reason)
+
+    def _ping_loop(self) -> None:
+        while not self._closed.wait(PING_INTERVAL):
+            self.send(Kind.PING)
+
+    # -- measurements -------------------------------------------------------------------
+    def inspect_state(self) -> dict[str, Any]:
+        """The container's State from the engine ({} when it is gone)."""
+        try:
+            state = self.client.api.inspect_container(self.container_id)["State"]
+            return dict(state)
+        except Exception:
+            return {}
+
+
+def create_container(
+    client: docker.DockerClient,
+    config: SandboxConfig,
+    image_id: str,
+    *,
+    role: str,
+    fingerprint: str,
+    claim_timeout: float,
+) -> str:
+    """Create (not start) a sandbox container and return its id.
+
+    Raises:
+        ContainerStartError: the engine refused the container.
+    """
+    options = spec.container_options(config)
+    name = f"sandbox-kernel-{role}-{uuid.uuid4().hex[:12]}"
+    try:
+        host_config = client.api.create_host_config(**options["host_config"])
+        created = client.api.create_container(
+            image_id,
+            command=spec.relay_command(config, claim_timeout=claim_timeout),
+            name=name,
+            labels=spec.labels(role, fingerprint),
+            host_config=host_config,
+            **options["container"],
+        )
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
+        raise ContainerStartError(
+            f"The engine refused to create the sandbox container: {_reason(err)}."
+        ) from err
+    return str(created["Id"])
+
+
+def launch_spare(client: docker.DockerClient, config: SandboxConfig, image_id: str) -> None:
+    """Start a warm spare for this configuration unless one is already waiting.
+
+    The spare starts its kernel and waits, unattached, for a claim; it exits by
+    itself after ``spare_idle_timeout`` seconds. Errors are logged, never raised:
+    a spare is an optimisation.
+    """
+    try:
+        fp = spec.fingerprint(config, image_id)
+        if list_containers(client, role="spare", fingerprint=fp, status="running", unclaimed=True):
+            return
+        container_id = create_container(
+            client,
+            config,
+            image_id,
+            role="spare",
+            fingerprint=fp,
+            claim_timeout=config.spare_idle_timeout,
+        )
+        client.api.start(container_id)
+    except Exception as err:
+        log.info("no warm spare: %s", err)
+
+
+def list_containers(
+    client: docker.DockerClient,
+    *,
+    role: str | None = None,
+    fingerprint: str | None = None,
+    status: str | None = None,
+    unclaimed: bool = False,
+) -> list[dict[str, Any]]:
+    """Sandbox containers on the engine, filtered by our labels."""
+    label_filters = [spec.LABEL]
+    if role:
+        label_filters.append(f"{spec.LABEL_ROLE}={role}")
+    if fingerprint:
+        label_filters.append(f"{spec.LABEL_FINGERPRINT}={fingerprint}")
+    filters: dict[str, Any] = {"label": label_filters}
+    if status:
+        filters["status"] = status
+    found = client.api.containers(all=True, filters=filters)
+    if unclaimed:
+        found = [c for c in found if any("-spare-" in n for n in c.get("Names", []))]
+    return list(found)
+
+
+def remove_orphans(client: docker.DockerClient, *, include_spares: bool = True) -> list[str]:
+    """Remove sandbox containers whose controller is gone. Returns their names.
+
+    A container is an orphan when it is not running, or when its controller was a
+    process on this host that no longer exists. Spares are removed too unless
+    ``include_spares`` is false (they expire by themselves anyway).
+    """
+    host = socket.gethostname()
+    removed = []
+    for container in list_containers(client):
+        labels = container.get("Labels") or {}
+        role = labels.get(spec.LABEL_ROLE, "")
+        controller = labels.get(spec.LABEL_CONTROLLER, "")
+        ctl_host, _, ctl_pid = controller.rpartition(":")
+        running = container.get("State") == "running"
+        names = container.get("Names") or [container["Id"][:12]]
+        claimed_spare = any("-claimed-" in n for n in names)
+        orphan = not running
+        if role == "kernel" and ctl_host == host and ctl_pid.isdigit():
+            orphan = orphan or not _pid_alive(int(ctl_pid))
+        if role == "spare" and not claimed_spare and include_spares:
+            orphan = True
+        if not orphan:
+            continue
+        with contextlib.suppress(Exception):
+            client.api.remove_container(container["Id"], force=True)
+            removed.append(names[0].lstrip("/"))
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def decode_json(part: bytes) -> dict[str, Any]:
+    """Parse a JSON frame part from the relay, bounded and checked.
+
+    Raises:
+        ProtocolError: the part is not a JSON object.
+    """
+    try:
+        value = json.loads(part)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ProtocolError(f"invalid JSON from the sandbox: {err}") from err
+    if not isinstance(value, dict):
+        raise ProtocolError("invalid JSON from the sandbox: not an object")
+    return value

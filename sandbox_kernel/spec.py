@@ -1,0 +1,191 @@
+"""What the sandbox container is: the Docker create options, built from the settings.
+
+A pure function of :class:`~sandbox_kernel.config.SandboxConfig`, so the hardening can
+be read in one place and unit-tested without an engine. The session module turns
+these options into a running container.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import docker.types
+
+from .config import SandboxConfig, parse_mount, parse_size
+from .seccomp import load_profile
+
+LABEL = "sandbox-kernel"
+LABEL_ROLE = "sandbox-kernel.role"
+LABEL_FINGERPRINT = "sandbox-kernel.fingerprint"
+LABEL_CONTROLLER = "sandbox-kernel.controller"
+LABEL_CREATED = "sandbox-kernel.created"
+
+#: Inside the container everything writable lives in the tmpfs at /tmp.
+HOME = "/tmp/home"
+WORKDIR = "/tmp/work"
+
+
+def relay_source() -> str:
+    """The relay program's text, which becomes the container's command."""
+    return resources.files("sandbox_kernel").joinpath("relay.py").read_text(encoding="utf-8")
+
+
+def sandbox_environment(config: SandboxConfig) -> dict[str, str]:
+    """The container's whole environment, from an allowlist.
+
+    Nothing of the host environment is passed: no credentials, no paths, no
+    connection key. Caches point into the private tmpfs because the root is read-only.
+    """
+    threads = str(max(1, int(config.cpus)))
+    env = {
+        "HOME": HOME,
+        "SANDBOX_WORKDIR": WORKDIR,
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "XDG_CACHE_HOME": "/tmp/.cache",
+        "MPLCONFIGDIR": "/tmp/.cache/matplotlib",
+        "IPYTHONDIR": "/tmp/.ipython",
+        "JUPYTER_CONFIG_DIR": "/tmp/.jupyter",
+        "JUPYTER_DATA_DIR": "/tmp/.local/share/jupyter",
+        "JUPYTER_RUNTIME_DIR": "/tmp/.sandbox-kernel/runtime",
+        # One BLAS thread per CPU of the quota: more only thrash and eat the pids limit.
+        "OPENBLAS_NUM_THREADS": threads,
+        "OMP_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
+    }
+    env.update(config.extra_env)
+    return env
+
+
+def relay_command(config: SandboxConfig, *, claim_timeout: float) -> list[str]:
+    return [
+        config.python,
+        "-c",
+        relay_source(),
+        f"--lease={config.controller_timeout}",
+        f"--claim-timeout={claim_timeout}",
+    ]
+
+
+def container_options(config: SandboxConfig) -> dict[str, Any]:
+    """Keyword arguments for ``client.api.create_host_config`` and ``create_container``.
+
+    Returns a dict with ``host_config`` (host-config keyword arguments) and
+    ``container`` (create-container keyword arguments, without image and command).
+
+    Raises:
+        ConfigError: a size, mount or seccomp setting is invalid.
+    """
+    memory = parse_size(config.memory)
+    tmp_flags = "rw,nosuid,nodev" + (",noexec" if config.tmp_noexec else "")
+    tmpfs = {
+        "/tmp": f"{tmp_flags},size={parse_size(config.tmp_size)},"
+        f"nr_inodes={config.tmp_inodes},mode=1777"
+    }
+    security_opt = []
+    if config.no_new_privileges:
+        security_opt.append("no-new-privileges:true")
+    profile = load_profile(config.seccomp_profile)
+    if profile is not None:
+        security_opt.append(f"seccomp={profile}")
+    mounts = [
+        docker.types.Mount(target=target, source=source, type="bind", read_only=True)
+        for source, target in (parse_mount(spec) for spec in config.mounts)
+    ]
+    host_config: dict[str, Any] = {
+        "network_mode": config.network_mode,
+        "read_only": config.read_only_root,
+        "tmpfs": tmpfs,
+        "shm_size": parse_size(config.shm_size),
+        "cap_drop": ["ALL"] if config.drop_capabilities else None,
+        "security_opt": security_opt or None,
+        "mem_limit": memory,
+        "memswap_limit": memory,
+        "nano_cpus": int(config.cpus * 1e9),
+        "pids_limit": config.pids,
+        "ulimits": [
+            docker.types.Ulimit(name="nofile", soft=config.nofile, hard=config.nofile),
+            docker.types.Ulimit(
+                name="fsize",
+                soft=parse_size(config.max_file_size),
+                hard=parse_size(config.max_file_size),
+            ),
+            docker.types.Ulimit(name="core", soft=0, hard=0),
+        ],
+        "init": config.init,
+        "ipc_mode": "private",
+        "mounts": mounts or None,
+        "log_config": docker.types.LogConfig(type="none"),
+        # The container removes itself when it stops, whoever stops it.
+        "auto_remove": True,
+    }
+    if config.runtime:
+        host_config["runtime"] = config.runtime
+    container = {
+        "user": config.user,
+        "environment": sandbox_environment(config),
+        "working_dir": "/tmp",
+        "hostname": "sandbox",
+        # stdin_open without detach makes docker-py set StdinOnce: when the
+        # controller's attach connection closes, the relay's stdin closes. That is how
+        # a container notices its controller died, even by kill -9.
+        "stdin_open": True,
+        "detach": False,
+        "tty": False,
+        # docker-py would inject the client's proxy settings into the environment.
+        "use_config_proxy": False,
+        "network_disabled": config.network_mode == "none",
+    }
+    return {"host_config": host_config, "container": container}
+
+
+def fingerprint(config: SandboxConfig, image_id: str) -> str:
+    """A digest of everything that makes two sandboxes interchangeable.
+
+    Warm spares are only ever claimed by a kernel with the same fingerprint.
+    """
+    options = container_options(config)
+    material = json.dumps(
+        {
+            "image": image_id,
+            "options": options,
+            "command": relay_command(config, claim_timeout=0),
+            "python": config.python,
+        },
+        sort_keys=True,
+        default=repr,
+    )
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+def controller_id() -> str:
+    """Who controls a container: this host and process, for orphan cleanup."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def labels(role: str, fingerprint_: str) -> dict[str, str]:
+    import time
+
+    return {
+        LABEL: "1",
+        LABEL_ROLE: role,
+        LABEL_FINGERPRINT: fingerprint_,
+        LABEL_CONTROLLER: controller_id(),
+        LABEL_CREATED: str(int(time.time())),
+    }
+
+
+def data_path(*parts: str) -> Path:
+    """A file shipped with the package: the wheel's copy, or the checkout's."""
+    packaged = Path(__file__).with_name("_data").joinpath(*parts)
+    if packaged.exists():
+        return packaged
+    return Path(__file__).resolve().parent.parent.joinpath(*parts)
