@@ -1,0 +1,681 @@
+"""The default sandbox image: its recipe, whether an image is up to date, and how to build it.
+
+The recipe lives in ``sandbox_kernel/recipe/``: the pinned Python packages
+(``requirements.txt``), the Debian root filesystem parameters (``rootfs.json``), a
+``Dockerfile`` and ``finalize.sh``, the last steps both build paths share. The built
+image carries the label ``sandbox-kernel.recipe=<digest of the recipe>``, so
+:func:`build_image` rebuilds only when the recipe changed.
+
+There are two ways to build it:
+
+``dockerfile``
+    ``FROM python:3.11-slim-bookworm``, built by the engine. Needs that base image,
+    so a registry or a local copy.
+``rootfs``
+    Needs no registry image at all: ``debootstrap`` makes a minimal Debian bookworm
+    with its ``python3`` (3.11), the host's pip installs wheels for that Python into
+    it, ``finalize.sh`` runs in a chroot, and the tree is imported with ``docker
+    import``. Needs root, ``debootstrap`` and a Debian mirror. The debootstrap result
+    is cached, so a rebuild after a requirements change takes only the wheel and
+    import steps.
+
+No extra system library is installed for the scientific stack: the numpy, scipy,
+pandas, matplotlib and pillow wheels bundle their own (OpenBLAS, gfortran runtime,
+freetype, ...), and Docker's ``init=True`` provides tini, so the image needs none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import docker
+import docker.errors
+import docker.utils
+import requests.exceptions
+
+from .config import DEFAULT_IMAGE
+from .errors import DockerUnavailableError, SandboxError
+
+__all__ = [
+    "BASE_IMAGE",
+    "BUILD_STEPS_VERSION",
+    "RECIPE_LABEL",
+    "ImageBuildError",
+    "ImageStatus",
+    "build_image",
+    "image_status",
+    "recipe_digest",
+]
+
+#: Version of the build steps written in this module (image config, rootfs preparation,
+#: pip options). Bump it whenever a change here changes what lands in the image, so that
+#: existing images stop matching the recipe and get rebuilt.
+BUILD_STEPS_VERSION = "1"
+
+#: Label whose value is the :func:`recipe_digest` an image was built from.
+RECIPE_LABEL = "sandbox-kernel.recipe"
+
+#: Base image of the Dockerfile path.
+BASE_IMAGE = "python:3.11-slim-bookworm"
+
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+RECIPE_DIR = Path(__file__).with_name("recipe")
+
+#: Every file of the recipe; all of them go into the digest, and all of them are the
+#: Dockerfile's build context.
+RECIPE_FILES = (
+    "Dockerfile",
+    "_sandbox_kernel_mplcache.py",
+    "finalize.sh",
+    "requirements.txt",
+    "rootfs.json",
+    "sandbox_kernel_mplcache.pth",
+)
+
+#: Image settings of the rootfs path (the Dockerfile sets the same ones itself).
+_IMAGE_CHANGES = (
+    "USER 1000:1000",
+    # The root filesystem is read-only at run time: never try to write .pyc files there.
+    "ENV PYTHONDONTWRITEBYTECODE=1",
+    "ENV LANG=C.UTF-8",
+    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "WORKDIR /tmp",
+    'CMD ["python3"]',
+)
+
+# The debootstrap result is reused for every build with the same parameters; bump this
+# when the way it is made changes.
+_ROOTFS_CACHE_VERSION = "1"
+
+# How long the `auto` method waits for a pull of the base image before it falls back to
+# the rootfs path. Without a registry the engine fails at once (DNS), so this only
+# matters for a registry that is slow; a real pull streams progress well within it.
+_PULL_TIMEOUT = 20
+
+_Method = Literal["auto", "rootfs", "dockerfile"]
+
+
+class ImageBuildError(SandboxError):
+    """The sandbox image could not be built."""
+
+
+@dataclass(frozen=True)
+class ImageStatus:
+    """What the engine has under an image name, compared with the current recipe.
+
+    Attributes:
+        name: the image name that was asked about.
+        exists: whether the engine has an image of that name.
+        current: whether that image was built from the current recipe (its
+            ``sandbox-kernel.recipe`` label equals :func:`recipe_digest`).
+        recipe: the image's recipe label, ``None`` without image or label.
+        id: the image id (``sha256:...``), ``None`` without image.
+        reference: what a notebook should record to name exactly this image: its
+            first repo digest when it has been pushed or pulled, else its id.
+        size: the image size in bytes, ``None`` without image.
+    """
+
+    name: str
+    exists: bool
+    current: bool
+    recipe: str | None = None
+    id: str | None = None
+    reference: str | None = None
+    size: int | None = None
+
+
+def recipe_digest() -> str:
+    """The sha256 (hex) of the image recipe: its files and :data:`BUILD_STEPS_VERSION`.
+
+    Each file enters with its name and length, so moving text between files changes
+    the digest too.
+
+    Raises:
+        ImageBuildError: when a recipe file is missing (a broken installation).
+    """
+    h = hashlib.sha256()
+    h.update(f"sandbox-kernel-image-build-steps={BUILD_STEPS_VERSION}\0".encode())
+    for name in RECIPE_FILES:
+        data = _recipe_bytes(name)
+        h.update(f"{name}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+def image_status(client: docker.DockerClient, name: str = DEFAULT_IMAGE) -> ImageStatus:
+    """Tell whether the engine has ``name`` and whether it matches the current recipe.
+
+    Args:
+        client: a Docker client.
+        name: image name, such as ``"sandbox-kernel:latest"``.
+
+    Raises:
+        DockerUnavailableError: when the engine cannot be reached.
+        SandboxError: when the engine refuses the question.
+    """
+    try:
+        image = client.images.get(name)
+    except docker.errors.ImageNotFound:
+        return ImageStatus(name=name, exists=False, current=False)
+    except docker.errors.DockerException as exc:
+        raise _wrap(exc, f"could not look up image {name}") from exc
+    except requests.exceptions.RequestException as exc:
+        raise _wrap(exc, f"could not look up image {name}") from exc
+    attrs: dict[str, Any] = image.attrs
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    recipe = labels.get(RECIPE_LABEL)
+    repo_digests = attrs.get("RepoDigests") or []
+    return ImageStatus(
+        name=name,
+        exists=True,
+        current=recipe == recipe_digest(),
+        recipe=recipe,
+        id=image.id,
+        reference=repo_digests[0] if repo_digests else image.id,
+        size=attrs.get("Size"),
+    )
+
+
+def build_image(
+    client: docker.DockerClient,
+    name: str = DEFAULT_IMAGE,
+    *,
+    method: _Method = "auto",
+    force: bool = False,
+    log: Callable[[str], None] = print,
+    mirror: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> str:
+    """Build the default sandbox image, unless an image of the current recipe exists.
+
+    Args:
+        client: a Docker client.
+        name: the image name to build, such as ``"sandbox-kernel:latest"``.
+        method: ``"dockerfile"`` (from ``python:3.11-slim-bookworm``), ``"rootfs"``
+            (debootstrap, no registry needed, needs root) or ``"auto"``: the
+            Dockerfile when its base image is present or can be pulled at once, else
+            the rootfs path.
+        force: build even when the existing image matches the recipe.
+        log: receives one line per build step.
+        mirror: Debian mirror of the rootfs path. Default: the
+            ``SANDBOX_KERNEL_DEBIAN_MIRROR`` environment variable, else the host's own
+            apt sources, else ``http://deb.debian.org/debian``.
+        cache_dir: where the rootfs path keeps its debootstrap result and work trees.
+            Default: ``$XDG_CACHE_HOME/sandbox-kernel`` or ``~/.cache/sandbox-kernel``.
+
+    Returns:
+        The image id (``sha256:...``).
+
+    Raises:
+        ImageBuildError: when a build step fails (its last output is in the message)
+            or the rootfs path is used without root or without debootstrap.
+        DockerUnavailableError: when the engine cannot be reached.
+        SandboxError: when the engine refuses a request.
+    """
+    if method not in ("auto", "rootfs", "dockerfile"):
+        raise ImageBuildError(f"unknown build method {method!r}; use auto, rootfs or dockerfile")
+    digest = recipe_digest()
+    before = image_status(client, name)
+    if before.current and not force and before.id is not None:
+        log(f"{name} is up to date (recipe {digest[:12]}); nothing to build")
+        return before.id
+
+    if method == "auto":
+        method = "dockerfile" if _base_image_available(client, log) else "rootfs"
+    start = time.monotonic()
+    log(f"building {name} with the {method} method (recipe {digest[:12]})")
+    if method == "dockerfile":
+        image_id = _build_from_dockerfile(client, name, digest, force, log)
+    else:
+        image_id = _build_from_rootfs(
+            client, name, digest, mirror or _default_mirror(), _cache_root(cache_dir), log
+        )
+    log(f"built {name} ({image_id[:19]}) in {time.monotonic() - start:.0f} s")
+
+    if before.id is not None and before.id != image_id:
+        _remove_replaced(client, before.id, log)
+    return image_id
+
+
+# -- the Dockerfile path ---------------------------------------------------------------
+
+
+def _base_image_available(client: docker.DockerClient, log: Callable[[str], None]) -> bool:
+    """Whether BASE_IMAGE is local or pulls now; a failed pull is not an error here."""
+    try:
+        client.images.get(BASE_IMAGE)
+        return True
+    except docker.errors.ImageNotFound:
+        pass
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise _wrap(exc, f"could not look up image {BASE_IMAGE}") from exc
+    repository, tag = docker.utils.parse_repository_tag(BASE_IMAGE)
+    # A short timeout for this one request: a registry that does not answer must not
+    # stall the build when the rootfs path needs no registry at all.
+    saved_timeout = client.api.timeout
+    client.api.timeout = _PULL_TIMEOUT
+    try:
+        client.images.pull(repository, tag=tag)
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        log(f"{BASE_IMAGE} is not available ({_first_line(exc)}); using the rootfs method")
+        return False
+    finally:
+        client.api.timeout = saved_timeout
+    return True
+
+
+def _build_from_dockerfile(
+    client: docker.DockerClient,
+    name: str,
+    digest: str,
+    force: bool,
+    log: Callable[[str], None],
+) -> str:
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        for file_name in RECIPE_FILES:
+            data = _recipe_bytes(file_name)
+            info = tarfile.TarInfo(file_name)
+            info.size = len(data)
+            info.mode = 0o644
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(data))
+    context.seek(0)
+    tail: list[str] = []
+    image_id: str | None = None
+    try:
+        for chunk in client.api.build(
+            fileobj=context,
+            custom_context=True,
+            tag=name,
+            labels={RECIPE_LABEL: digest},
+            rm=True,
+            forcerm=True,
+            pull=False,
+            nocache=force,
+            decode=True,
+        ):
+            if "error" in chunk:
+                tail.append(str(chunk["error"]).strip())
+                raise ImageBuildError(f"docker build of {name} failed: {' | '.join(tail[-5:])}")
+            text = str(chunk.get("stream", "")).rstrip()
+            if text:
+                tail = [*tail[-19:], text]
+                log(text)
+            aux = chunk.get("aux")
+            if isinstance(aux, dict) and "ID" in aux:
+                image_id = str(aux["ID"])
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise _wrap(exc, f"docker build of {name} failed") from exc
+    if image_id is None:
+        image_id = _image_id(client, name)
+    return image_id
+
+
+# -- the rootfs path -------------------------------------------------------------------
+
+
+def _build_from_rootfs(
+    client: docker.DockerClient,
+    name: str,
+    digest: str,
+    mirror: str,
+    cache_root: Path,
+    log: Callable[[str], None],
+) -> str:
+    if os.geteuid() != 0:
+        raise ImageBuildError(
+            "building the image from a Debian root filesystem needs root (debootstrap "
+            "and chroot); run the build as root, or use the dockerfile method where "
+            f"{BASE_IMAGE} can be pulled"
+        )
+    for tool in ("debootstrap", "chroot", "tar"):
+        if shutil.which(tool) is None:
+            raise ImageBuildError(
+                f"the rootfs build needs `{tool}`, which is not installed"
+                + (" (apt-get install debootstrap)" if tool == "debootstrap" else "")
+            )
+    params = json.loads(_recipe_bytes("rootfs.json"))
+    deb_arch, wheel_arch = _host_arch()
+    cache_root.mkdir(parents=True, exist_ok=True)
+    with _locked(cache_root / "build.lock"):
+        base = _debootstrap(params, deb_arch, mirror, cache_root / "rootfs", log)
+        work_parent = cache_root / "work"
+        work_parent.mkdir(exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="build-", dir=work_parent))
+        try:
+            root = work / "root"
+            step = time.monotonic()
+            _run(["cp", "-a", "--reflink=auto", str(base), str(root)], "copying the base tree")
+            _install_wheels(root, params, wheel_arch, log)
+            log(f"wheels installed in {time.monotonic() - step:.0f} s; finishing the tree")
+            step = time.monotonic()
+            _finalize(root)
+            log(f"tree finished in {time.monotonic() - step:.0f} s; importing it")
+            step = time.monotonic()
+            image_id = _import_tree(client, root, work / "rootfs.tar", name, digest)
+            log(f"imported in {time.monotonic() - step:.0f} s")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return image_id
+
+
+def _debootstrap(
+    params: dict[str, Any], deb_arch: str, mirror: str, cache: Path, log: Callable[[str], None]
+) -> Path:
+    """The cached minimal Debian tree for these parameters, made first when missing."""
+    key_source = json.dumps(
+        {
+            "version": _ROOTFS_CACHE_VERSION,
+            "suite": params["suite"],
+            "variant": params["variant"],
+            "packages": sorted(params["packages"]),
+            "arch": deb_arch,
+            "mirror": mirror,
+        },
+        sort_keys=True,
+    )
+    key = hashlib.sha256(key_source.encode()).hexdigest()[:16]
+    target = cache / f"{params['suite']}-{deb_arch}-{key}"
+    if (target / ".sandbox-kernel-complete").exists():
+        log(f"reusing the cached Debian tree {target}")
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    for stale in (target, partial):
+        if stale.exists():
+            shutil.rmtree(stale)
+    log(f"debootstrap {params['suite']} ({params['variant']}, {deb_arch}) from {mirror}")
+    start = time.monotonic()
+    _run(
+        [
+            "debootstrap",
+            f"--variant={params['variant']}",
+            f"--arch={deb_arch}",
+            "--include=" + ",".join(params["packages"]),
+            params["suite"],
+            str(partial),
+            mirror,
+        ],
+        "debootstrap",
+    )
+    # The host's name and resolver settings were copied in; the engine provides its own
+    # at run time, so the image should not carry the build machine's.
+    for leftover in ("etc/hostname", "etc/resolv.conf"):
+        path = partial / leftover
+        if path.exists() or path.is_symlink():
+            path.unlink()
+            path.write_text("")
+    (partial / ".sandbox-kernel-complete").write_text(key_source + "\n")
+    partial.rename(target)
+    log(f"debootstrap done in {time.monotonic() - start:.0f} s (cached in {target})")
+    return target
+
+
+def _install_wheels(
+    root: Path, params: dict[str, Any], wheel_arch: str, log: Callable[[str], None]
+) -> None:
+    """Install the pinned wheels for the image's Python with the host's pip."""
+    pyver = str(params["python_version"])
+    nodot = pyver.replace(".", "")
+    site = root / "usr" / "local" / "lib" / f"python{pyver}" / "dist-packages"
+    site.mkdir(parents=True, exist_ok=True)
+    log(f"installing wheels for Python {pyver} ({wheel_arch}) into the tree")
+    # pip matches --platform tags exactly, so name every manylinux tag the image's glibc
+    # satisfies: a wheel tagged only manylinux_2_24 would otherwise be missed.
+    glibc_major, glibc_minor = (int(p) for p in str(params["glibc"]).split("."))
+    platforms = [
+        f"manylinux_{glibc_major}_{minor}_{wheel_arch}" for minor in range(glibc_minor, 4, -1)
+    ]
+    platforms += [f"manylinux2014_{wheel_arch}"]
+    if wheel_arch == "x86_64":
+        platforms += ["manylinux2010_x86_64", "manylinux1_x86_64"]
+    platform_args = [arg for tag in platforms for arg in ("--platform", tag)]
+    with tempfile.TemporaryDirectory() as tmp:
+        requirements = Path(tmp) / "requirements.txt"
+        requirements.write_bytes(_recipe_bytes("requirements.txt"))
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--no-compile",  # compiled later by the image's own interpreter
+                "--no-warn-script-location",
+                "--target",
+                str(site),
+                "--python-version",
+                pyver,
+                "--implementation",
+                "cp",
+                "--abi",
+                f"cp{nodot}",
+                *platform_args,
+                "--only-binary=:all:",
+                "-r",
+                str(requirements),
+            ],
+            "pip install of the image's packages",
+            env={**os.environ, "PIP_REQUIRE_VIRTUALENV": "0"},
+        )
+
+
+def _finalize(root: Path) -> None:
+    """Run finalize.sh inside the tree, as the image's own interpreter sees it."""
+    inside = "/tmp/sandbox-kernel-recipe"
+    recipe_copy = root / inside.lstrip("/")
+    recipe_copy.mkdir(parents=True)
+    for file_name in RECIPE_FILES:
+        (recipe_copy / file_name).write_bytes(_recipe_bytes(file_name))
+    env = {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+    }
+    try:
+        _run(
+            ["chroot", str(root), "/bin/sh", f"{inside}/finalize.sh", inside],
+            "finalize.sh",
+            env=env,
+        )
+    finally:
+        shutil.rmtree(recipe_copy, ignore_errors=True)
+
+
+def _import_tree(
+    client: docker.DockerClient, root: Path, tar_path: Path, name: str, digest: str
+) -> str:
+    """Import the tree as a one-layer image named ``name`` and return its id."""
+    # The engine mounts its own /dev, /proc and /sys; device nodes debootstrap made do
+    # not belong in an image. Extended attributes are left out on purpose, so no file
+    # capability (setcap) can reach the image.
+    _run(
+        [
+            "tar",
+            "--numeric-owner",
+            "--exclude=./dev/*",
+            "--exclude=./proc/*",
+            "--exclude=./sys/*",
+            "--exclude=./tmp/*",
+            "-C",
+            str(root),
+            "-cf",
+            str(tar_path),
+            ".",
+        ],
+        "packing the tree",
+    )
+    repository, tag = docker.utils.parse_repository_tag(name)
+    changes = [*_IMAGE_CHANGES, f"LABEL {RECIPE_LABEL}={digest}"]
+    try:
+        client.api.import_image_from_file(
+            str(tar_path), repository=repository, tag=tag or "latest", changes=changes
+        )
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise _wrap(exc, f"docker import of {name} failed") from exc
+    return _image_id(client, name)
+
+
+def _default_mirror() -> str:
+    """The Debian mirror: $SANDBOX_KERNEL_DEBIAN_MIRROR, the host's apt sources, or the CDN."""
+    configured = os.environ.get("SANDBOX_KERNEL_DEBIAN_MIRROR")
+    if configured:
+        return configured
+    return mirror_from_sources() or DEFAULT_MIRROR
+
+
+def mirror_from_sources(
+    sources_file: str | os.PathLike[str] = "/etc/apt/sources.list.d/debian.sources",
+    list_file: str | os.PathLike[str] = "/etc/apt/sources.list",
+) -> str | None:
+    """The first Debian main-archive URI in the host's apt sources, if there is one.
+
+    Reads the deb822 ``debian.sources`` first, then the one-line ``sources.list``.
+    Security and update suites are skipped: debootstrap needs the main archive.
+    """
+    with contextlib.suppress(OSError):
+        text = Path(sources_file).read_text()
+        for stanza in text.split("\n\n"):
+            fields: dict[str, str] = {}
+            for line in stanza.splitlines():
+                if line.startswith("#") or ":" not in line:
+                    continue
+                key, _, value = line.partition(":")
+                fields[key.strip().lower()] = value.strip()
+            suites = fields.get("suites", "").split()
+            if "deb" in fields.get("types", "").split() and any(
+                "-" not in suite for suite in suites
+            ):
+                uris = fields.get("uris", "").split()
+                if uris:
+                    return uris[0].rstrip("/")
+    with contextlib.suppress(OSError):
+        for line in Path(list_file).read_text().splitlines():
+            words = line.split("#", 1)[0].split()
+            if not words or words[0] != "deb":
+                continue
+            words = words[1:]
+            if words and words[0].startswith("["):
+                while words and not words[0].endswith("]"):
+                    words = words[1:]
+                words = words[1:]
+            if len(words) >= 2 and "-" not in words[1]:
+                return words[0].rstrip("/")
+    return None
+
+
+def _host_arch() -> tuple[str, str]:
+    """(Debian architecture, wheel platform architecture) of this machine."""
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64"):
+        return "amd64", "x86_64"
+    if machine in ("aarch64", "arm64"):
+        return "arm64", "aarch64"
+    raise ImageBuildError(f"the rootfs build supports x86_64 and aarch64 hosts, not {machine}")
+
+
+def _cache_root(cache_dir: str | os.PathLike[str] | None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "sandbox-kernel"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``: two builds must not share a cache at once."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _recipe_bytes(file_name: str) -> bytes:
+    try:
+        return (RECIPE_DIR / file_name).read_bytes()
+    except OSError as exc:
+        raise ImageBuildError(
+            f"the image recipe file {file_name} is missing from {RECIPE_DIR}; reinstall sandbox-kernel"
+        ) from exc
+
+
+def _run(argv: list[str], what: str, env: dict[str, str] | None = None) -> None:
+    """Run a build command; on failure raise with the end of its output."""
+    try:
+        proc = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            check=False,
+        )
+    except OSError as exc:
+        raise ImageBuildError(f"{what} could not start: {exc}") from exc
+    if proc.returncode != 0:
+        output = proc.stdout.decode(errors="replace").strip().splitlines()
+        tail = " | ".join(line.strip() for line in output[-8:])
+        raise ImageBuildError(f"{what} failed with exit code {proc.returncode}: {tail}")
+
+
+def _image_id(client: docker.DockerClient, name: str) -> str:
+    try:
+        return str(client.images.get(name).id)
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise _wrap(exc, f"the new image {name} cannot be found") from exc
+
+
+def _remove_replaced(
+    client: docker.DockerClient, image_id: str, log: Callable[[str], None]
+) -> None:
+    """Remove the image the new build replaced; keep it while containers still use it."""
+    try:
+        client.images.remove(image_id, noprune=False)
+        log(f"removed the replaced image {image_id[:19]}")
+    except docker.errors.ImageNotFound:
+        pass
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        log(f"kept the replaced image {image_id[:19]} ({_first_line(exc)})")
+
+
+def _first_line(exc: BaseException) -> str:
+    explanation = getattr(exc, "explanation", None)
+    text = str(explanation or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _wrap(exc: BaseException, what: str) -> SandboxError:
+    """One readable sentence for a Docker or transport error."""
+    if isinstance(exc, requests.exceptions.ConnectionError) or (
+        isinstance(exc, docker.errors.DockerException)
+        and not isinstance(exc, docker.errors.APIError)
+        and "Connection" in str(exc)
+    ):
+        return DockerUnavailableError(
+            f"{what}: the Docker engine cannot be reached ({_first_line(exc)})"
+        )
+    return SandboxError(f"{what}: {_first_line(exc)}")
