@@ -140,11 +140,16 @@ class Relay:
         )
         os.set_blocking(self.kernel.stdout.fileno(), False)
 
+        # The kernel routes input_request to the identity that sent execute_request,
+        # so the stdin socket must share the shell socket's identity (as
+        # jupyter_client's clients do).
+        identity = secrets.token_hex(8).encode()
+
         def connect(kind, port):
             sock = self.ctx.socket(kind)
             sock.linger = 0
             if kind == zmq.DEALER:
-                sock.identity = secrets.token_hex(8).encode()
+                sock.identity = identity
             if kind == zmq.SUB:
                 sock.setsockopt(zmq.SUBSCRIBE, b"")
             sock.connect("ipc://%s-%d" % (base, port))

@@ -99,10 +99,15 @@ class _CellRun:
 
     def accept(self, msg: Message) -> None:
         msg_type = msg["header"]["msg_type"]
-        if msg_type not in _OUTPUT_TYPES:
-            return
+        if msg_type in ("status", "execute_input"):
+            return  # the outer kernel publishes its own
         content = msg["content"]
         buffers = [bytes(b) for b in msg.get("buffers") or []]
+        if msg_type not in _OUTPUT_TYPES:
+            # Comm traffic (widgets, tqdm bars) belongs to the cell but is no output.
+            if self.on_output is not None:
+                self.on_output(msg_type, content, msg.get("metadata") or {}, buffers)
+            return
         if msg_type in ("stream", "display_data", "update_display_data", "execute_result"):
             size = _content_size(content) + sum(len(b) for b in buffers)
             if self.sent_bytes + size > self.limit:

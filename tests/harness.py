@@ -1,0 +1,209 @@
+"""Drive the real sandbox kernel through jupyter_client, as JupyterLab does.
+
+No mocks: every helper here starts the installed kernel module as a subprocess
+against the real Docker engine. Tests choose settings per kernel (for example the
+escape suite's weakened configurations) by writing a throwaway kernelspec.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+
+from sandbox_kernel.install import write_kernel_spec
+
+IMAGE = os.environ.get("SANDBOX_KERNEL_TEST_IMAGE", "sandbox-kernel:latest")
+
+#: Settings every test kernel uses unless a test overrides them.
+BASE_SETTINGS: dict[str, Any] = {"image": IMAGE, "warm_spare": False}
+
+
+@dataclass
+class CellResult:
+    """What one executed cell produced, as the frontend saw it."""
+
+    reply: dict[str, Any]
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return str(self.reply["content"]["status"])
+
+    @property
+    def outputs(self) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m["msg_type"] not in ("status", "execute_input")]
+
+    @property
+    def stdout(self) -> str:
+        return "".join(
+            m["content"]["text"]
+            for m in self.messages
+            if m["msg_type"] == "stream" and m["content"]["name"] == "stdout"
+        )
+
+    @property
+    def stderr(self) -> str:
+        return "".join(
+            m["content"]["text"]
+            for m in self.messages
+            if m["msg_type"] == "stream" and m["content"]["name"] == "stderr"
+        )
+
+    @property
+    def text(self) -> str:
+        """Every piece of text the cell showed: streams, results, errors."""
+        parts = []
+        for m in self.outputs:
+            content = m["content"]
+            if m["msg_type"] == "stream":
+                parts.append(content["text"])
+            elif m["msg_type"] == "error":
+                parts.append(f"{content['ename']}: {content['evalue']}")
+            elif "data" in content:
+                parts.append(str(content["data"].get("text/plain", "")))
+        return "".join(parts)
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        errors = [m["content"] for m in self.messages if m["msg_type"] == "error"]
+        return errors[-1] if errors else None
+
+    def of_type(self, msg_type: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m["msg_type"] == msg_type]
+
+
+class Kernel:
+    """A started sandbox kernel and its blocking client."""
+
+    def __init__(self, km: KernelManager, kc: BlockingKernelClient) -> None:
+        self.km = km
+        self.kc = kc
+
+    def execute(
+        self,
+        code: str,
+        timeout: float = 60,
+        *,
+        stdin: list[str] | None = None,
+        silent: bool = False,
+    ) -> CellResult:
+        """Run a cell; answer input() prompts from ``stdin``; collect all IOPub until idle."""
+        kc = self.kc
+        msg_id = kc.execute(code, allow_stdin=stdin is not None, silent=silent)
+        answers = list(stdin or [])
+        messages: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        idle = False
+        reply: dict[str, Any] | None = None
+        while not (idle and reply is not None):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"cell did not finish in {timeout} s: {code[:80]!r}")
+            if stdin is not None:
+                with contextlib.suppress(queue.Empty):
+                    request = kc.get_stdin_msg(timeout=0.01)
+                    if request["parent_header"].get("msg_id") == msg_id:
+                        kc.input(answers.pop(0) if answers else "")
+            if reply is None:
+                with contextlib.suppress(queue.Empty):
+                    msg = kc.get_shell_msg(timeout=0.01)
+                    if msg["parent_header"].get("msg_id") == msg_id:
+                        reply = msg
+            with contextlib.suppress(queue.Empty):
+                msg = kc.get_iopub_msg(timeout=0.05)
+                if msg["parent_header"].get("msg_id") != msg_id:
+                    continue
+                messages.append(msg)
+                if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                    idle = True
+        assert reply is not None
+        return CellResult(reply=reply, messages=messages)
+
+    def request(self, method: str, *args: Any, timeout: float = 30, **kwargs: Any) -> dict[str, Any]:
+        """Send a shell request (complete, inspect, ...) and return its reply."""
+        msg_id = getattr(self.kc, method)(*args, **kwargs)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg = self.kc.get_shell_msg(timeout=timeout)
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return msg
+        raise TimeoutError(method)
+
+    def drain_iopub(self) -> list[dict[str, Any]]:
+        out = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                out.append(self.kc.get_iopub_msg(timeout=0.2))
+        return out
+
+    @property
+    def container_id(self) -> str:
+        info = self.request("kernel_info")
+        return str(info["content"]["sandbox"]["container"])
+
+
+class KernelSpecs:
+    """A private Jupyter data folder holding kernelspecs with chosen settings."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="sk-specs-"))
+        self.manager = KernelSpecManager(kernel_dirs=[str(self.root / "kernels")])
+
+    def make(self, **settings: Any) -> str:
+        name = f"sk-{uuid.uuid4().hex[:8]}"
+        write_kernel_spec(
+            self.root / "kernels" / name, settings={**BASE_SETTINGS, **settings}, display_name=name
+        )
+        return name
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def start_kernel(
+    specs: KernelSpecs | None = None,
+    *,
+    kernel_name: str | None = None,
+    startup_timeout: float = 90,
+    **settings: Any,
+) -> Iterator[Kernel]:
+    """Start a sandbox kernel (a fresh kernelspec with ``settings``, or ``kernel_name``)."""
+    own_specs = specs is None
+    specs = specs or KernelSpecs()
+    try:
+        if kernel_name is None:
+            kernel_name = specs.make(**settings)
+            km = KernelManager(kernel_name=kernel_name, kernel_spec_manager=specs.manager)
+        else:
+            km = KernelManager(kernel_name=kernel_name)
+        km.start_kernel(env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        kc = km.client()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=startup_timeout)
+            yield Kernel(km, kc)
+        finally:
+            kc.stop_channels()
+            with contextlib.suppress(Exception):
+                km.shutdown_kernel(now=False)
+    finally:
+        if own_specs:
+            specs.cleanup()
+
+
+def python() -> str:
+    return sys.executable

@@ -1,0 +1,200 @@
+"""The outer kernel relays the whole Jupyter protocol to the kernel in the container.
+
+Every test talks to the real kernel through jupyter_client, as JupyterLab does.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from harness import Kernel
+
+pytestmark = pytest.mark.docker
+
+
+def test_state_persists_and_counts_are_the_outer_kernels(kernel: Kernel) -> None:
+    first = kernel.execute("shared_value = 20")
+    second = kernel.execute("shared_value * 2 + 1")
+    assert first.status == second.status == "ok"
+    count = second.reply["content"]["execution_count"]
+    assert count == first.reply["content"]["execution_count"] + 1
+    [result] = second.of_type("execute_result")
+    assert result["content"]["data"]["text/plain"] == "41"
+    assert result["content"]["execution_count"] == count
+
+
+def test_no_duplicated_status_or_execute_input(kernel: Kernel) -> None:
+    cell = kernel.execute("print('once')")
+    states = [m["content"]["execution_state"] for m in cell.of_type("status")]
+    assert states == ["busy", "idle"]
+    assert len(cell.of_type("execute_input")) == 1
+    assert cell.stdout == "once\n"
+
+
+def test_output_streams_while_the_cell_runs(kernel: Kernel) -> None:
+    code = "import time\nprint('start', flush=True)\ntime.sleep(1.5)\nprint('end')"
+    msg_id = kernel.kc.execute(code)
+    first_output_at = None
+    started = time.monotonic()
+    while True:
+        msg = kernel.kc.get_iopub_msg(timeout=30)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "stream" and first_output_at is None:
+            first_output_at = time.monotonic() - started
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            finished_at = time.monotonic() - started
+            break
+    assert first_output_at is not None
+    assert finished_at - first_output_at > 1.0, "output was held back until the cell ended"
+
+
+def test_rich_display_update_and_clear(kernel: Kernel) -> None:
+    cell = kernel.execute(
+        "from IPython.display import display, HTML, clear_output\n"
+        "h = display(HTML('<i>one</i>'), display_id=True)\n"
+        "h.update(HTML('<i>two</i>'))\n"
+        "clear_output(wait=True)\n"
+        "display({'application/json': {'a': 1}}, raw=True)"
+    )
+    assert cell.status == "ok"
+    types = [m["msg_type"] for m in cell.outputs]
+    assert types == ["display_data", "update_display_data", "clear_output", "display_data"]
+    display_id = cell.outputs[0]["content"]["transient"]["display_id"]
+    assert cell.outputs[1]["content"]["transient"]["display_id"] == display_id
+    assert cell.outputs[1]["content"]["data"]["text/html"] == "<i>two</i>"
+    assert cell.outputs[3]["content"]["data"]["application/json"] == {"a": 1}
+
+
+def test_errors_carry_the_traceback(kernel: Kernel) -> None:
+    cell = kernel.execute("def f():\n    raise KeyError('missing')\nf()")
+    assert cell.status == "error"
+    assert cell.reply["content"]["ename"] == "KeyError"
+    assert cell.error is not None and any("f()" in line for line in cell.error["traceback"])
+
+
+def test_syntax_errors_are_python_syntax_errors(kernel: Kernel) -> None:
+    cell = kernel.execute("x = (1,\nprint(x")
+    assert cell.status == "error"
+    assert cell.reply["content"]["ename"] == "SyntaxError"
+
+
+def test_input_and_getpass_reach_the_frontend(kernel: Kernel) -> None:
+    cell = kernel.execute(
+        "name = input('who? ')\nimport getpass\nsecret = getpass.getpass('pin: ')\n"
+        "print('hi', name, len(secret))",
+        stdin=["quant", "1234"],
+    )
+    assert cell.status == "ok", cell.text
+    assert cell.stdout.strip().endswith("hi quant 4")
+
+
+def test_input_without_stdin_support_is_a_clear_error(kernel: Kernel) -> None:
+    cell = kernel.execute("input('x')")
+    assert cell.status == "error"
+    assert "StdinNotImplementedError" in cell.reply["content"]["ename"]
+
+
+def test_complete_inspect_is_complete_history(kernel: Kernel) -> None:
+    kernel.execute("import collections\nmy_long_variable = 3")
+    reply = kernel.request("complete", "my_long_v", 9)["content"]
+    assert "my_long_variable" in reply["matches"]
+    reply = kernel.request("inspect", "collections.OrderedDict", 10)["content"]
+    assert reply["found"] and "OrderedDict" in reply["data"]["text/plain"]
+    assert kernel.request("is_complete", "for i in x:")["content"]["status"] == "incomplete"
+    assert kernel.request("is_complete", "x = 1")["content"]["status"] == "complete"
+    history = kernel.request("history", hist_access_type="tail", n=50, output=False, raw=True)
+    sources = [entry[2] for entry in history["content"]["history"]]
+    assert any("my_long_variable = 3" in s for s in sources)
+
+
+def test_kernel_info_reports_the_inner_python_and_the_sandbox(kernel: Kernel) -> None:
+    content = kernel.request("kernel_info")["content"]
+    assert content["language_info"]["name"] == "python"
+    assert content["implementation"] == "sandbox-kernel"
+    banner = content["banner"]
+    assert "image:" in banner and "sha256:" in banner
+    assert "memory 2g" in banner and "validation: block" in banner
+    assert content["sandbox"]["container"]
+
+
+def test_comms_both_ways_with_binary_buffers(kernel: Kernel) -> None:
+    target = f"echo_{uuid.uuid4().hex[:6]}"
+    setup = kernel.execute(
+        "def _echo_target(comm, open_msg):\n"
+        "    @comm.on_msg\n"
+        "    def _recv(msg):\n"
+        "        comm.send({'echo': msg['content']['data']}, buffers=[bytes(b)[::-1] for b in msg['buffers']])\n"
+        "    comm.send({'opened': open_msg['content']['data']})\n"
+        f"get_ipython().kernel.comm_manager.register_target('{target}', _echo_target)"
+    )
+    assert setup.status == "ok", setup.text
+    kernel.drain_iopub()
+    comm_id = uuid.uuid4().hex
+    kc = kernel.kc
+    open_msg = kc.session.msg("comm_open", {"comm_id": comm_id, "target_name": target, "data": {"hello": 1}})
+    kc.shell_channel.send(open_msg)
+    data_msg = kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {"x": 42}})
+    kc.session.send(kc.shell_channel.socket, data_msg, buffers=[b"\x00\x01\x02abc"])
+    received = []
+    deadline = time.monotonic() + 20
+    while len(received) < 2 and time.monotonic() < deadline:
+        msg = kc.get_iopub_msg(timeout=20)
+        if msg["msg_type"] == "comm_msg" and msg["content"]["comm_id"] == comm_id:
+            received.append(msg)
+    assert received[0]["content"]["data"] == {"opened": {"hello": 1}}
+    assert received[0]["parent_header"]["msg_id"] == open_msg["header"]["msg_id"]
+    assert received[1]["content"]["data"] == {"echo": {"x": 42}}
+    assert [bytes(b) for b in received[1]["buffers"]] == [b"cba\x02\x01\x00"]
+    comms = kernel.request("comm_info", target_name=target)["content"]["comms"]
+    assert comm_id in comms
+
+
+def test_ipywidgets_and_tqdm_notebook_bars(kernel: Kernel) -> None:
+    cell = kernel.execute(
+        "import ipywidgets as w\nslider = w.IntSlider(value=3)\ndisplay(slider)\n"
+        "from tqdm.notebook import tqdm\nfor _ in tqdm(range(3)): pass"
+    )
+    assert cell.status == "ok", cell.text
+    opens = [m for m in cell.of_type("comm_open") if m["content"]["target_name"] == "jupyter.widget"]
+    assert opens, "no widget comm was opened"
+    views = [
+        m for m in cell.of_type("display_data")
+        if "application/vnd.jupyter.widget-view+json" in m["content"]["data"]
+    ]
+    assert len(views) >= 2  # the slider and the tqdm bar
+    # The frontend moves the slider: the kernel's model follows.
+    slider_id = views[0]["content"]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+    kc = kernel.kc
+    update = kc.session.msg(
+        "comm_msg",
+        {"comm_id": slider_id, "data": {"method": "update", "state": {"value": 9}, "buffer_paths": []}},
+    )
+    kc.shell_channel.send(update)
+    time.sleep(0.5)
+    assert kernel.execute("slider.value").of_type("execute_result")[0]["content"]["data"]["text/plain"] == "9"
+
+
+def test_interrupt_stops_the_cell_and_keeps_state(kernel: Kernel) -> None:
+    kernel.execute("kept = 'still here'")
+    msg_id = kernel.kc.execute("import time\nfor _ in range(600): time.sleep(0.1)")
+    time.sleep(1.0)
+    kernel.km.interrupt_kernel()
+    while True:
+        reply = kernel.kc.get_shell_msg(timeout=20)
+        if reply["parent_header"]["msg_id"] == msg_id:
+            break
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    kernel.drain_iopub()
+    assert kernel.execute("kept").of_type("execute_result")[0]["content"]["data"]["text/plain"] == "'still here'"
+
+
+def test_sandbox_magic_is_answered_by_the_outer_kernel(kernel: Kernel) -> None:
+    cell = kernel.execute("%sandbox info")
+    assert cell.status == "ok"
+    [display] = cell.of_type("display_data")
+    assert display["content"]["data"]["application/json"]["image"]
