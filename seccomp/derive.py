@@ -1,0 +1,211 @@
+"""Derive ``profile.json`` from Docker's default seccomp profile.
+
+``docker-default.json`` is moby's ``profiles/seccomp/default.json`` exactly as the
+Docker engine of this project's machines (20.10.24, Debian bookworm) ships it. The
+sandbox profile is that file with the changes below, made by this script so that every
+change is written down once, with its reason, and can be reviewed and re-applied when
+the base is updated::
+
+    python seccomp/derive.py            # rewrite seccomp/profile.json
+    python seccomp/derive.py --check    # exit 1 when profile.json is not up to date
+
+How the changes are made: a syscall that the sandbox denies is *removed* from every
+allow rule of the base (also the capability-gated ones, so the denial holds even for an
+administrator who adds a capability), and an explicit rule with the reason as its
+``comment`` is added. Adding a deny rule next to an allow rule for the same syscall
+would give libseccomp two actions for one syscall, which it rejects or resolves in a
+way that is not the one intended.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+BASE = HERE / "docker-default.json"
+PROFILE = HERE / "profile.json"
+
+EPERM = 1
+EAFNOSUPPORT = 97
+AF_UNIX = 1
+
+# File-type bits of a mode (S_IFMT) and the types mknod may still create.
+S_IFMT = 0o170000
+MKNOD_ALLOWED_TYPES = {
+    0: "a regular file (type 0)",
+    0o100000: "a regular file",
+    0o010000: "a FIFO (os.mkfifo)",
+    0o140000: "a socket file",
+}
+
+#: Syscalls denied with EPERM, each with the reason that goes into its rule's comment.
+DENIED: dict[str, str] = {
+    "ptrace": "no tracing: ptrace reads and writes other processes of the sandbox and has "
+    "been the path of many kernel bugs; no notebook code needs it",
+    "process_vm_readv": "reads another process's memory directly, like ptrace",
+    "process_vm_writev": "writes another process's memory directly, like ptrace",
+    "io_uring_setup": "io_uring is a large, young kernel surface with a long list of "
+    "privilege escalations, and it bypasses seccomp for the operations it submits",
+    "io_uring_enter": "see io_uring_setup",
+    "io_uring_register": "see io_uring_setup",
+    "userfaultfd": "lets a process stall the kernel on a page fault at a chosen moment, "
+    "the classic tool to win kernel race conditions",
+    "keyctl": "the kernel keyring is not namespaced: keys could leak between containers",
+    "add_key": "the kernel keyring is not namespaced: keys could leak between containers",
+    "request_key": "the kernel keyring is not namespaced: keys could leak between containers",
+    "bpf": "no eBPF programs or maps: a large kernel attack surface (verifier bugs)",
+    "perf_event_open": "performance counters leak information about the host and other "
+    "processes, and have had many kernel bugs",
+    "memfd_create": "anonymous in-memory files can be executed, which would get around the "
+    "read-only root and the noexec /tmp; the scientific stack does not use them",
+    "execveat": "executing a file descriptor (e.g. a memfd) would get around the read-only "
+    "root and the noexec /tmp; plain execve stays allowed",
+    "mount": "no mounting, even with CAP_SYS_ADMIN: the file system layout is fixed",
+    "umount": "no unmounting: it could uncover what a mount hides",
+    "umount2": "no unmounting: it could uncover what a mount hides",
+    "pivot_root": "no changing the root of the mount namespace",
+    "move_mount": "new mount API: no mounting",
+    "open_tree": "new mount API: no mounting (and no detached copies of mount trees)",
+    "fsopen": "new mount API: no mounting",
+    "fsconfig": "new mount API: no mounting",
+    "fsmount": "new mount API: no mounting",
+    "fspick": "new mount API: no mounting",
+    "mount_setattr": "new mount API: no changing mount flags such as read-only",
+    "unshare": "no new namespaces: user namespaces expose kernel code (netfilter, "
+    "mounts) that otherwise needs root, the root of many container escapes",
+    "setns": "no joining other namespaces",
+    "chroot": "no chroot, even with CAP_SYS_CHROOT: it serves only to confuse programs "
+    "about where they are",
+}
+
+#: Reason for the socket rules.
+SOCKET_REASON = (
+    "only local (AF_UNIX) sockets: the kernel's zmq channels and multiprocessing use "
+    "them; every other family (IP, netlink, packet, vsock, ...) fails with "
+    "EAFNOSUPPORT, as if the kernel lacked it, so code that probes for IPv6 or netlink "
+    "falls back instead of crashing, and no network stack code is reachable even "
+    "though the container's network is only loopback"
+)
+
+
+def derive(base: dict[str, Any]) -> dict[str, Any]:
+    """Return the sandbox profile made from Docker's default profile ``base``."""
+    profile = copy.deepcopy(base)
+    rules: list[dict[str, Any]] = profile["syscalls"]
+    removed = set(DENIED) | {"socket", "socketpair", "mknod", "mknodat", "clone3"}
+
+    kept: list[dict[str, Any]] = []
+    for rule in rules:
+        if rule["action"] == "SCMP_ACT_ALLOW":
+            names = [name for name in rule["names"] if name not in removed]
+            if _is_cap_sys_admin_rule(rule):
+                # Docker lets CAP_SYS_ADMIN create namespaces with clone; the sandbox
+                # never does (see the clone rules below).
+                names = [name for name in names if name != "clone"]
+            if not names:
+                continue
+            rule["names"] = names
+        if rule["names"] in (["clone"], ["clone3"]):
+            _drop_cap_sys_admin_exclusion(rule)
+        kept.append(rule)
+
+    kept.extend(
+        {
+            "names": [name],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": EPERM,
+            "args": [],
+            "comment": reason,
+            "includes": {},
+            "excludes": {},
+        }
+        for name, reason in DENIED.items()
+    )
+    for name in ("socket", "socketpair"):
+        kept.append(
+            {
+                "names": [name],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 0, "value": AF_UNIX, "op": "SCMP_CMP_EQ"}],
+                "comment": SOCKET_REASON,
+                "includes": {},
+                "excludes": {},
+            }
+        )
+        kept.append(
+            {
+                "names": [name],
+                "action": "SCMP_ACT_ERRNO",
+                "errnoRet": EAFNOSUPPORT,
+                "args": [{"index": 0, "value": AF_UNIX, "op": "SCMP_CMP_NE"}],
+                "comment": SOCKET_REASON,
+                "includes": {},
+                "excludes": {},
+            }
+        )
+    for name, mode_index in (("mknod", 1), ("mknodat", 2)):
+        for file_type, what in MKNOD_ALLOWED_TYPES.items():
+            kept.append(
+                {
+                    "names": [name],
+                    "action": "SCMP_ACT_ALLOW",
+                    # Docker's MASKED_EQ: (arg & value) == valueTwo.
+                    "args": [
+                        {
+                            "index": mode_index,
+                            "value": S_IFMT,
+                            "valueTwo": file_type,
+                            "op": "SCMP_CMP_MASKED_EQ",
+                        }
+                    ],
+                    "comment": f"{name} may create {what}; device nodes fall to the "
+                    "default action (EPERM), even with CAP_MKNOD",
+                    "includes": {},
+                    "excludes": {},
+                }
+            )
+    profile["syscalls"] = kept
+    return profile
+
+
+def _is_cap_sys_admin_rule(rule: dict[str, Any]) -> bool:
+    return (rule.get("includes") or {}).get("caps") == ["CAP_SYS_ADMIN"]
+
+
+def _drop_cap_sys_admin_exclusion(rule: dict[str, Any]) -> None:
+    """Make Docker's clone flag filter and clone3 ENOSYS apply with CAP_SYS_ADMIN too."""
+    excludes = rule.get("excludes") or {}
+    caps = [cap for cap in excludes.get("caps", []) if cap != "CAP_SYS_ADMIN"]
+    if caps:
+        excludes["caps"] = caps
+    else:
+        excludes.pop("caps", None)
+    rule["excludes"] = excludes
+    if rule["names"] == ["clone"]:
+        rule["comment"] = (
+            "Docker's filter: clone only without CLONE_NEW* flags (no new namespaces); "
+            "unlike Docker's default it holds with CAP_SYS_ADMIN too"
+        )
+
+
+def render(profile: dict[str, Any]) -> str:
+    return json.dumps(profile, indent="\t") + "\n"
+
+
+def main(argv: list[str]) -> int:
+    text = render(derive(json.loads(BASE.read_text())))
+    if "--check" in argv:
+        if PROFILE.read_text() != text:
+            print(f"{PROFILE} is out of date: run python {Path(__file__).name}", file=sys.stderr)
+            return 1
+        return 0
+    PROFILE.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
