@@ -1,0 +1,220 @@
+"""Start, restart, shutdown, crashes and failures: no container is ever left behind,
+and every failure reaches the user as one readable sentence, never a hang.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import docker
+import pytest
+
+from harness import Kernel, KernelSpecs, start_kernel
+
+pytestmark = pytest.mark.docker
+
+
+def _exists(client: docker.DockerClient, container_id: str) -> bool:
+    try:
+        client.api.inspect_container(container_id)
+    except docker.errors.NotFound:
+        return False
+    return True
+
+
+def _wait_gone(client: docker.DockerClient, container_id: str, timeout: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if not _exists(client, container_id):
+            return time.monotonic() - started
+        time.sleep(0.2)
+    raise AssertionError(f"container {container_id[:12]} still exists after {timeout} s")
+
+
+def test_restart_gives_a_fresh_container_and_removes_the_old(
+    docker_client: docker.DockerClient, specs: KernelSpecs
+) -> None:
+    with start_kernel(specs) as kernel:
+        kernel.execute("precious = 1\nopen('/tmp/work/note.txt', 'w').write('x')")
+        before = kernel.container_id
+        kernel.km.restart_kernel(now=False)
+        kernel.kc.wait_for_ready(timeout=60)
+        after = kernel.container_id
+        assert after != before
+        _wait_gone(docker_client, before, 10)
+        cell = kernel.execute("import os\nprint('precious' in dir(), os.path.exists('/tmp/work/note.txt'))")
+        assert cell.stdout.strip() == "False False"
+
+
+def test_shutdown_removes_the_container(docker_client: docker.DockerClient, specs: KernelSpecs) -> None:
+    with start_kernel(specs) as kernel:
+        container_id = kernel.container_id
+        assert _exists(docker_client, container_id)
+    _wait_gone(docker_client, container_id, 10)
+
+
+def test_kill_9_of_the_outer_kernel_leaves_no_container(
+    docker_client: docker.DockerClient, specs: KernelSpecs
+) -> None:
+    with start_kernel(specs) as kernel:
+        container_id = kernel.container_id
+        kernel.execute("import time")  # in use, not just started
+        pid = kernel.km.provisioner.pid  # type: ignore[union-attr]
+        os.kill(pid, signal.SIGKILL)
+        took = _wait_gone(docker_client, container_id, 10)
+        assert took < 10
+
+
+def test_cleanup_removes_orphans_but_not_live_kernels(
+    docker_client: docker.DockerClient, specs: KernelSpecs
+) -> None:
+    # An orphan: a kernel container whose controller process on this host is gone.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = docker_client.containers.create(
+        "sandbox-kernel:latest",
+        command=["python3", "-c", "import time; time.sleep(120)"],
+        labels={
+            "sandbox-kernel": "1",
+            "sandbox-kernel.role": "kernel",
+            "sandbox-kernel.controller": f"{os.uname().nodename}:{dead.pid}",
+        },
+        network_mode="none",
+    )
+    orphan.start()
+    with start_kernel(specs) as kernel:
+        live = kernel.container_id
+        out = subprocess.run(
+            [sys.executable, "-m", "sandbox_kernel", "cleanup"], capture_output=True, text=True, check=True
+        )
+        assert orphan.name in out.stdout
+        assert not _exists(docker_client, orphan.id)
+        assert _exists(docker_client, live)
+        assert kernel.execute("1").status == "ok"
+
+
+def test_unreachable_engine_is_one_clear_sentence(specs: KernelSpecs) -> None:
+    with start_kernel(specs, docker_host="unix:///nonexistent/docker.sock") as kernel:
+        info = kernel.request("kernel_info")["content"]
+        assert "not reachable" in info["banner"]
+        started = time.monotonic()
+        cell = kernel.execute("print(1)")
+        assert time.monotonic() - started < 30
+        assert cell.status == "error"
+        assert cell.error is not None
+        assert cell.error["ename"] == "DockerUnavailableError"
+        assert "Docker engine is not reachable" in cell.error["evalue"]
+
+
+def test_missing_image_names_the_build_command(specs: KernelSpecs) -> None:
+    with start_kernel(specs, image="sandbox-kernel:does-not-exist") as kernel:
+        cell = kernel.execute("print(1)")
+        assert cell.status == "error"
+        assert cell.error is not None and cell.error["ename"] == "ImageNotFoundError"
+        assert "sandbox-kernel image build" in cell.error["evalue"]
+
+
+def test_image_without_ipykernel_fails_fast_with_a_reason(
+    docker_client: docker.DockerClient, specs: KernelSpecs
+) -> None:
+    # The container starts but its Python cannot: the start must fail, not hang.
+    with start_kernel(specs, extra_env={"PYTHONHOME": "/nonexistent"}) as kernel:
+        cell = kernel.execute("print(1)", timeout=60)
+        assert cell.status == "error"
+        assert cell.error is not None
+        assert cell.error["ename"] in {"KernelNotReadyError", "ContainerStartError"}
+
+
+def _assert_fresh_after(kernel: Kernel, cell_code: str, expect: str, ename: str) -> None:
+    kernel.execute("survivor = 1")
+    cell = kernel.execute(cell_code, timeout=120)
+    assert cell.status == "error", cell.text
+    assert cell.error is not None and cell.error["ename"] == ename, cell.error
+    assert expect in cell.error["evalue"]
+    assert "state is lost" in cell.error["evalue"]
+    after = kernel.execute("print('survivor' in dir())")
+    assert after.status == "ok" and after.stdout.strip() == "False"
+
+
+def test_kernel_exiting_on_its_own_is_explained(kernel: Kernel) -> None:
+    _assert_fresh_after(kernel, "import os; os._exit(3)", "exited on its own (exit code 3)", "SandboxRestarted")
+
+
+def test_kernel_killed_by_a_signal_is_explained(kernel: Kernel) -> None:
+    _assert_fresh_after(kernel, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)", "SIGKILL", "SandboxRestarted")
+
+
+def test_memory_bomb_reports_the_limit_and_recovers(specs: KernelSpecs) -> None:
+    with start_kernel(specs, memory="256m") as kernel:
+        _assert_fresh_after(
+            kernel,
+            "hog = []\nwhile True:\n    hog.append(bytearray(16 * 2**20))",
+            "exceeded the sandbox memory limit (256 MiB)",
+            "SandboxOutOfMemory",
+        )
+
+
+def test_container_killed_from_outside_is_announced(
+    docker_client: docker.DockerClient, kernel: Kernel
+) -> None:
+    kernel.execute("survivor = 1")
+    docker_client.api.kill(kernel.container_id)
+    time.sleep(1)
+    cell = kernel.execute("print('survivor' in dir())")
+    assert cell.status == "ok"
+    assert "stopped from outside" in cell.stderr and "state is lost" in cell.stderr
+    assert cell.stdout.strip() == "False"
+
+
+def test_timeout_interrupts_a_busy_cell_and_keeps_state(specs: KernelSpecs) -> None:
+    with start_kernel(specs, timeout=2) as kernel:
+        kernel.execute("kept = 7")
+        started = time.monotonic()
+        cell = kernel.execute("while True:\n    pass", timeout=60)
+        assert time.monotonic() - started < 15
+        assert cell.status == "error"
+        assert cell.reply["content"]["ename"] == "KeyboardInterrupt"
+        assert "timeout" in cell.stderr
+        assert kernel.execute("print(kept)").stdout.strip() == "7"
+
+
+def test_timeout_restarts_a_cell_that_ignores_sigint(specs: KernelSpecs) -> None:
+    with start_kernel(specs, timeout=2, interrupt_grace=2) as kernel:
+        cell = kernel.execute(
+            "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: time.sleep(0.05)",
+            timeout=60,
+        )
+        assert cell.status == "error"
+        assert cell.error is not None and cell.error["ename"] == "SandboxTimeout"
+        assert "restarted" in cell.error["evalue"]
+        assert kernel.execute("print(40 + 2)").stdout.strip() == "42"
+
+
+def test_output_flood_is_capped_and_the_kernel_keeps_working(specs: KernelSpecs) -> None:
+    with start_kernel(specs, max_output_bytes=1024 * 1024) as kernel:
+        cell = kernel.execute("for i in range(200000):\n    print('x' * 99)", timeout=120)
+        assert cell.status == "ok"
+        assert "output truncated" in cell.stderr
+        assert len(cell.stdout) <= 1024 * 1024
+        assert kernel.execute("print('alive')").stdout == "alive\n"
+
+
+def test_warm_spare_is_claimed_on_restart(docker_client: docker.DockerClient, specs: KernelSpecs) -> None:
+    with start_kernel(specs, warm_spare=True) as kernel:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            spares = docker_client.containers.list(filters={"label": "sandbox-kernel.role=spare"})
+            if any("-spare-" in c.name for c in spares):
+                break
+            time.sleep(0.3)
+        kernel.km.restart_kernel(now=False)
+        kernel.kc.wait_for_ready(timeout=60)
+        name = docker_client.api.inspect_container(kernel.container_id)["Name"]
+        assert "-claimed-" in name
+        assert kernel.execute("print(6 * 7)").stdout.strip() == "42"
+    for container in docker_client.containers.list(filters={"label": "sandbox-kernel.role=spare"}):
+        container.remove(force=True)
