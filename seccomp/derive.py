@@ -82,13 +82,25 @@ DENIED: dict[str, str] = {
     "about where they are",
 }
 
-#: Reason for the socket rules.
+AF_NETLINK = 16
+NETLINK_ROUTE = 0
+#: One past the highest address family of current kernels (AF_MCTP is 45). Families
+#: above it get a rule too, so a family added by a future kernel is denied as well.
+AF_MAX = 46
+
 SOCKET_REASON = (
-    "only local (AF_UNIX) sockets: the kernel's zmq channels and multiprocessing use "
-    "them; every other family (IP, netlink, packet, vsock, ...) fails with "
-    "EAFNOSUPPORT, as if the kernel lacked it, so code that probes for IPv6 or netlink "
-    "falls back instead of crashing, and no network stack code is reachable even "
-    "though the container's network is only loopback"
+    "only local (AF_UNIX) sockets: the kernel's zmq channels, asyncio and "
+    "multiprocessing use them; every other family (IP, packet, vsock, ...) fails with "
+    "EAFNOSUPPORT, as if the kernel lacked it, so code that probes for a family falls "
+    "back instead of crashing, and no network protocol code is reachable even though "
+    "the container's network is only loopback"
+)
+NETLINK_REASON = (
+    "AF_NETLINK with NETLINK_ROUTE only, which getifaddrs() needs to list interfaces: "
+    "libzmq calls it for every tcp:// bind (ipykernel binds its IOPub pipe to "
+    "tcp://127.0.0.1) and aborts the whole process when it fails; it only reads the "
+    "container's own network namespace (loopback). Other netlink protocols (netfilter, "
+    "audit, uevent, sock_diag, ...) fail with EAFNOSUPPORT"
 )
 
 
@@ -108,6 +120,13 @@ def derive(base: dict[str, Any]) -> dict[str, Any]:
                 names = [name for name in names if name != "clone"]
             if not names:
                 continue
+            dropped = [name for name in rule["names"] if name not in names]
+            if dropped:
+                note = (
+                    f"Docker's rule without {', '.join(dropped)}, which the sandbox denies "
+                    "(see their own rules)"
+                )
+                rule["comment"] = f"{rule['comment']}; {note}" if rule.get("comment") else note
             rule["names"] = names
         if rule["names"] in (["clone"], ["clone3"]):
             _drop_cap_sys_admin_exclusion(rule)
@@ -125,28 +144,7 @@ def derive(base: dict[str, Any]) -> dict[str, Any]:
         }
         for name, reason in DENIED.items()
     )
-    for name in ("socket", "socketpair"):
-        kept.append(
-            {
-                "names": [name],
-                "action": "SCMP_ACT_ALLOW",
-                "args": [{"index": 0, "value": AF_UNIX, "op": "SCMP_CMP_EQ"}],
-                "comment": SOCKET_REASON,
-                "includes": {},
-                "excludes": {},
-            }
-        )
-        kept.append(
-            {
-                "names": [name],
-                "action": "SCMP_ACT_ERRNO",
-                "errnoRet": EAFNOSUPPORT,
-                "args": [{"index": 0, "value": AF_UNIX, "op": "SCMP_CMP_NE"}],
-                "comment": SOCKET_REASON,
-                "includes": {},
-                "excludes": {},
-            }
-        )
+    kept.extend(_socket_rules())
     for name, mode_index in (("mknod", 1), ("mknodat", 2)):
         for file_type, what in MKNOD_ALLOWED_TYPES.items():
             kept.append(
@@ -172,6 +170,63 @@ def derive(base: dict[str, Any]) -> dict[str, Any]:
     return profile
 
 
+def _socket_rules() -> list[dict[str, Any]]:
+    """socket/socketpair: AF_UNIX, plus socket(AF_NETLINK, *, NETLINK_ROUTE); else EAFNOSUPPORT.
+
+    Each rule compares an argument once: runc turns several comparisons of the same
+    argument in one rule into separate rules (OR instead of AND), so "family is neither
+    1 nor 16" cannot be one rule. Every other family gets its own rule instead.
+    """
+
+    def rule(
+        names: list[str], action: str, args: list[dict[str, Any]], reason: str
+    ) -> dict[str, Any]:
+        entry: dict[str, Any] = {"names": names, "action": action}
+        if action == "SCMP_ACT_ERRNO":
+            entry["errnoRet"] = EAFNOSUPPORT
+        entry.update({"args": args, "comment": reason, "includes": {}, "excludes": {}})
+        return entry
+
+    both = ["socket", "socketpair"]
+    allow, deny = "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO"
+    rules = [
+        rule(both, allow, [{"index": 0, "value": AF_UNIX, "op": "SCMP_CMP_EQ"}], SOCKET_REASON),
+        rule(
+            ["socket"],
+            allow,
+            [
+                {"index": 0, "value": AF_NETLINK, "op": "SCMP_CMP_EQ"},
+                {"index": 2, "value": NETLINK_ROUTE, "op": "SCMP_CMP_EQ"},
+            ],
+            NETLINK_REASON,
+        ),
+        rule(
+            ["socket"],
+            deny,
+            [
+                {"index": 0, "value": AF_NETLINK, "op": "SCMP_CMP_EQ"},
+                {"index": 2, "value": NETLINK_ROUTE, "op": "SCMP_CMP_NE"},
+            ],
+            NETLINK_REASON,
+        ),
+        rule(
+            ["socketpair"],
+            deny,
+            [{"index": 0, "value": AF_NETLINK, "op": "SCMP_CMP_EQ"}],
+            SOCKET_REASON,
+        ),
+    ]
+    rules.extend(
+        rule(both, deny, [{"index": 0, "value": family, "op": "SCMP_CMP_EQ"}], SOCKET_REASON)
+        for family in range(AF_MAX)
+        if family not in (AF_UNIX, AF_NETLINK)
+    )
+    rules.append(
+        rule(both, deny, [{"index": 0, "value": AF_MAX - 1, "op": "SCMP_CMP_GT"}], SOCKET_REASON)
+    )
+    return rules
+
+
 def _is_cap_sys_admin_rule(rule: dict[str, Any]) -> bool:
     return (rule.get("includes") or {}).get("caps") == ["CAP_SYS_ADMIN"]
 
@@ -189,6 +244,12 @@ def _drop_cap_sys_admin_exclusion(rule: dict[str, Any]) -> None:
         rule["comment"] = (
             "Docker's filter: clone only without CLONE_NEW* flags (no new namespaces); "
             "unlike Docker's default it holds with CAP_SYS_ADMIN too"
+        )
+    else:
+        rule["comment"] = (
+            f"{rule.get('comment') or 'clone3'}: its flags cannot be filtered (they are in "
+            "memory), so ENOSYS makes glibc fall back to clone, which is filtered; unlike "
+            "Docker's default it holds with CAP_SYS_ADMIN too"
         )
 
 
