@@ -23,7 +23,7 @@ from typing import Any
 import zmq
 from ipykernel.kernelapp import IPKernelApp
 from ipykernel.kernelbase import Kernel
-from traitlets import Instance, default
+from traitlets import Float, Instance, default
 
 from . import __version__
 from .config import SandboxConfig
@@ -62,6 +62,10 @@ class SandboxKernel(Kernel):
         return SandboxConfig(parent=self)
 
     msg_types = [*Kernel.msg_types, "comm_open", "comm_msg", "comm_close"]
+
+    # ipykernel sleeps 0.5 ms before each execute_reply to let output flush; our
+    # outputs are already published when the inner kernel reports idle.
+    _execute_sleep = Float(0.0).tag(config=True)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

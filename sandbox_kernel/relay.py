@@ -123,6 +123,9 @@ class Relay:
             "InteractiveShell": {"automagic": False},
             "AliasManager": {"default_aliases": [], "user_aliases": []},
             "HistoryManager": {"hist_file": ":memory:"},
+            # The host waits for the idle status anyway; ipykernel's half-millisecond
+            # sleep before each reply is pure latency here.
+            "IPythonKernel": {"_execute_sleep": 0.0},
         }
         config_file = RUNTIME_DIR + "/kernel_config.json"
         with open(config_file, "w") as f:

@@ -26,10 +26,13 @@ from jupyter_client.manager import KernelManager
 
 from sandbox_kernel.install import write_kernel_spec
 
+USAGE_MIME = "application/vnd.sandbox-kernel.usage+json"
 IMAGE = os.environ.get("SANDBOX_KERNEL_TEST_IMAGE", "sandbox-kernel:latest")
 
 #: Settings every test kernel uses unless a test overrides them.
-BASE_SETTINGS: dict[str, Any] = {"image": IMAGE, "warm_spare": False}
+#: Validation is off: these tests are about the container and the protocol; the
+#: validator has its own tests (and the escape suite must hold without it).
+BASE_SETTINGS: dict[str, Any] = {"image": IMAGE, "warm_spare": False, "validation": "off"}
 
 
 @dataclass
@@ -45,7 +48,25 @@ class CellResult:
 
     @property
     def outputs(self) -> list[dict[str, Any]]:
-        return [m for m in self.messages if m["msg_type"] not in ("status", "execute_input")]
+        """The cell's own outputs (without status, execute_input and the usage line)."""
+        return [
+            m
+            for m in self.messages
+            if m["msg_type"] not in ("status", "execute_input") and m is not self.usage_message
+        ]
+
+    @property
+    def usage_message(self) -> dict[str, Any] | None:
+        for m in self.messages:
+            if m["msg_type"] == "display_data" and USAGE_MIME in m["content"]["data"]:
+                return m
+        return None
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """The usage JSON shown under the cell, if any."""
+        m = self.usage_message
+        return None if m is None else dict(m["content"]["data"][USAGE_MIME])
 
     @property
     def stdout(self) -> str:
@@ -83,7 +104,7 @@ class CellResult:
         return errors[-1] if errors else None
 
     def of_type(self, msg_type: str) -> list[dict[str, Any]]:
-        return [m for m in self.messages if m["msg_type"] == msg_type]
+        return [m for m in self.outputs if m["msg_type"] == msg_type]
 
 
 class Kernel:

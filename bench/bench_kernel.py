@@ -1,0 +1,136 @@
+"""Sandbox kernel vs a plain local ipykernel, side by side in one run.
+
+Measures, for each kernel, through jupyter_client as a frontend does:
+
+* ready: from start_kernel to the first kernel_info reply (median of N starts);
+* trivial cell round trip: execute_request to idle for ``1`` (p50, p90);
+* 20 MB of printed output: a cell printing 20 MB, to idle;
+* restart: restart_kernel to ready.
+
+Prints a table with the ratios sandbox/plain and writes bench/results/kernel.json.
+Usage: python bench/bench_kernel.py [--starts 5] [--cells 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from sandbox_kernel.install import write_kernel_spec  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FLOOD = "import sys\nline = 'x' * 999 + '\\n'\nfor _ in range(20 * 1024):\n    sys.stdout.write(line)"
+
+
+def make_specs(root: Path) -> KernelSpecManager:
+    kernels = root / "kernels"
+    plain = kernels / "plain"
+    plain.mkdir(parents=True)
+    (plain / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "plain",
+                "language": "python",
+            }
+        )
+    )
+    write_kernel_spec(kernels / "sandbox", settings={"warm_spare": True}, display_name="sandbox")
+    return KernelSpecManager(kernel_dirs=[str(kernels)])
+
+
+def run_cell(kc: Any, code: str, timeout: float = 300) -> float:
+    started = time.perf_counter()
+    msg_id = kc.execute(code)
+    while True:
+        msg = kc.get_iopub_msg(timeout=timeout)
+        if (
+            msg["parent_header"].get("msg_id") == msg_id
+            and msg["msg_type"] == "status"
+            and msg["content"]["execution_state"] == "idle"
+        ):
+            return time.perf_counter() - started
+
+
+def measure(name: str, specs: KernelSpecManager, starts: int, cells: int) -> dict[str, Any]:
+    ready = []
+    for _ in range(starts):
+        km = KernelManager(kernel_name=name, kernel_spec_manager=specs)
+        started = time.perf_counter()
+        km.start_kernel()
+        kc = km.client()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=120)
+        ready.append(time.perf_counter() - started)
+        kc.stop_channels()
+        km.shutdown_kernel(now=False)
+        time.sleep(0.5)  # let the warm spare (sandbox) settle, as between real sessions
+
+    km = KernelManager(kernel_name=name, kernel_spec_manager=specs)
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=120)
+    for _ in range(10):
+        run_cell(kc, "1")
+    trips = sorted(run_cell(kc, "1") for _ in range(cells))
+    flood = min(run_cell(kc, FLOOD) for _ in range(3))
+    restarts = []
+    for _ in range(starts):
+        time.sleep(0.5)
+        started = time.perf_counter()
+        km.restart_kernel(now=False)
+        kc.wait_for_ready(timeout=120)
+        restarts.append(time.perf_counter() - started)
+    kc.stop_channels()
+    km.shutdown_kernel(now=False)
+    return {
+        "ready_s": statistics.median(ready),
+        "ready_first_s": ready[0],
+        "trivial_p50_ms": 1000 * trips[len(trips) // 2],
+        "trivial_p90_ms": 1000 * trips[int(len(trips) * 0.9)],
+        "output_20mb_s": flood,
+        "restart_s": statistics.median(restarts),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--starts", type=int, default=5)
+    parser.add_argument("--cells", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        specs = make_specs(Path(tmp))
+        plain = measure("plain", specs, args.starts, args.cells)
+        sandbox = measure("sandbox", specs, args.starts, args.cells)
+    targets = {
+        "ready_s": 1.3,
+        "trivial_p50_ms": 1.25,
+        "trivial_p90_ms": 1.25,
+        "output_20mb_s": 1.2,
+        "restart_s": 1.0,
+    }
+    rows = []
+    print(f"{'metric':<18}{'plain':>10}{'sandbox':>10}{'ratio':>8}{'target':>8}")
+    for key, value in plain.items():
+        ratio = sandbox[key] / value if value else float("nan")
+        target = targets.get(key)
+        rows.append({"metric": key, "plain": value, "sandbox": sandbox[key], "ratio": ratio, "target": target})
+        print(f"{key:<18}{value:>10.3f}{sandbox[key]:>10.3f}{ratio:>8.2f}{(f'{target:.2f}' if target else '-'):>8}")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "kernel.json").write_text(json.dumps({"plain": plain, "sandbox": sandbox, "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
