@@ -61,4 +61,6 @@ find / -xdev -perm /6000 -exec chmod ug-s {} +
 # Smaller image: package caches and lists, documentation, translations.
 rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/cache/debconf/*-old /var/log/* \
     /usr/share/doc/* /usr/share/man/* /usr/share/info/* /root/.cache
-find /usr/share/locale -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
+if [ -d /usr/share/locale ]; then
+    find /usr/share/locale -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
+fi
