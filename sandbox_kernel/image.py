@@ -358,7 +358,10 @@ def _build_from_rootfs(
     with _locked(cache_root / "build.lock"):
         base = _debootstrap(params, deb_arch, mirror, cache_root / "rootfs", log)
         work_parent = cache_root / "work"
-        work_parent.mkdir(exist_ok=True)
+        # Work trees of builds that were killed; no other build runs (we hold the lock).
+        if work_parent.exists():
+            _remove_tree(work_parent)
+        work_parent.mkdir()
         work = Path(tempfile.mkdtemp(prefix="build-", dir=work_parent))
         try:
             root = work / "root"
@@ -373,7 +376,7 @@ def _build_from_rootfs(
             image_id = _import_tree(client, root, work / "rootfs.tar", name, digest)
             log(f"imported in {time.monotonic() - step:.0f} s")
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            _remove_tree(work)
     return image_id
 
 
@@ -401,7 +404,7 @@ def _debootstrap(
     partial = target.with_name(target.name + ".partial")
     for stale in (target, partial):
         if stale.exists():
-            shutil.rmtree(stale)
+            _remove_tree(stale)
     log(f"debootstrap {params['suite']} ({params['variant']}, {deb_arch}) from {mirror}")
     start = time.monotonic()
     _run(
@@ -598,6 +601,23 @@ def _cache_root(cache_dir: str | os.PathLike[str] | None) -> Path:
         return Path(cache_dir)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "sandbox-kernel"
+
+
+def _remove_tree(path: Path) -> None:
+    """Delete a build tree, unmounting first what a killed debootstrap left mounted in it.
+
+    debootstrap mounts /proc and /sys into its target while it installs; deleting
+    through such a mount would try to delete the host's /sys.
+    """
+    prefix = str(path.resolve()) + "/"
+    with contextlib.suppress(OSError):
+        mounts = [
+            line.split()[1].replace("\\040", " ")
+            for line in Path("/proc/self/mounts").read_text().splitlines()
+        ]
+        for mount in sorted((m for m in mounts if m.startswith(prefix)), reverse=True):
+            subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager
