@@ -48,23 +48,38 @@ PING_INTERVAL = 1.0
 _RECV_BYTES = 1 << 20
 
 
+#: The engine API version we speak: Docker 20.10 and newer. Pinned, so that the
+#: client never asks the engine before ``trust_env`` is off (see :func:`connect`).
+API_VERSION = "1.41"
+
+
 def connect(config: SandboxConfig, timeout: float = 10.0) -> docker.DockerClient:
     """A client for the configured engine, checked with a ping.
 
     Raises:
         DockerUnavailableError: the engine is not running or not reachable.
     """
-    where = config.docker_host or "DOCKER_HOST or the local socket"
+    where = config.docker_host or os.environ.get("DOCKER_HOST") or "the local socket"
     try:
-        if config.docker_host:
-            client = docker.DockerClient(base_url=config.docker_host, timeout=timeout)
-        else:
-            client = docker.from_env(timeout=timeout)
+        kwargs = (
+            {"base_url": config.docker_host}
+            if config.docker_host
+            else docker.utils.kwargs_from_env()
+        )
+        client = docker.DockerClient(version=API_VERSION, timeout=timeout, **kwargs)
+        # The engine API is not the web: no HTTP proxy from the environment, and no
+        # REQUESTS_CA_BUNDLE overriding the engine's own CA (DOCKER_CERT_PATH).
+        client.api.trust_env = False
         client.ping()
     except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as err:
+        reason = _reason(err)
+        hint = (
+            " Check DOCKER_CERT_PATH and DOCKER_TLS_VERIFY."
+            if "SSL" in reason or "TLS" in reason
+            else " Start it (e.g. `sudo systemctl start docker` or `dockerd &`) or set DOCKER_HOST."
+        )
         raise DockerUnavailableError(
-            f"The Docker engine is not reachable ({where}): {_reason(err)}. "
-            "Start it (e.g. `sudo systemctl start docker` or `dockerd &`) or set DOCKER_HOST."
+            f"The Docker engine is not reachable at {where}: {reason}.{hint}"
         ) from err
     return client
 

@@ -200,6 +200,7 @@ def start_kernel(
     *,
     kernel_name: str | None = None,
     startup_timeout: float = 90,
+    env: dict[str, str] | None = None,
     **settings: Any,
 ) -> Iterator[Kernel]:
     """Start a sandbox kernel (a fresh kernelspec with ``settings``, or ``kernel_name``)."""
@@ -211,7 +212,7 @@ def start_kernel(
             km = KernelManager(kernel_name=kernel_name, kernel_spec_manager=specs.manager)
         else:
             km = KernelManager(kernel_name=kernel_name)
-        km.start_kernel(env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        km.start_kernel(env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
         kc = km.client()
         kc.start_channels()
         try:

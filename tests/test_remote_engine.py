@@ -1,0 +1,110 @@
+"""The kernel works against an engine reached over TCP, with and without TLS.
+
+The engine here is local, but the kernel only reaches it through a TCP proxy on
+loopback (TLS terminated by the proxy, client certificates required), so nothing
+may depend on a shared filesystem or a unix socket: this is how DOCKER_HOST=tcp://
+and Docker Desktop's VM look to the kernel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import KernelSpecs, start_kernel
+
+pytestmark = pytest.mark.docker
+
+ENGINE_SOCKET = "/var/run/docker.sock"
+
+
+def _make_certs(root: Path) -> None:
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=root, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
+        "-keyout", "ca-key.pem", "-out", "ca.pem")
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1,DNS:localhost"), ("client", "extendedKeyUsage=clientAuth")):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}-key.pem", "-out", f"{name}.csr")
+        (root / f"{name}.ext").write_text(ext + "\n")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
+            "-days", "1", "-extfile", f"{name}.ext", "-out", f"{name}.pem")
+    # docker-py's names for the client side
+    (root / "cert.pem").write_bytes((root / "client.pem").read_bytes())
+    (root / "key.pem").write_bytes((root / "client-key.pem").read_bytes())
+
+
+def _pump(src: socket.socket, dst: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := src.recv(1 << 16):
+            dst.sendall(data)
+    with contextlib.suppress(OSError):
+        dst.shutdown(socket.SHUT_WR)
+
+
+@contextlib.contextmanager
+def engine_proxy(tls_dir: Path | None) -> Iterator[int]:
+    """Forward TCP (optionally TLS) on a loopback port to the engine's unix socket."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    context = None
+    if tls_dir is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tls_dir / "ca.pem"))
+        context.load_cert_chain(tls_dir / "server.pem", tls_dir / "server-key.pem")
+        context.verify_mode = ssl.CERT_REQUIRED
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    def handle(conn: socket.socket) -> None:
+        try:
+            client = context.wrap_socket(conn, server_side=True) if context else conn
+        except (OSError, ssl.SSLError):
+            conn.close()
+            return
+        engine = socket.socket(socket.AF_UNIX)
+        engine.connect(ENGINE_SOCKET)
+        # TLS sockets are not safe to read and write from two threads at once in
+        # every OpenSSL; this proxy is a test fixture, keep it simple: one thread
+        # per direction on a plain socket pair around the TLS one.
+        threading.Thread(target=_pump, args=(engine, client), daemon=True).start()
+        _pump(client, engine)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield port
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tcp+tls"])
+def test_kernel_over_a_tcp_engine(tls: bool, specs: KernelSpecs, tmp_path: Path) -> None:
+    env = {}
+    if tls:
+        _make_certs(tmp_path)
+        env = {"DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(tmp_path)}
+    with engine_proxy(tmp_path if tls else None) as port:
+        scheme = "tcp"
+        env["DOCKER_HOST"] = f"{scheme}://127.0.0.1:{port}"
+        with start_kernel(specs, env=env) as kernel:
+            cell = kernel.execute("import sys\nx = [i * i for i in range(5)]\nprint(sum(x))")
+            assert cell.status == "ok", cell.text
+            assert cell.stdout == "30\n"
+            big = kernel.execute("print('y' * 3_000_000)")
+            assert len(big.stdout) == 3_000_001
+            answer = kernel.execute("name = input('?')\nprint(name[::-1])", stdin=["engine"])
+            assert answer.stdout.strip() == "enigne"
+            usage = kernel.execute("sum(range(10**6))").usage
+            assert usage is not None and usage["source"] == "docker-stats"
