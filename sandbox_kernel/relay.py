@@ -44,6 +44,47 @@ MAX_PART = 256 * 1024 * 1024
 RUNTIME_DIR = "/tmp/.sandbox-kernel"
 
 
+# How the kernel is started: ipykernel's launcher, after moving its IOPub pipe (the
+# channel that carries output of forked children, e.g. multiprocessing workers) from
+# tcp://127.0.0.1 to an ipc:// socket in the tmpfs. The seccomp profile allows only
+# AF_UNIX sockets, so the TCP pipe cannot exist here. If this ipykernel's internals
+# differ, the patch is skipped and only forked children's output is lost.
+KERNEL_BOOTSTRAP = """
+import sys
+try:
+    import zmq
+    from ipykernel import iostream
+    from zmq.eventloop.zmqstream import ZMQStream
+    _PIPE = "ipc://" + sys.argv.pop(1)
+    _Thread = iostream.IOPubThread
+
+    def _setup_pipe_in(self):
+        import os
+        self._pipe_uuid = os.urandom(16)
+        pipe_in = self.socket.context.socket(zmq.PULL)
+        pipe_in.linger = 0
+        pipe_in.bind(_PIPE)
+        self._pipe_port = 0
+        self._pipe_in = ZMQStream(pipe_in, self.io_loop)
+        self._pipe_in.on_recv(self._handle_pipe_msg)
+
+    def _setup_pipe_out(self):
+        ctx = zmq.Context()
+        pipe_out = ctx.socket(zmq.PUSH)
+        pipe_out.linger = 3000
+        pipe_out.connect(_PIPE)
+        return ctx, pipe_out
+
+    if all(hasattr(_Thread, n) for n in ("_setup_pipe_in", "_setup_pipe_out", "_handle_pipe_msg")):
+        _Thread._setup_pipe_in = _setup_pipe_in
+        _Thread._setup_pipe_out = _setup_pipe_out
+except Exception:
+    pass
+from ipykernel import kernelapp
+kernelapp.launch_new_instance()
+"""
+
+
 def parse_args(argv):
     opts = {"claim-timeout": 0.0, "lease": 6.0}
     for arg in argv:
@@ -131,7 +172,15 @@ class Relay:
         with open(config_file, "w") as f:
             json.dump(kernel_config, f)
         self.kernel = subprocess.Popen(
-            [sys.executable, "-m", "ipykernel_launcher", "-f", conn_file, "--config=" + config_file],
+            [
+                sys.executable,
+                "-c",
+                KERNEL_BOOTSTRAP,
+                RUNTIME_DIR + "/iopub-pipe",
+                "-f",
+                conn_file,
+                "--config=" + config_file,
+            ],
             stdin=subprocess.DEVNULL,
             # Never our stdout: that is the transport, and the kernel's own fd 1 must
             # not be able to write frames onto it.

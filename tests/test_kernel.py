@@ -198,3 +198,15 @@ def test_sandbox_magic_is_answered_by_the_outer_kernel(kernel: Kernel) -> None:
     assert cell.status == "ok"
     [display] = cell.of_type("display_data")
     assert display["content"]["data"]["application/json"]["image"]
+
+
+def test_output_of_forked_workers_reaches_the_notebook(kernel: Kernel) -> None:
+    cell = kernel.execute(
+        "import multiprocessing as mp\n"
+        "def work(i):\n    print(f'worker {i} says hi', flush=True)\n    return i * i\n"
+        "with mp.get_context('fork').Pool(2) as pool:\n    print(sum(pool.map(work, range(4))))",
+        timeout=60,
+    )
+    assert cell.status == "ok", cell.text
+    assert "worker 3 says hi" in cell.stdout
+    assert "14" in cell.stdout
