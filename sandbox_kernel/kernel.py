@@ -405,6 +405,12 @@ class SandboxKernelApp(IPKernelApp):
     def _config_file_name_default(self) -> str:
         return "sandbox_kernel_config"
 
+    def init_sockets(self) -> None:
+        super().init_sockets()
+        # No subshells (the kernel does not advertise them): shell messages are
+        # handled on the main loop directly, one thread hop less per request.
+        self.shell_channel_thread = None
+
 
 def main(argv: list[str] | None = None) -> None:
     """Run the kernel process (what the kernelspec's argv starts)."""

@@ -81,6 +81,19 @@ try:
 except Exception:
     pass
 from ipykernel import kernelapp
+try:
+    # The outer kernel never advertises subshells, so the inner one needs no shell
+    # channel thread: one thread hop less for every request.
+    _init_sockets = kernelapp.IPKernelApp.init_sockets
+
+    def init_sockets(self):
+        _init_sockets(self)
+        if hasattr(self, "shell_channel_thread"):
+            self.shell_channel_thread = None
+
+    kernelapp.IPKernelApp.init_sockets = init_sockets
+except Exception:
+    pass
 kernelapp.launch_new_instance()
 """
 
