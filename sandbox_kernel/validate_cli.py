@@ -155,6 +155,15 @@ def _format_text(reports: list[_FileReport]) -> str:
     return "\n".join(out)
 
 
+def _print(text: str) -> None:
+    # CI consoles may not be UTF-8; escape what they cannot show rather than crash.
+    try:
+        print(text)
+    except UnicodeEncodeError:
+        encoding = sys.stdout.encoding or "ascii"
+        print(text.encode(encoding, "backslashreplace").decode(encoding))
+
+
 def run(args: argparse.Namespace) -> int:
     """Judge ``args.paths`` and print the report; returns the exit status (0, 1 or 2)."""
     try:
@@ -170,9 +179,9 @@ def run(args: argparse.Namespace) -> int:
             continue
         reports.extend(_judge_file(p, policy) for p in _expand(path))
     if args.json:
-        print(json.dumps({"files": [r.to_json() for r in reports]}, indent=2, ensure_ascii=False))
+        _print(json.dumps({"files": [r.to_json() for r in reports]}, indent=2))
     else:
-        print(_format_text(reports))
+        _print(_format_text(reports))
     if any(r.error is not None for r in reports):
         return EXIT_ERROR
     if any(result.blocked for r in reports for _, result in r.cells):
