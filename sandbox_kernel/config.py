@@ -178,6 +178,46 @@ class SandboxConfig(Configurable):
         default_value="block",
         help="What the validator does with a risky cell: block it, warn and run it, or nothing.",
     ).tag(config=True)
+    validation_threshold = Int(
+        30, help="Risk score at which the validator blocks a cell (block mode)."
+    ).tag(config=True)
+    validation_rule_scores = Dict(
+        value_trait=Int(),
+        help="Per-rule score overrides, e.g. {'SK401': 10}; 0 turns a rule off.",
+    ).tag(config=True)
+    validation_banned_modules = List(
+        Unicode(), help="Modules the validator refuses in addition to its own list."
+    ).tag(config=True)
+    validation_allowed_modules = List(
+        Unicode(), help="Modules the validator allows although its list refuses them."
+    ).tag(config=True)
+    validation_banned_calls = List(Unicode(), help="Extra calls to refuse, e.g. 'time.sleep'.").tag(
+        config=True
+    )
+    validation_allowed_calls = List(Unicode(), help="Calls to allow despite the rules.").tag(
+        config=True
+    )
+    validation_banned_attributes = List(Unicode(), help="Extra attribute names to refuse.").tag(
+        config=True
+    )
+    validation_allowed_attributes = List(
+        Unicode(), help="Attribute names to allow despite the rules."
+    ).tag(config=True)
+    validation_banned_magics = List(Unicode(), help="Extra IPython magics to refuse.").tag(
+        config=True
+    )
+    validation_allowed_magics = List(Unicode(), help="IPython magics to allow.").tag(config=True)
+    validation_custom_rules = List(
+        Unicode(),
+        help="Extra rules as 'package.module:function' paths (rules registered in the "
+        "'sandbox_kernel.rules' entry point group are always loaded).",
+    ).tag(config=True)
+    allow_scripts_in_output = Bool(
+        False,
+        help="Let cell output carry JavaScript (application/javascript, <script> in HTML) "
+        "to the browser. Off: such output runs in the user's browser with their Jupyter "
+        "session, outside the sandbox, so it is dropped.",
+    ).tag(config=True)
     usage_display = Enum(
         ["always", "slow", "off"],
         default_value="always",

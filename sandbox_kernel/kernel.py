@@ -29,6 +29,7 @@ from . import __version__
 from .config import SandboxConfig
 from .errors import SandboxError
 from .inner import Message
+from .outputs import make_safe
 from .sandbox import ErrorInfo, ExecutionResult, Sandbox, validation_bundle
 from .validator import ValidationResult
 
@@ -248,6 +249,10 @@ class SandboxKernel(Kernel):
         buffers: list[bytes] | None = None,
     ) -> None:
         assert self.session is not None
+        if not self.settings.allow_scripts_in_output:
+            content, removed = make_safe(msg_type, content)
+            if removed:
+                self.log.info("sandbox-kernel: removed from output: %s", ", ".join(removed))
         self.session.send(
             self.iopub_socket,
             msg_type,

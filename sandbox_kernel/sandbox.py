@@ -175,6 +175,7 @@ class Sandbox:
         self._starting: asyncio.Task[None] | None = None
         self._runs: dict[str, _CellRun] = {}
         self._closed = False
+        self._policy: Policy | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     async def __aenter__(self) -> Sandbox:
@@ -263,7 +264,13 @@ class Sandbox:
 
     # -- execution ----------------------------------------------------------------------
     def policy(self) -> Policy:
-        return Policy.from_config(self.config)
+        """The validator policy, from the administrator's settings only.
+
+        Nothing in a cell can change it: it is built from the configuration once.
+        """
+        if self._policy is None:
+            self._policy = Policy.from_config(self.config)
+        return self._policy
 
     async def execute(
         self,

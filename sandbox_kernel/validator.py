@@ -171,9 +171,14 @@ class Violation:
         }
 
     def format(self) -> str:
-        """One human line: ``line 3, col 0: <message> [SK101 dangerous-module, score 40]``."""
+        """One human line with the code it is about:
+        ``line 3, col 0: `import os` — <message> [SK101 dangerous-module, score 40]``."""
         label = f"{self.rule_id} {self.name}" if self.name else self.rule_id
-        return f"line {self.line}, col {self.column}: {self.message} [{label}, score {self.score}]"
+        code = f"`{self.excerpt}`: " if self.excerpt else ""
+        return (
+            f"line {self.line}, col {self.column}: {code}{self.message} "
+            f"[{label}, score {self.score}]"
+        )
 
 
 @dataclass(frozen=True)

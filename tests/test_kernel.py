@@ -210,3 +210,17 @@ def test_output_of_forked_workers_reaches_the_notebook(kernel: Kernel) -> None:
     assert cell.status == "ok", cell.text
     assert "worker 3 says hi" in cell.stdout
     assert "14" in cell.stdout
+
+
+def test_script_output_never_reaches_the_browser(kernel: Kernel) -> None:
+    cell = kernel.execute(
+        "from IPython.display import display, HTML, Javascript\n"
+        "display(Javascript('fetch(\"/api/terminals\", {method: \"POST\"})'))\n"
+        "display(HTML('<img src=x onerror=\"alert(1)\">'))\n"
+        "display(HTML('<table><tr><td>safe</td></tr></table>'))"
+    )
+    assert cell.status == "ok", cell.text
+    bundles = [m["content"]["data"] for m in cell.of_type("display_data")]
+    assert all("application/javascript" not in b for b in bundles)
+    assert all("onerror" not in b.get("text/html", "") for b in bundles)
+    assert any(b.get("text/html") == "<table><tr><td>safe</td></tr></table>" for b in bundles)

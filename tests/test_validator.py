@@ -606,7 +606,7 @@ def test_to_json_shape_and_report() -> None:
     }
     report = result.format_report().splitlines()
     assert report[0] == (
-        "line 1, col 0: import of 'os' — 'os' gives shell, process and file-system access "
+        "line 1, col 0: `import os`: import of 'os' — 'os' gives shell, process and file-system access "
         "[SK101 dangerous-module, score 40]"
     )
     assert report[-1].startswith("Cell blocked by the sandbox validator: risk score 40")
