@@ -224,3 +224,10 @@ def test_script_output_never_reaches_the_browser(kernel: Kernel) -> None:
     assert all("application/javascript" not in b for b in bundles)
     assert all("onerror" not in b.get("text/html", "") for b in bundles)
     assert any(b.get("text/html") == "<table><tr><td>safe</td></tr></table>" for b in bundles)
+
+
+def test_a_10_mb_cell_runs(kernel: Kernel) -> None:
+    payload = "q" * (10 * 1024 * 1024)
+    cell = kernel.execute(f"big = '{payload}'\nprint(len(big))", timeout=120)
+    assert cell.status == "ok", cell.text[:200]
+    assert cell.stdout.strip() == str(len(payload))

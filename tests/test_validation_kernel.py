@@ -1,0 +1,116 @@
+"""The validator inside the kernel: what a blocked, warned or unjudged cell does."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from harness import Kernel, KernelSpecs, start_kernel
+
+pytestmark = pytest.mark.docker
+
+VALIDATION_MIME = "application/vnd.sandbox-kernel.validation+json"
+WRITES_THEN_IMPORTS_OS = "open('made_by_blocked_cell.txt', 'w').write('x')\nimport os\nos.getcwd()"
+PROBE = (
+    "try:\n    open('made_by_blocked_cell.txt')\n    print('exists')\n"
+    "except FileNotFoundError:\n    print('absent')"
+)
+
+
+@pytest.fixture(scope="module")
+def blocking(specs: KernelSpecs) -> Kernel:
+    with start_kernel(specs, validation="block") as kernel:
+        yield kernel
+
+
+def test_blocked_cell_never_reaches_the_container(blocking: Kernel) -> None:
+    cell = blocking.execute(WRITES_THEN_IMPORTS_OS)
+    assert cell.status == "error"
+    assert cell.reply["content"]["ename"] == "SandboxValidationError"
+    assert blocking.execute(PROBE).stdout.strip() == "absent"
+
+
+def test_blocked_cell_explains_each_finding(blocking: Kernel) -> None:
+    cell = blocking.execute("x = 1\nimport subprocess\nsubprocess.run(['id'])")
+    error = cell.error
+    assert error is not None and error["ename"] == "SandboxValidationError"
+    lines = error["traceback"]
+    finding = next(line for line in lines if "SK101" in line)
+    assert finding.startswith("line 2") and "import subprocess" in finding
+    assert "risk score" in lines[-1]
+    [display] = [m for m in cell.of_type("display_data") if VALIDATION_MIME in m["content"]["data"]]
+    verdict = display["content"]["data"][VALIDATION_MIME]
+    assert verdict["blocked"] is True and verdict["risk_score"] >= 30
+    assert {"rule_id", "severity", "score", "line", "column", "message"} <= set(verdict["violations"][0])
+
+
+def test_no_cell_can_lower_the_policy(blocking: Kernel) -> None:
+    for attempt in [
+        "%config SandboxConfig.validation = 'off'",
+        "# sandbox: off\n# noqa\nimport os",
+        "get_ipython().kernel.settings.validation = 'off'",
+    ]:
+        assert blocking.execute(attempt).reply["content"]["ename"] == "SandboxValidationError", attempt
+    assert blocking.execute("import os").status == "error"
+
+
+def test_ordinary_quant_code_runs(blocking: Kernel) -> None:
+    cell = blocking.execute(
+        "import numpy as np, pandas as pd\n"
+        "prices = pd.Series(100 + np.cumsum(np.random.default_rng(1).normal(size=250)))\n"
+        "signal = prices.rolling(20).mean() > prices.rolling(50).mean()\n"
+        "df = pd.DataFrame({'p': prices, 's': signal})\n"
+        "df.to_csv('signals.csv')\nprint(len(pd.read_csv('signals.csv')))"
+    )
+    assert cell.status == "ok", cell.text
+    assert cell.stdout.strip() == "250"
+
+
+def test_syntax_errors_are_pythons_own(blocking: Kernel) -> None:
+    cell = blocking.execute("def broken(:\n    pass")
+    assert cell.reply["content"]["ename"] == "SyntaxError"
+
+
+def test_huge_and_binary_cells_get_a_clear_verdict(blocking: Kernel) -> None:
+    started = time.monotonic()
+    huge = blocking.execute("x = 1\n" * (10 * 1024 * 1024 // 6), timeout=120)
+    assert time.monotonic() - started < 60
+    assert huge.status == "error" and "SandboxValidationError" in huge.reply["content"]["ename"]
+    nul = blocking.execute("print('a')\x00")
+    assert nul.status == "error"
+    assert blocking.execute("print('still fine')").stdout == "still fine\n"
+
+
+def test_invalid_utf8_message_is_dropped_and_the_kernel_lives(blocking: Kernel) -> None:
+    kc = blocking.kc
+    session = kc.session
+    msg = session.msg("execute_request", {"code": "print(1)"})
+    frames = session.serialize(msg)
+    # Replace the JSON content with bytes that are not UTF-8, then sign it properly.
+    content_index = len(frames) - 1
+    frames[content_index] = b'{"code": "\xff\xfe print(2)", "silent": false}'
+    frames[1] = session.sign(frames[2:])
+    kc.shell_channel.socket.send_multipart(frames)
+    time.sleep(0.5)
+    assert blocking.execute("print('alive')").stdout == "alive\n"
+
+
+def test_warn_mode_runs_and_shows_findings_first(specs: KernelSpecs) -> None:
+    with start_kernel(specs, validation="warn") as kernel:
+        cell = kernel.execute("import os\nprint(os.getcwd())")
+        assert cell.status == "ok", cell.text
+        first = cell.outputs[0]
+        assert first["msg_type"] == "display_data"
+        verdict = first["content"]["data"][VALIDATION_MIME]
+        assert verdict["blocked"] is False and verdict["violations"]
+        assert cell.stdout.strip() == "/tmp/work"
+
+
+def test_off_mode_runs_everything(specs: KernelSpecs) -> None:
+    with start_kernel(specs, validation="off") as kernel:
+        cell = kernel.execute(WRITES_THEN_IMPORTS_OS)
+        assert cell.status == "ok"
+        assert not [m for m in cell.outputs if VALIDATION_MIME in json.dumps(m["content"])]
+        assert kernel.execute(PROBE).stdout.strip() == "exists"
