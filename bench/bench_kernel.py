@@ -26,10 +26,12 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from sandbox_kernel.install import write_kernel_spec  # noqa: E402
+from sandbox_kernel.install import write_kernel_spec
 
 RESULTS = Path(__file__).resolve().parent / "results"
-FLOOD = "import sys\nline = 'x' * 999 + '\\n'\nfor _ in range(20 * 1024):\n    sys.stdout.write(line)"
+FLOOD = (
+    "import sys\nline = 'x' * 999 + '\\n'\nfor _ in range(20 * 1024):\n    sys.stdout.write(line)"
+)
 
 
 def make_specs(root: Path) -> KernelSpecManager:
@@ -125,10 +127,22 @@ def main() -> int:
     for key, value in plain.items():
         ratio = sandbox[key] / value if value else float("nan")
         target = targets.get(key)
-        rows.append({"metric": key, "plain": value, "sandbox": sandbox[key], "ratio": ratio, "target": target})
-        print(f"{key:<18}{value:>10.3f}{sandbox[key]:>10.3f}{ratio:>8.2f}{(f'{target:.2f}' if target else '-'):>8}")
+        rows.append(
+            {
+                "metric": key,
+                "plain": value,
+                "sandbox": sandbox[key],
+                "ratio": ratio,
+                "target": target,
+            }
+        )
+        print(
+            f"{key:<18}{value:>10.3f}{sandbox[key]:>10.3f}{ratio:>8.2f}{(f'{target:.2f}' if target else '-'):>8}"
+        )
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "kernel.json").write_text(json.dumps({"plain": plain, "sandbox": sandbox, "rows": rows}, indent=2))
+    (RESULTS / "kernel.json").write_text(
+        json.dumps({"plain": plain, "sandbox": sandbox, "rows": rows}, indent=2)
+    )
     return 0
 
 

@@ -52,9 +52,7 @@ def load_settings(overrides: Sequence[str] = ()) -> SandboxConfig:
 def _add_setting_options(parser: argparse.ArgumentParser) -> None:
     for name, (kind, help_text) in _SETTING_OPTIONS.items():
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=help_text)
-    parser.add_argument(
-        "--validation", choices=["block", "warn", "off"], help="validator policy"
-    )
+    parser.add_argument("--validation", choices=["block", "warn", "off"], help="validator policy")
     parser.add_argument(
         "--mount",
         dest="mounts",

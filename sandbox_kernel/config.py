@@ -48,7 +48,11 @@ def format_size(num_bytes: float) -> str:
         if abs(value) < 1024 or unit == "GiB":
             if unit == "B":
                 return f"{int(value)} B"
-            return f"{value:.0f} {unit}" if value >= 10 or value == int(value) else f"{value:.1f} {unit}"
+            return (
+                f"{value:.0f} {unit}"
+                if value >= 10 or value == int(value)
+                else f"{value:.1f} {unit}"
+            )
         value /= 1024
     raise AssertionError("unreachable")
 
@@ -98,7 +102,9 @@ class SandboxConfig(Configurable):
     # -- limits ------------------------------------------------------------------------
     memory = Unicode("2g", help="Memory limit of the sandbox (no swap beyond it).").tag(config=True)
     cpus = Float(2.0, help="CPU quota of the sandbox, in CPUs.").tag(config=True)
-    pids = Int(256, help="Most processes and threads the sandbox may have at once.").tag(config=True)
+    pids = Int(256, help="Most processes and threads the sandbox may have at once.").tag(
+        config=True
+    )
     timeout = Float(
         0.0,
         help="Per-cell wall-clock timeout in seconds (0: none). The cell is interrupted first; "
@@ -133,9 +139,9 @@ class SandboxConfig(Configurable):
         config=True
     )
     drop_capabilities = Bool(True, help="Drop every Linux capability.").tag(config=True)
-    no_new_privileges = Bool(True, help="Forbid gaining privileges through setuid/setgid binaries.").tag(
-        config=True
-    )
+    no_new_privileges = Bool(
+        True, help="Forbid gaining privileges through setuid/setgid binaries."
+    ).tag(config=True)
     seccomp_profile = Unicode(
         "builtin",
         help="Seccomp profile: 'builtin' (this package's profile), 'docker-default', "

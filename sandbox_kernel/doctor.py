@@ -30,7 +30,9 @@ class _Report:
         self.out(f"  FAIL  {what}: {detail}")
 
 
-def run_doctor(config: SandboxConfig, *, try_kernel: bool = False, out: Callable[[str], None] = print) -> int:
+def run_doctor(
+    config: SandboxConfig, *, try_kernel: bool = False, out: Callable[[str], None] = print
+) -> int:
     """Run every check; 0 when the sandbox can run, 1 when something is missing."""
     from .session import connect, image_reference, resolve_image
 
@@ -49,19 +51,28 @@ def run_doctor(config: SandboxConfig, *, try_kernel: bool = False, out: Callable
     cgroup = str(info.get("CgroupVersion", "?"))
     report.ok("cgroups", f"v{cgroup} ({info.get('CgroupDriver', '?')} driver)")
     if not info.get("MemoryLimit", True):
-        report.fail("memory limits", "the engine cannot enforce memory limits; enable the memory cgroup")
+        report.fail(
+            "memory limits", "the engine cannot enforce memory limits; enable the memory cgroup"
+        )
     if not info.get("PidsLimit", True):
         report.fail("pids limits", "the engine cannot enforce pids limits; enable the pids cgroup")
     if info.get("SwapLimit") is False:
-        report.warn("swap limit", "swap is not limited (memswap_limit ignored): enable swap accounting")
+        report.warn(
+            "swap limit", "swap is not limited (memswap_limit ignored): enable swap accounting"
+        )
     security = " ".join(info.get("SecurityOptions") or [])
     if "seccomp" in security:
         report.ok("seccomp", "supported by the engine")
     else:
-        report.fail("seccomp", "the engine has no seccomp support; install a docker built with libseccomp")
+        report.fail(
+            "seccomp", "the engine has no seccomp support; install a docker built with libseccomp"
+        )
     runtimes = info.get("Runtimes") or {}
     if config.runtime and config.runtime not in runtimes:
-        report.fail("runtime", f"{config.runtime!r} is not configured in the engine (have: {', '.join(runtimes)})")
+        report.fail(
+            "runtime",
+            f"{config.runtime!r} is not configured in the engine (have: {', '.join(runtimes)})",
+        )
     elif "runsc" in runtimes:
         report.ok("runtime", "gVisor (runsc) available; select it with --runtime runsc")
     else:
@@ -72,7 +83,11 @@ def run_doctor(config: SandboxConfig, *, try_kernel: bool = False, out: Callable
         report.fail("image", str(err))
     else:
         label = (image.labels or {}).get("sandbox-kernel.recipe")
-        report.ok("image", f"{config.image} = {image_reference(image)}" + (f" (recipe {label[:12]})" if label else ""))
+        report.ok(
+            "image",
+            f"{config.image} = {image_reference(image)}"
+            + (f" (recipe {label[:12]})" if label else ""),
+        )
     try:
         from .seccomp import load_profile
 

@@ -253,7 +253,7 @@ class InnerKernel:
             self._hello.set_result(hello)
 
     def _dispatch(self, kind: Kind, msg: Message) -> None:
-        parent_id = (msg.get("parent_header") or {}).get("msg_id")
+        parent_id = str((msg.get("parent_header") or {}).get("msg_id", ""))
         if kind == Kind.IOPUB:
             msg_type = msg["header"]["msg_type"]
             if msg_type == "status" and msg["content"].get("execution_state") == "idle":
@@ -306,7 +306,9 @@ class InnerKernel:
                 name = signal.Signals(-returncode).name
             except ValueError:
                 name = f"signal {-returncode}"
-            return SandboxDiedError(f"The kernel in the sandbox was killed by {name}; {lost}.", "killed")
+            return SandboxDiedError(
+                f"The kernel in the sandbox was killed by {name}; {lost}.", "killed"
+            )
         return SandboxDiedError(
             f"The kernel in the sandbox exited on its own (exit code {returncode}); {lost}.",
             "exited",
@@ -316,7 +318,8 @@ class InnerKernel:
         if self.death is not None:
             return
         self.death = error
-        for future in [*self._replies.values(), *self._idle.values()]:
+        pending: list[asyncio.Future[Any]] = [*self._replies.values(), *self._idle.values()]
+        for future in pending:
             if not future.done():
                 future.set_exception(error)
                 # Nobody may be waiting on an idle future; do not log it as unhandled.

@@ -85,7 +85,9 @@ def write_kernel_spec(
 
     Without ``path`` a temporary folder is made, ready for :func:`install`.
     """
-    target = Path(path) if path is not None else Path(tempfile.mkdtemp(suffix="_kernels")) / KERNEL_NAME
+    target = (
+        Path(path) if path is not None else Path(tempfile.mkdtemp(suffix="_kernels")) / KERNEL_NAME
+    )
     target.mkdir(parents=True, exist_ok=True)
     for logo in ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg"):
         source = data_path("kernelspec", logo)

@@ -123,8 +123,8 @@ class SandboxKernel(Kernel):
         )
 
     @property
-    def kernel_info(self) -> dict[str, Any]:  # type: ignore[override]
-        info = super().kernel_info
+    def kernel_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = dict(super().kernel_info)
         info["supported_features"] = []
         info["sandbox"] = {
             **self.settings.summary(),
@@ -141,7 +141,7 @@ class SandboxKernel(Kernel):
         await super().kernel_info_request(stream, ident, parent)
 
     # -- execute ------------------------------------------------------------------------
-    async def do_execute(  # type: ignore[override]
+    async def do_execute(
         self,
         code: str,
         silent: bool,
@@ -220,7 +220,9 @@ class SandboxKernel(Kernel):
             return
         if mode == "slow" and usage.wall_time_s < self.settings.usage_min_seconds:
             return
-        self._publish("display_data", {"data": usage.bundle(), "metadata": {}, "transient": {}}, parent)
+        self._publish(
+            "display_data", {"data": usage.bundle(), "metadata": {}, "transient": {}}, parent
+        )
 
     def _sandbox_magic(self, command: str, parent: Message) -> dict[str, Any]:
         """``%sandbox usage`` / ``%sandbox info``: answered here, never forwarded."""
@@ -237,7 +239,12 @@ class SandboxKernel(Kernel):
                 parent,
             )
         self._publish("display_data", {"data": bundle, "metadata": {}, "transient": {}}, parent)
-        return {"status": "ok", "execution_count": self.execution_count, "payload": [], "user_expressions": {}}
+        return {
+            "status": "ok",
+            "execution_count": self.execution_count,
+            "payload": [],
+            "user_expressions": {},
+        }
 
     # -- publishing -----------------------------------------------------------------------
     def _publish(
@@ -259,7 +266,7 @@ class SandboxKernel(Kernel):
             content,
             parent=parent,
             metadata=metadata,
-            buffers=buffers or None,
+            buffers=list(buffers) if buffers else None,
             ident=self._topic(msg_type),
         )
 
@@ -284,7 +291,9 @@ class SandboxKernel(Kernel):
     async def _ask_frontend(self, prompt: str, password: bool, ident: Any, parent: Message) -> str:
         cancelled = threading.Event()
         try:
-            return await asyncio.to_thread(self._input_roundtrip, prompt, password, ident, parent, cancelled)
+            return await asyncio.to_thread(
+                self._input_roundtrip, prompt, password, ident, parent, cancelled
+            )
         finally:
             cancelled.set()
 
@@ -298,7 +307,9 @@ class SandboxKernel(Kernel):
                 sock.recv_multipart(zmq.NOBLOCK)
             except zmq.ZMQError:
                 break
-        self.session.send(sock, "input_request", {"prompt": prompt, "password": password}, parent, ident=ident)
+        self.session.send(
+            sock, "input_request", {"prompt": prompt, "password": password}, parent, ident=ident
+        )
         while not cancelled.is_set():
             if sock.poll(100, zmq.POLLIN):
                 _, reply = self.session.recv(sock)
@@ -307,21 +318,29 @@ class SandboxKernel(Kernel):
         raise EOFError
 
     # -- other shell requests -----------------------------------------------------------------
-    async def _forward(self, msg_type: str, content: dict[str, Any], fallback: dict[str, Any]) -> dict[str, Any]:
+    async def _forward(
+        self, msg_type: str, content: dict[str, Any], fallback: dict[str, Any]
+    ) -> dict[str, Any]:
         try:
             return await self.sandbox.request(msg_type, content)
         except (SandboxError, asyncio.TimeoutError) as err:
             self.log.warning("sandbox-kernel: %s failed: %s", msg_type, err)
             return fallback
 
-    async def do_complete(self, code: str, cursor_pos: int) -> dict[str, Any]:  # type: ignore[override]
+    async def do_complete(self, code: str, cursor_pos: int) -> dict[str, Any]:
         return await self._forward(
             "complete_request",
             {"code": code, "cursor_pos": cursor_pos},
-            {"status": "ok", "matches": [], "cursor_start": cursor_pos, "cursor_end": cursor_pos, "metadata": {}},
+            {
+                "status": "ok",
+                "matches": [],
+                "cursor_start": cursor_pos,
+                "cursor_end": cursor_pos,
+                "metadata": {},
+            },
         )
 
-    async def do_inspect(  # type: ignore[override]
+    async def do_inspect(
         self, code: str, cursor_pos: int, detail_level: int = 0, omit_sections: Any = ()
     ) -> dict[str, Any]:
         return await self._forward(
@@ -330,12 +349,10 @@ class SandboxKernel(Kernel):
             {"status": "ok", "found": False, "data": {}, "metadata": {}},
         )
 
-    async def do_is_complete(self, code: str) -> dict[str, Any]:  # type: ignore[override]
-        return await self._forward(
-            "is_complete_request", {"code": code}, {"status": "unknown"}
-        )
+    async def do_is_complete(self, code: str) -> dict[str, Any]:
+        return await self._forward("is_complete_request", {"code": code}, {"status": "unknown"})
 
-    async def do_history(  # type: ignore[override]
+    async def do_history(
         self,
         hist_access_type: str,
         output: bool,
@@ -385,7 +402,7 @@ class SandboxKernel(Kernel):
         assert self.session is not None
         self.session.send(stream, "interrupt_reply", {"status": "ok"}, parent, ident=ident)
 
-    async def do_shutdown(self, restart: bool) -> dict[str, Any]:  # type: ignore[override]
+    async def do_shutdown(self, restart: bool) -> dict[str, Any]:
         await asyncio.to_thread(self.sandbox.stop_now)
         return {"status": "ok", "restart": restart}
 
@@ -401,7 +418,7 @@ class SandboxKernelApp(IPKernelApp):
     """The kernel process: ipykernel's app, with our kernel and config file name."""
 
     name = "sandbox-kernel"
-    kernel_class = SandboxKernel  # type: ignore[assignment]
+    kernel_class = SandboxKernel
     # Our own stdout/stderr are logs for the Jupyter server, not cell output.
     outstream_class = None  # type: ignore[assignment]
     classes = [*IPKernelApp.classes, SandboxKernel, SandboxConfig]
@@ -420,4 +437,3 @@ class SandboxKernelApp(IPKernelApp):
 def main(argv: list[str] | None = None) -> None:
     """Run the kernel process (what the kernelspec's argv starts)."""
     SandboxKernelApp.launch_instance(argv=argv)
-

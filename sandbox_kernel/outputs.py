@@ -18,7 +18,12 @@ import re
 from typing import Any
 
 SCRIPT_MIME_TYPES = frozenset(
-    {"application/javascript", "text/javascript", "application/x-javascript", "application/ecmascript"}
+    {
+        "application/javascript",
+        "text/javascript",
+        "application/x-javascript",
+        "application/ecmascript",
+    }
 )
 MARKUP_MIME_TYPES = frozenset({"text/html", "image/svg+xml", "text/markdown"})
 
@@ -44,14 +49,16 @@ def strip_active_data(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     kept: dict[str, Any] = {}
     removed: list[str] = []
     for mime, value in data.items():
-        if mime in SCRIPT_MIME_TYPES:
-            removed.append(mime)
-        elif mime in MARKUP_MIME_TYPES and isinstance(value, str) and is_active_markup(value):
+        if mime in SCRIPT_MIME_TYPES or (
+            mime in MARKUP_MIME_TYPES and isinstance(value, str) and is_active_markup(value)
+        ):
             removed.append(mime)
         else:
             kept[mime] = value
     if removed and not kept:
-        kept["text/plain"] = f"[sandbox-kernel: {', '.join(removed)} output removed: it could run script in the browser]"
+        kept["text/plain"] = (
+            f"[sandbox-kernel: {', '.join(removed)} output removed: it could run script in the browser]"
+        )
     return kept, removed
 
 

@@ -203,7 +203,8 @@ class Relay:
             start_new_session=True,
             preexec_fn=raise_oom_score,
         )
-        os.set_blocking(self.kernel.stdout.fileno(), False)
+        self.kernel_log_fd = self.kernel.stdout.fileno()  # type: ignore[union-attr]
+        os.set_blocking(self.kernel_log_fd, False)
 
         # The kernel routes input_request to the identity that sent execute_request,
         # so the stdin socket must share the shell socket's identity (as
@@ -265,33 +266,32 @@ class Relay:
         buf = self.inbuf
         buf += data
         pos = 0
-        while True:
-            if len(buf) - pos < HEADER.size:
-                break
+        while len(buf) - pos >= HEADER.size:
             kind, count = HEADER.unpack_from(buf, pos)
             cursor = pos + HEADER.size
             parts = []
+            complete = True
             for _ in range(count):
                 if len(buf) - cursor < LENGTH.size:
-                    parts = None
+                    complete = False
                     break
                 (length,) = LENGTH.unpack_from(buf, cursor)
                 if length > MAX_PART:
                     self.stop(3)
                 cursor += LENGTH.size
                 if len(buf) - cursor < length:
-                    parts = None
+                    complete = False
                     break
                 parts.append(bytes(buf[cursor : cursor + length]))
                 cursor += length
-            if parts is None:
+            if not complete:
                 break
             pos = cursor
             self.handle_frame(kind, parts)
         del buf[:pos]
 
     def forward_kernel_log(self):
-        fd = self.kernel.stdout.fileno()
+        fd = self.kernel_log_fd
         try:
             data = os.read(fd, 65536)
         except (BlockingIOError, OSError, ValueError):
@@ -334,7 +334,7 @@ class Relay:
         self.start_kernel()
         poller = self.poller = zmq.Poller()
         poller.register(0, zmq.POLLIN)
-        poller.register(self.kernel.stdout.fileno(), zmq.POLLIN)
+        poller.register(self.kernel_log_fd, zmq.POLLIN)
         for sock in self.sockets.values():
             poller.register(sock, zmq.POLLIN)
         started = time.monotonic()

@@ -29,7 +29,7 @@ import docker
 from .config import SandboxConfig, format_size
 from .errors import SandboxDiedError, SandboxError
 from .inner import InnerKernel, Message
-from .session import connect, image_reference, launch_spare, resolve_image
+from .session import connect, image_reference, launch_spare
 from .usage import CellUsage, SessionUsage, UsageMeter
 from .validator import Policy, ValidationResult, validate
 
@@ -87,7 +87,9 @@ class ExecutionResult:
 class _CellRun:
     """Collects one cell's outputs, applying the output cap."""
 
-    def __init__(self, limit: int, on_output: OutputHandler | None, input_handler: InputHandler | None):
+    def __init__(
+        self, limit: int, on_output: OutputHandler | None, input_handler: InputHandler | None
+    ):
         self.limit = limit
         self.on_output = on_output
         self.input_handler = input_handler
@@ -176,6 +178,7 @@ class Sandbox:
         self._runs: dict[str, _CellRun] = {}
         self._closed = False
         self._policy: Policy | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
 
     # -- lifecycle ----------------------------------------------------------------------
     async def __aenter__(self) -> Sandbox:
@@ -358,7 +361,12 @@ class Sandbox:
             result.status = "error"
             result.restarted = True
             result.error = ErrorInfo(_died_ename(died), str(died), [])
-            result.reply = {"status": "error", "ename": result.error.ename, "evalue": str(died), "traceback": []}
+            result.reply = {
+                "status": "error",
+                "ename": result.error.ename,
+                "evalue": str(died),
+                "traceback": [],
+            }
             run.accept(_error_message(result.error))
             await self._replace_after_death(died)
         finally:
@@ -379,7 +387,9 @@ class Sandbox:
         result.truncated = run.truncated
         return result
 
-    async def _await_reply(self, future: asyncio.Future[Message], limit: float, run: _CellRun) -> Message:
+    async def _await_reply(
+        self, future: asyncio.Future[Message], limit: float, run: _CellRun
+    ) -> Message:
         if not limit:
             return await future
         try:
@@ -395,7 +405,9 @@ class Sandbox:
                 f"interrupted; the sandbox was restarted and its state is lost.",
                 "timeout",
             ) from None
-        notice = f"\n[sandbox-kernel: this cell ran past the {limit:g} s timeout and was interrupted]\n"
+        notice = (
+            f"\n[sandbox-kernel: this cell ran past the {limit:g} s timeout and was interrupted]\n"
+        )
         run.accept(_stream_message("stderr", notice))
         return reply
 
@@ -479,7 +491,9 @@ class Sandbox:
         parent_id = (msg.get("parent_header") or {}).get("msg_id")
         run = self._runs.get(parent_id) if parent_id else None
         handler = run.input_handler if run is not None else None
-        asyncio.ensure_future(self._answer_input(msg, handler))
+        task = asyncio.ensure_future(self._answer_input(msg, handler))
+        self._tasks.add(task)  # keep a reference until done, or it may be collected
+        task.add_done_callback(self._tasks.discard)
 
     async def _answer_input(self, request: Message, handler: InputHandler | None) -> None:
         content = request["content"]
@@ -524,7 +538,11 @@ def _stream_message(name: str, text: str) -> Message:
 def _error_message(error: ErrorInfo) -> Message:
     return {
         "header": {"msg_type": "error"},
-        "content": {"ename": error.ename, "evalue": error.evalue, "traceback": [f"{error.ename}: {error.evalue}"]},
+        "content": {
+            "ename": error.ename,
+            "evalue": error.evalue,
+            "traceback": [f"{error.ename}: {error.evalue}"],
+        },
         "metadata": {},
         "buffers": [],
     }

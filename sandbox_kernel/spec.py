@@ -85,7 +85,9 @@ def container_options(config: SandboxConfig) -> dict[str, Any]:
         ConfigError: a size, mount or seccomp setting is invalid.
     """
     memory = parse_size(config.memory)
-    tmp_flags = "rw,nosuid,nodev" + (",noexec" if config.tmp_noexec else "")
+    # Docker mounts a tmpfs noexec unless told "exec": without it, tmp_noexec=False
+    # would silently keep /tmp noexec.
+    tmp_flags = "rw,nosuid,nodev" + (",noexec" if config.tmp_noexec else ",exec")
     tmpfs = {
         "/tmp": f"{tmp_flags},size={parse_size(config.tmp_size)},"
         f"nr_inodes={config.tmp_inodes},mode=1777"

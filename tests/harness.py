@@ -153,7 +153,9 @@ class Kernel:
         assert reply is not None
         return CellResult(reply=reply, messages=messages)
 
-    def request(self, method: str, *args: Any, timeout: float = 30, **kwargs: Any) -> dict[str, Any]:
+    def request(
+        self, method: str, *args: Any, timeout: float = 30, **kwargs: Any
+    ) -> dict[str, Any]:
         """Send a shell request (complete, inspect, ...) and return its reply."""
         msg_id = getattr(self.kc, method)(*args, **kwargs)
         deadline = time.monotonic() + timeout

@@ -9,7 +9,6 @@ import time
 import uuid
 
 import pytest
-
 from harness import Kernel
 
 pytestmark = pytest.mark.docker
@@ -135,7 +134,9 @@ def test_comms_both_ways_with_binary_buffers(kernel: Kernel) -> None:
     kernel.drain_iopub()
     comm_id = uuid.uuid4().hex
     kc = kernel.kc
-    open_msg = kc.session.msg("comm_open", {"comm_id": comm_id, "target_name": target, "data": {"hello": 1}})
+    open_msg = kc.session.msg(
+        "comm_open", {"comm_id": comm_id, "target_name": target, "data": {"hello": 1}}
+    )
     kc.shell_channel.send(open_msg)
     data_msg = kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {"x": 42}})
     kc.session.send(kc.shell_channel.socket, data_msg, buffers=[b"\x00\x01\x02abc"])
@@ -159,10 +160,13 @@ def test_ipywidgets_and_tqdm_notebook_bars(kernel: Kernel) -> None:
         "from tqdm.notebook import tqdm\nfor _ in tqdm(range(3)): pass"
     )
     assert cell.status == "ok", cell.text
-    opens = [m for m in cell.of_type("comm_open") if m["content"]["target_name"] == "jupyter.widget"]
+    opens = [
+        m for m in cell.of_type("comm_open") if m["content"]["target_name"] == "jupyter.widget"
+    ]
     assert opens, "no widget comm was opened"
     views = [
-        m for m in cell.of_type("display_data")
+        m
+        for m in cell.of_type("display_data")
         if "application/vnd.jupyter.widget-view+json" in m["content"]["data"]
     ]
     assert len(views) >= 2  # the slider and the tqdm bar
@@ -171,11 +175,17 @@ def test_ipywidgets_and_tqdm_notebook_bars(kernel: Kernel) -> None:
     kc = kernel.kc
     update = kc.session.msg(
         "comm_msg",
-        {"comm_id": slider_id, "data": {"method": "update", "state": {"value": 9}, "buffer_paths": []}},
+        {
+            "comm_id": slider_id,
+            "data": {"method": "update", "state": {"value": 9}, "buffer_paths": []},
+        },
     )
     kc.shell_channel.send(update)
     time.sleep(0.5)
-    assert kernel.execute("slider.value").of_type("execute_result")[0]["content"]["data"]["text/plain"] == "9"
+    assert (
+        kernel.execute("slider.value").of_type("execute_result")[0]["content"]["data"]["text/plain"]
+        == "9"
+    )
 
 
 def test_interrupt_stops_the_cell_and_keeps_state(kernel: Kernel) -> None:
@@ -190,7 +200,10 @@ def test_interrupt_stops_the_cell_and_keeps_state(kernel: Kernel) -> None:
     assert reply["content"]["status"] == "error"
     assert reply["content"]["ename"] == "KeyboardInterrupt"
     kernel.drain_iopub()
-    assert kernel.execute("kept").of_type("execute_result")[0]["content"]["data"]["text/plain"] == "'still here'"
+    assert (
+        kernel.execute("kept").of_type("execute_result")[0]["content"]["data"]["text/plain"]
+        == "'still here'"
+    )
 
 
 def test_sandbox_magic_is_answered_by_the_outer_kernel(kernel: Kernel) -> None:
@@ -215,7 +228,7 @@ def test_output_of_forked_workers_reaches_the_notebook(kernel: Kernel) -> None:
 def test_script_output_never_reaches_the_browser(kernel: Kernel) -> None:
     cell = kernel.execute(
         "from IPython.display import display, HTML, Javascript\n"
-        "display(Javascript('fetch(\"/api/terminals\", {method: \"POST\"})'))\n"
+        'display(Javascript(\'fetch("/api/terminals", {method: "POST"})\'))\n'
         "display(HTML('<img src=x onerror=\"alert(1)\">'))\n"
         "display(HTML('<table><tr><td>safe</td></tr></table>'))"
     )

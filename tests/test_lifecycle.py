@@ -12,7 +12,6 @@ import time
 
 import docker
 import pytest
-
 from harness import Kernel, KernelSpecs, start_kernel
 
 pytestmark = pytest.mark.docker
@@ -46,11 +45,15 @@ def test_restart_gives_a_fresh_container_and_removes_the_old(
         after = kernel.container_id
         assert after != before
         _wait_gone(docker_client, before, 10)
-        cell = kernel.execute("import os\nprint('precious' in dir(), os.path.exists('/tmp/work/note.txt'))")
+        cell = kernel.execute(
+            "import os\nprint('precious' in dir(), os.path.exists('/tmp/work/note.txt'))"
+        )
         assert cell.stdout.strip() == "False False"
 
 
-def test_shutdown_removes_the_container(docker_client: docker.DockerClient, specs: KernelSpecs) -> None:
+def test_shutdown_removes_the_container(
+    docker_client: docker.DockerClient, specs: KernelSpecs
+) -> None:
     with start_kernel(specs) as kernel:
         container_id = kernel.container_id
         assert _exists(docker_client, container_id)
@@ -89,7 +92,10 @@ def test_cleanup_removes_orphans_but_not_live_kernels(
     with start_kernel(specs) as kernel:
         live = kernel.container_id
         out = subprocess.run(
-            [sys.executable, "-m", "sandbox_kernel", "cleanup"], capture_output=True, text=True, check=True
+            [sys.executable, "-m", "sandbox_kernel", "cleanup"],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         assert orphan.name in out.stdout
         assert not _exists(docker_client, orphan.id)
@@ -141,11 +147,18 @@ def _assert_fresh_after(kernel: Kernel, cell_code: str, expect: str, ename: str)
 
 
 def test_kernel_exiting_on_its_own_is_explained(kernel: Kernel) -> None:
-    _assert_fresh_after(kernel, "import os; os._exit(3)", "exited on its own (exit code 3)", "SandboxRestarted")
+    _assert_fresh_after(
+        kernel, "import os; os._exit(3)", "exited on its own (exit code 3)", "SandboxRestarted"
+    )
 
 
 def test_kernel_killed_by_a_signal_is_explained(kernel: Kernel) -> None:
-    _assert_fresh_after(kernel, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)", "SIGKILL", "SandboxRestarted")
+    _assert_fresh_after(
+        kernel,
+        "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+        "SIGKILL",
+        "SandboxRestarted",
+    )
 
 
 def test_memory_bomb_reports_the_limit_and_recovers(specs: KernelSpecs) -> None:
@@ -203,7 +216,9 @@ def test_output_flood_is_capped_and_the_kernel_keeps_working(specs: KernelSpecs)
         assert kernel.execute("print('alive')").stdout == "alive\n"
 
 
-def test_warm_spare_is_claimed_on_restart(docker_client: docker.DockerClient, specs: KernelSpecs) -> None:
+def test_warm_spare_is_claimed_on_restart(
+    docker_client: docker.DockerClient, specs: KernelSpecs
+) -> None:
     with start_kernel(specs, warm_spare=True) as kernel:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

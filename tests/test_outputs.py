@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from sandbox_kernel.outputs import is_active_markup, make_safe, neutralise_strings, strip_active_data
+from sandbox_kernel.outputs import (
+    is_active_markup,
+    make_safe,
+    neutralise_strings,
+    strip_active_data,
+)
 
 
 def test_plain_tables_and_images_pass() -> None:
-    data = {"text/html": "<table><tr><td>1</td></tr></table>", "image/png": "iVBOR", "text/plain": "t"}
+    data = {
+        "text/html": "<table><tr><td>1</td></tr></table>",
+        "image/png": "iVBOR",
+        "text/plain": "t",
+    }
     assert strip_active_data(data) == (data, [])
 
 

@@ -6,7 +6,6 @@ import json
 import time
 
 import pytest
-
 from harness import Kernel, KernelSpecs, start_kernel
 
 pytestmark = pytest.mark.docker
@@ -43,7 +42,9 @@ def test_blocked_cell_explains_each_finding(blocking: Kernel) -> None:
     [display] = [m for m in cell.of_type("display_data") if VALIDATION_MIME in m["content"]["data"]]
     verdict = display["content"]["data"][VALIDATION_MIME]
     assert verdict["blocked"] is True and verdict["risk_score"] >= 30
-    assert {"rule_id", "severity", "score", "line", "column", "message"} <= set(verdict["violations"][0])
+    assert {"rule_id", "severity", "score", "line", "column", "message"} <= set(
+        verdict["violations"][0]
+    )
 
 
 def test_no_cell_can_lower_the_policy(blocking: Kernel) -> None:
@@ -52,7 +53,9 @@ def test_no_cell_can_lower_the_policy(blocking: Kernel) -> None:
         "# sandbox: off\n# noqa\nimport os",
         "get_ipython().kernel.settings.validation = 'off'",
     ]:
-        assert blocking.execute(attempt).reply["content"]["ename"] == "SandboxValidationError", attempt
+        assert blocking.execute(attempt).reply["content"]["ename"] == "SandboxValidationError", (
+            attempt
+        )
     assert blocking.execute("import os").status == "error"
 
 
