@@ -76,7 +76,7 @@ def measure(name: str, specs: KernelSpecManager, starts: int, cells: int) -> dic
         ready.append(time.perf_counter() - started)
         kc.stop_channels()
         km.shutdown_kernel(now=False)
-        time.sleep(0.5)  # let the warm spare (sandbox) settle, as between real sessions
+        time.sleep(3)  # as between real sessions; lets the sandbox's warm spare start
 
     km = KernelManager(kernel_name=name, kernel_spec_manager=specs)
     km.start_kernel()
@@ -89,7 +89,7 @@ def measure(name: str, specs: KernelSpecManager, starts: int, cells: int) -> dic
     flood = min(run_cell(kc, FLOOD) for _ in range(3))
     restarts = []
     for _ in range(starts):
-        time.sleep(0.5)
+        time.sleep(3)
         started = time.perf_counter()
         km.restart_kernel(now=False)
         kc.wait_for_ready(timeout=120)

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 Message = dict[str, Any]
 MessageHandler = Callable[[Message], None]
 
+#: Seconds a claimed warm spare may take to answer before a new container is used.
+SPARE_ANSWER_TIMEOUT = 5.0
+
 _CHANNEL_KINDS = {"shell": Kind.SHELL, "control": Kind.CONTROL, "stdin": Kind.STDIN}
 
 
@@ -67,28 +70,46 @@ class InnerKernel:
         self._idle: dict[str, asyncio.Future[None]] = {}
         self._hello: asyncio.Future[dict[str, Any]] | None = None
         self.container: ContainerSession | None = None
+        self._generation = 0
 
     # -- start --------------------------------------------------------------------------
     async def start(self) -> None:
         """Launch the container, then wait until the kernel inside answers.
+
+        A claimed warm spare that does not answer quickly is dropped for a new
+        container: spares are an optimisation, never a reason to fail.
 
         Raises:
             SandboxError: the engine, the image or the container failed, or the kernel
                 did not become ready within ``startup_timeout`` (KernelNotReadyError).
         """
         self._loop = asyncio.get_running_loop()
-        self._hello = self._loop.create_future()
         self.container = await asyncio.to_thread(self._make_container)
         await asyncio.to_thread(self.container.launch)
+        if self.container.claimed_spare:
+            try:
+                await self._open_and_wait(min(SPARE_ANSWER_TIMEOUT, self.config.startup_timeout))
+                return
+            except SandboxError as err:
+                log.info("warm spare did not answer (%s); starting a new container", err)
+                old, self.container = self.container, await asyncio.to_thread(self._make_container)
+                await asyncio.to_thread(old.cleanup)
+                await asyncio.to_thread(self.container.launch, use_spare=False)
+        await self._open_and_wait(self.config.startup_timeout)
+
+    async def _open_and_wait(self, timeout: float) -> None:
+        assert self._loop is not None and self.container is not None
+        self._hello = self._loop.create_future()
+        self.container.open()
         try:
-            await asyncio.wait_for(self._ready(), self.config.startup_timeout)
+            await asyncio.wait_for(self._ready(), timeout)
         except asyncio.TimeoutError:
             tail = self.log_tail.decode("utf-8", "replace").strip().splitlines()[-3:]
             await asyncio.to_thread(self.container.cleanup)
             detail = f" Its last words: {' | '.join(tail)}" if tail else ""
             raise KernelNotReadyError(
                 f"The kernel inside the sandbox did not become ready within "
-                f"{self.config.startup_timeout:.0f} s.{detail}"
+                f"{timeout:.0f} s.{detail}"
             ) from None
         except SandboxDiedError as err:
             tail = self.log_tail.decode("utf-8", "replace").strip().splitlines()[-3:]
@@ -100,7 +121,22 @@ class InnerKernel:
             ) from None
 
     def _make_container(self) -> ContainerSession:
-        return ContainerSession(self.config, self.client, self._on_frame, self._on_closed)
+        # A replaced container (a spare that did not answer) must not report its
+        # teardown as this kernel's death: only the current generation's frames count.
+        self._generation += 1
+        generation = self._generation
+        self.death = None
+        self._exit_status = None
+
+        def on_frame(kind: Kind, parts: list[bytes]) -> None:
+            if generation == self._generation:
+                self._on_frame(kind, parts)
+
+        def on_closed(reason: str) -> None:
+            if generation == self._generation:
+                self._on_closed(reason)
+
+        return ContainerSession(self.config, self.client, on_frame, on_closed)
 
     async def _ready(self) -> None:
         assert self._hello is not None

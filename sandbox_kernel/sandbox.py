@@ -40,6 +40,9 @@ OutputHandler = Callable[[str, dict[str, Any], dict[str, Any], list[bytes]], Non
 #: Answers ``input()`` in the sandbox: (prompt, password) -> the line typed.
 InputHandler = Callable[[str, bool], Awaitable[str]]
 
+#: Seconds after a sandbox is ready before its warm spare is started.
+SPARE_DELAY = 1.0
+
 _OUTPUT_TYPES = {
     "stream",
     "display_data",
@@ -223,9 +226,17 @@ class Sandbox:
             self.config.pids,
         )
         if self.config.warm_spare:
-            image_id = inner.container.image.id
-            asyncio.get_running_loop().run_in_executor(
-                None, launch_spare, self._client, self.config, image_id
+            # A little later: starting a container and its kernel takes CPU that the
+            # first cells of this session should have.
+            loop = asyncio.get_running_loop()
+            loop.call_later(
+                SPARE_DELAY,
+                loop.run_in_executor,
+                None,
+                launch_spare,
+                self._client,
+                self.config,
+                inner.container.image.id,
             )
 
     async def stop(self) -> None:
@@ -515,7 +526,8 @@ class Sandbox:
 
     def _on_death(self, died: SandboxDiedError) -> None:
         # A death between cells: the next cell starts a fresh sandbox and says why.
-        if not self._runs and not self._closed:
+        # (Deaths while starting are start failures, reported as such.)
+        if self._inner is not None and not self._runs and not self._closed:
             self.notice = f"[sandbox-kernel] {died}"
 
 

@@ -146,14 +146,17 @@ class ContainerSession:
         self.fingerprint = spec.fingerprint(config, self.image.id)
 
     # -- lifecycle ----------------------------------------------------------------------
-    def launch(self) -> None:
-        """Get a running container (a claimed spare, else a new one) and open the channel.
+    def launch(self, *, use_spare: bool = True) -> None:
+        """Get a running container (a claimed spare, else a new one), attached.
+
+        The relay says nothing until :meth:`open`, so the caller can launch early (on
+        any thread) and open once it is ready to receive.
 
         Raises:
             ContainerStartError: the engine refused to create or start it.
             DockerUnavailableError: the engine failed meanwhile.
         """
-        if self.config.warm_spare and self._claim_spare():
+        if use_spare and self.config.warm_spare and self._claim_spare():
             return
         container_id = create_container(
             self.client,
@@ -172,7 +175,6 @@ class ContainerSession:
             raise ContainerStartError(
                 f"The sandbox container failed to start: {_reason(err)}."
             ) from err
-        self._open()
 
     def _claim_spare(self) -> bool:
         for container in list_containers(
@@ -190,9 +192,7 @@ class ContainerSession:
             self.container_id = container["Id"]
             try:
                 self._attach()
-                self._open()
             except SandboxError:
-                self.cleanup()
                 self._torn_down = False
                 self._closed.clear()
                 continue
@@ -217,7 +217,8 @@ class ContainerSession:
         with contextlib.suppress(OSError, AttributeError):
             self._raw.settimeout(None)
 
-    def _open(self) -> None:
+    def open(self) -> None:
+        """Start reading, tell the relay to begin (OPEN), and keep pinging it."""
         threading.Thread(target=self._read_loop, name="sandbox-reader", daemon=True).start()
         self.send(Kind.OPEN)
         threading.Thread(target=self._ping_loop, name="sandbox-ping", daemon=True).start()
