@@ -65,6 +65,7 @@ class InnerKernel:
         self.log_tail = bytearray()
         self.death: SandboxDiedError | None = None
         self._exit_status: dict[str, Any] | None = None
+        self._dying = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._replies: dict[str, asyncio.Future[Message]] = {}
         self._idle: dict[str, asyncio.Future[None]] = {}
@@ -127,6 +128,7 @@ class InnerKernel:
         generation = self._generation
         self.death = None
         self._exit_status = None
+        self._dying = False
 
         def on_frame(kind: Kind, parts: list[bytes]) -> None:
             if generation == self._generation:
@@ -267,6 +269,7 @@ class InnerKernel:
             log.debug("inner kernel: %s", b"".join(parts).decode("utf-8", "replace").rstrip())
         elif kind == Kind.EXITED:
             self._exit_status = decode_json(parts[0]) if parts else {}
+            self._on_closed("kernel exited")
         elif kind in (Kind.SHELL, Kind.CONTROL, Kind.STDIN, Kind.IOPUB):
             msg = self._deserialize(parts)
             if msg is not None:
@@ -306,8 +309,9 @@ class InnerKernel:
 
     def _on_closed(self, reason: str) -> None:
         loop = self._loop
-        if loop is None or loop.is_closed():
+        if loop is None or loop.is_closed() or self._dying:
             return
+        self._dying = True  # the channel closing after EXITED says nothing new
         error = self._explain_death(reason)
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._die, error)

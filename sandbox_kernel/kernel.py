@@ -31,6 +31,7 @@ from .errors import SandboxError
 from .inner import Message
 from .outputs import make_safe
 from .sandbox import ErrorInfo, ExecutionResult, Sandbox, validation_bundle
+from .usage import CellUsage
 from .validator import ValidationResult
 
 _FALLBACK_LANGUAGE_INFO = {
@@ -184,13 +185,14 @@ class SandboxKernel(Kernel):
                 store_history=store_history,
                 user_expressions=user_expressions,
                 msg_id=parent["header"]["msg_id"],
+                on_usage=None if silent else (lambda usage: self._show_usage(usage, parent)),
             )
         except SandboxError as err:
             return self._error_reply(ErrorInfo(type(err).__name__, str(err)), parent)
         if result.status == "blocked":
             return self._blocked_reply(result, parent)
-        if not silent:
-            self._show_usage(result, parent)
+        if not silent and result.usage is not None:
+            self._show_usage(result.usage, parent)
         reply = dict(result.reply)
         reply["execution_count"] = self.execution_count
         return reply
@@ -213,10 +215,9 @@ class SandboxKernel(Kernel):
         self._publish("error", content, parent)
         return {"status": "error", "execution_count": self.execution_count, **content}
 
-    def _show_usage(self, result: ExecutionResult, parent: Message) -> None:
-        usage = result.usage
+    def _show_usage(self, usage: CellUsage, parent: Message) -> None:
         mode = self.settings.usage_display
-        if usage is None or mode == "off":
+        if mode == "off":
             return
         if mode == "slow" and usage.wall_time_s < self.settings.usage_min_seconds:
             return

@@ -138,6 +138,7 @@ class Relay:
         self.inbuf = bytearray()
         self.out = sys.stdout.buffer
         self.opened = False
+        self.kernel_done = False
         self.last_ping = time.monotonic()
         self.oom_at_start = oom_kills()
 
@@ -315,6 +316,10 @@ class Relay:
                 else -1,
             }
             self.write_frame(EXITED, [json.dumps(status).encode()])
+            # Stay until the host is done with the container (it reads the final usage
+            # from the cgroup, then removes it): SHUTDOWN, EOF or the lease ends us.
+            self.kernel_done = True
+            return
         self.stop(0)
 
     def stop(self, code):
@@ -351,7 +356,7 @@ class Relay:
                     parts = source.recv_multipart(copy=False)
                     if self.opened:
                         self.write_frame(self.kind_of[source], [p.buffer for p in parts])
-            returncode = self.kernel.poll()
+            returncode = None if self.kernel_done else self.kernel.poll()
             if returncode is not None:
                 self.kernel_exited(returncode)
             now = time.monotonic()

@@ -182,6 +182,7 @@ class Sandbox:
         self._closed = False
         self._policy: Policy | None = None
         self._tasks: set[asyncio.Future[None]] = set()
+        self._pending_usage: asyncio.Future[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     async def __aenter__(self) -> Sandbox:
@@ -297,6 +298,7 @@ class Sandbox:
         user_expressions: dict[str, str] | None = None,
         timeout: float | None = None,
         msg_id: str | None = None,
+        on_usage: Callable[[CellUsage], None] | None = None,
     ) -> ExecutionResult:
         """Validate and run one cell; state persists to the next call.
 
@@ -310,6 +312,8 @@ class Sandbox:
                 0 means none).
             msg_id: the id for the request to the inner kernel (the kernel passes its
                 frontend request's id, so late outputs can be matched to the cell).
+            on_usage: with a remote engine, receives the cell's usage when it arrives
+                instead of the result waiting for it (``result.usage`` is then None).
 
         Returns:
             The result; sandbox failures (died, timed out) are reported in it, never
@@ -344,6 +348,8 @@ class Sandbox:
             "stop_on_error": True,
         }
         limit = self.config.timeout if timeout is None else timeout
+        if self._pending_usage is not None:
+            await self._pending_usage  # the meter measures one cell at a time
         meter = self._meter
         started = time.perf_counter()
         if meter is not None:
@@ -379,24 +385,52 @@ class Sandbox:
                 "traceback": [],
             }
             run.accept(_error_message(result.error))
+            # What the fatal cell cost (its peak, the OOM kill) is read before the
+            # dead container goes away.
+            result.usage = await self._finish_usage(meter, code, None)
             await self._replace_after_death(died)
         finally:
             self._runs.pop(msg_id, None)
         if meter is not None and not result.restarted:
-            with contextlib.suppress(Exception):
-                result.usage = (
-                    meter.end_cell() if meter.is_local else await asyncio.to_thread(meter.end_cell)
+            if meter.is_local or on_usage is None:
+                result.usage = await self._finish_usage(meter, code, result.execution_count)
+            else:
+                # A remote engine's stats can take up to a second: the reply and the
+                # next cell do not wait for them, the usage line follows when it comes.
+                self._pending_usage = asyncio.ensure_future(
+                    self._late_usage(meter, code, result.execution_count, on_usage)
                 )
-        elif meter is not None:
-            result.usage = None
-        if result.usage is not None:
-            self.usage_history.add(result.execution_count, code, result.usage)
         log.debug("cell took %.3f s", time.perf_counter() - started)
         result.stdout = "".join(run.stdout)
         result.stderr = "".join(run.stderr)
         result.outputs = run.outputs
         result.truncated = run.truncated
         return result
+
+    async def _finish_usage(
+        self, meter: UsageMeter | None, code: str, execution_count: int | None
+    ) -> CellUsage | None:
+        if meter is None:
+            return None
+        try:
+            usage = meter.end_cell() if meter.is_local else await asyncio.to_thread(meter.end_cell)
+        except Exception as err:  # usage is a display; it must never fail a cell
+            log.debug("no usage for this cell: %s", err)
+            return None
+        self.usage_history.add(execution_count, code, usage)
+        return usage
+
+    async def _late_usage(
+        self,
+        meter: UsageMeter,
+        code: str,
+        execution_count: int | None,
+        on_usage: Callable[[CellUsage], None],
+    ) -> None:
+        usage = await self._finish_usage(meter, code, execution_count)
+        self._pending_usage = None
+        if usage is not None:
+            on_usage(usage)
 
     async def _await_reply(
         self, future: asyncio.Future[Message], limit: float, run: _CellRun

@@ -12,7 +12,7 @@ import time
 
 import docker
 import pytest
-from harness import Kernel, KernelSpecs, start_kernel
+from harness import CellResult, Kernel, KernelSpecs, start_kernel
 
 pytestmark = pytest.mark.docker
 
@@ -135,7 +135,7 @@ def test_image_without_ipykernel_fails_fast_with_a_reason(
         assert cell.error["ename"] in {"KernelNotReadyError", "ContainerStartError"}
 
 
-def _assert_fresh_after(kernel: Kernel, cell_code: str, expect: str, ename: str) -> None:
+def _assert_fresh_after(kernel: Kernel, cell_code: str, expect: str, ename: str) -> CellResult:
     kernel.execute("survivor = 1")
     cell = kernel.execute(cell_code, timeout=120)
     assert cell.status == "error", cell.text
@@ -144,6 +144,7 @@ def _assert_fresh_after(kernel: Kernel, cell_code: str, expect: str, ename: str)
     assert "state is lost" in cell.error["evalue"]
     after = kernel.execute("print('survivor' in dir())")
     assert after.status == "ok" and after.stdout.strip() == "False"
+    return cell
 
 
 def test_kernel_exiting_on_its_own_is_explained(kernel: Kernel) -> None:
@@ -163,12 +164,16 @@ def test_kernel_killed_by_a_signal_is_explained(kernel: Kernel) -> None:
 
 def test_memory_bomb_reports_the_limit_and_recovers(specs: KernelSpecs) -> None:
     with start_kernel(specs, memory="256m") as kernel:
-        _assert_fresh_after(
+        cell = _assert_fresh_after(
             kernel,
             "hog = []\nwhile True:\n    hog.append(bytearray(16 * 2**20))",
             "exceeded the sandbox memory limit (256 MiB)",
             "SandboxOutOfMemory",
         )
+        # The fatal cell still gets its usage line, which says what happened.
+        assert cell.usage is not None
+        assert cell.usage["oom_killed"] is True
+        assert cell.usage["peak_memory_bytes"] > 200 * 1024**2
 
 
 def test_container_killed_from_outside_is_announced(

@@ -13,11 +13,12 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import KernelSpecs, start_kernel
+from harness import USAGE_MIME, KernelSpecs, start_kernel
 
 pytestmark = pytest.mark.docker
 
@@ -149,5 +150,16 @@ def test_kernel_over_a_tcp_engine(tls: bool, specs: KernelSpecs, tmp_path: Path)
             assert len(big.stdout) == 3_000_001
             answer = kernel.execute("name = input('?')\nprint(name[::-1])", stdin=["engine"])
             assert answer.stdout.strip() == "enigne"
-            usage = kernel.execute("sum(range(10**6))").usage
+            # With a remote engine the usage line follows the reply (stats can take
+            # up to a second); it still belongs to the cell.
+            cell = kernel.execute("sum(range(10**6))")
+            parent_id = cell.reply["parent_header"]["msg_id"]
+            usage = cell.usage
+            deadline = time.monotonic() + 10
+            while usage is None and time.monotonic() < deadline:
+                msg = kernel.kc.get_iopub_msg(timeout=10)
+                data = msg["content"].get("data", {})
+                if msg["parent_header"].get("msg_id") == parent_id and USAGE_MIME in data:
+                    usage = data[USAGE_MIME]
             assert usage is not None and usage["source"] == "docker-stats"
+            assert usage["wall_time_s"] > 0 and usage["memory_limit_bytes"] == 2 * 1024**3
