@@ -117,7 +117,7 @@ class SandboxKernel(Kernel):
         return (
             f"{python}\n"
             f"sandbox-kernel {__version__}: every cell runs in a locked-down container.\n"
-            f"image: {self.sandbox.image_ref or cfg.image}\n"
+            f"image: {cfg.image} = {self.sandbox.image_ref or 'not started'}\n"
             f"limits: memory {cfg.memory}, {cfg.cpus:g} CPUs, {cfg.pids} pids, "
             f"timeout {f'{cfg.timeout:g} s' if cfg.timeout else 'none'}, network {cfg.network_mode}\n"
             f"validation: {cfg.validation}"
@@ -427,6 +427,14 @@ class SandboxKernelApp(IPKernelApp):
     @default("config_file_name")
     def _config_file_name_default(self) -> str:
         return "sandbox_kernel_config"
+
+    @default("config_file_paths")
+    def _config_file_paths_default(self) -> list[str]:
+        # sandbox_kernel_config.py lives where Jupyter's config does (~/.jupyter,
+        # {sys.prefix}/etc/jupyter, /etc/jupyter), like jupyter_server_config.py.
+        from jupyter_core.paths import jupyter_config_path
+
+        return list(jupyter_config_path())
 
     def init_sockets(self) -> None:
         super().init_sockets()

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import pytest
-from harness import Kernel
+from harness import Kernel, KernelSpecs, start_kernel
 
 pytestmark = pytest.mark.docker
 
@@ -244,3 +245,18 @@ def test_a_10_mb_cell_runs(kernel: Kernel) -> None:
     cell = kernel.execute(f"big = '{payload}'\nprint(len(big))", timeout=120)
     assert cell.status == "ok", cell.text[:200]
     assert cell.stdout.strip() == str(len(payload))
+
+
+def test_settings_come_from_sandbox_kernel_config_py(specs: KernelSpecs, tmp_path: Path) -> None:
+    (tmp_path / "sandbox_kernel_config.py").write_text(
+        "c.SandboxConfig.memory = '768m'\nc.SandboxConfig.pids = 99\n"
+    )
+    with start_kernel(specs, env={"JUPYTER_CONFIG_DIR": str(tmp_path)}) as configured:
+        banner = configured.request("kernel_info")["content"]["banner"]
+        assert "memory 768m" in banner and "99 pids" in banner
+        limit = configured.execute(
+            "print(open('/sys/fs/cgroup/pids/pids.max').read().strip()"
+            " if __import__('os').path.exists('/sys/fs/cgroup/pids/pids.max')"
+            " else open('/sys/fs/cgroup/pids.max').read().strip())"
+        )
+        assert limit.stdout.strip() == "99"
