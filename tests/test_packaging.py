@@ -39,10 +39,10 @@ def test_wheel_registers_the_kernel_and_ships_its_data(tmp_path: Path) -> None:
     zipfile.ZipFile(wheel).extractall(unpacked)
     probe = (
         "import json, sandbox_kernel.seccomp as s, sandbox_kernel.spec as sp\n"
-        "assert s.__file__.startswith(%r)\n"
+        f"assert s.__file__.startswith({str(unpacked)!r})\n"
         "profile = json.loads(s.load_profile('builtin'))\n"
         "assert profile['defaultAction'] == 'SCMP_ACT_ERRNO'\n"
-        "assert 'ipykernel' in sp.relay_source()\n" % str(unpacked)
+        "assert 'ipykernel' in sp.relay_source()\n"
     )
     subprocess.run(
         [sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(unpacked)}, check=True
