@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import docker
 from jupyter_client.session import Session
@@ -26,6 +26,7 @@ from .wire import Kind
 log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
+T = TypeVar("T")
 MessageHandler = Callable[[Message], None]
 
 #: Seconds a claimed warm spare may take to answer before a new container is used.
@@ -104,22 +105,18 @@ class InnerKernel:
         self.container.open()
         try:
             await asyncio.wait_for(self._ready(), timeout)
+            return
         except asyncio.TimeoutError:
-            tail = self.log_tail.decode("utf-8", "replace").strip().splitlines()[-3:]
-            await asyncio.to_thread(self.container.cleanup)
-            detail = f" Its last words: {' | '.join(tail)}" if tail else ""
-            raise KernelNotReadyError(
-                f"The kernel inside the sandbox did not become ready within "
-                f"{timeout:.0f} s.{detail}"
-            ) from None
+            what = f"did not become ready within {timeout:.0f} s."
         except SandboxDiedError as err:
-            tail = self.log_tail.decode("utf-8", "replace").strip().splitlines()[-3:]
-            await asyncio.to_thread(self.container.cleanup)
-            detail = f" Its last words: {' | '.join(tail)}" if tail else ""
-            raise KernelNotReadyError(
-                f"The kernel inside the sandbox ended while starting ({err}).{detail} "
-                f"Does the image {self.config.image!r} have python3 with ipykernel?"
-            ) from None
+            what = f"ended while starting ({err})."
+        tail = self.log_tail.decode("utf-8", "replace").strip().splitlines()[-3:]
+        await asyncio.to_thread(self.container.cleanup)
+        detail = f" Its last words: {' | '.join(tail)}" if tail else ""
+        raise KernelNotReadyError(
+            f"The kernel inside the sandbox {what}{detail} "
+            f"Does the image {self.config.image!r} have python3 with ipykernel?"
+        )
 
     def _make_container(self) -> ContainerSession:
         # A replaced container (a spare that did not answer) must not report its
@@ -215,18 +212,10 @@ class InnerKernel:
         return await self._reply_future(msg_id)
 
     def _reply_future(self, msg_id: str) -> asyncio.Future[Message]:
-        assert self._loop is not None
-        future = self._replies.get(msg_id)
-        if future is None:
-            future = self._replies[msg_id] = self._loop.create_future()
-        return future
+        return _future_for(self._replies, msg_id, self._loop)
 
     def _idle_future(self, msg_id: str) -> asyncio.Future[None]:
-        assert self._loop is not None
-        future = self._idle.get(msg_id)
-        if future is None:
-            future = self._idle[msg_id] = self._loop.create_future()
-        return future
+        return _future_for(self._idle, msg_id, self._loop)
 
     def reply_future(self, msg_id: str) -> asyncio.Future[Message]:
         """The future of the reply to ``msg_id`` (created on first use)."""
@@ -370,6 +359,17 @@ class InnerKernel:
             self._hello.set_exception(error)
             self._hello.add_done_callback(_consume_exception)
         self.on_death(error)
+
+
+def _future_for(
+    table: dict[str, asyncio.Future[T]], msg_id: str, loop: asyncio.AbstractEventLoop | None
+) -> asyncio.Future[T]:
+    """The future waiting for ``msg_id`` in ``table``, created on first use."""
+    assert loop is not None
+    future = table.get(msg_id)
+    if future is None:
+        future = table[msg_id] = loop.create_future()
+    return future
 
 
 def _consume_exception(future: asyncio.Future[Any]) -> None:

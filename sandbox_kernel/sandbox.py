@@ -243,6 +243,9 @@ class Sandbox:
     async def stop(self) -> None:
         """Remove the container. Safe to call twice; never raises."""
         self._closed = True
+        await self._drop_inner()
+
+    async def _drop_inner(self) -> None:
         inner, self._inner = self._inner, None
         if self._meter is not None:
             self._meter.close()
@@ -467,12 +470,7 @@ class Sandbox:
         return False
 
     async def _replace_after_death(self, died: SandboxDiedError) -> None:
-        old, self._inner = self._inner, None
-        if self._meter is not None:
-            self._meter.close()
-            self._meter = None
-        if old is not None:
-            await old.shutdown()
+        await self._drop_inner()
         self._starting = None
         if not self._closed:
             await self.start()
