@@ -1,0 +1,1 @@
+"""The escape suite's attacks and host-side bait (see tests/test_escape.py)."""
