@@ -147,8 +147,12 @@ class SandboxConfig(Configurable):
         help="Seccomp profile: 'builtin' (this package's profile), 'docker-default', "
         "'unconfined', or a path to a JSON profile.",
     ).tag(config=True)
-    tmp_noexec = Bool(True, help="Mount /tmp and /dev/shm noexec.").tag(config=True)
-    init = Bool(True, help="Run an init process as PID 1 that reaps zombies.").tag(config=True)
+    tmp_noexec = Bool(True, help="Mount /tmp noexec (/dev/shm is always noexec).").tag(config=True)
+    init = Bool(
+        True,
+        help="PID 1 (the relay) reaps orphaned processes, so zombies do not pile up "
+        "against the pids limit.",
+    ).tag(config=True)
     mounts = List(
         Unicode(),
         help="Host folders to mount read-only, as HOST_DIR[:CONTAINER_DIR]. "

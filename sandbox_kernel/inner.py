@@ -21,7 +21,7 @@ from jupyter_client.session import Session
 from .config import SandboxConfig
 from .errors import KernelNotReadyError, ProtocolError, SandboxDiedError, SandboxError
 from .session import ContainerSession, decode_json
-from .wire import Kind
+from .wire import DROPPED_INFO, MAX_FRAME_BYTES, Kind
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +256,21 @@ class InnerKernel:
                 self.log_tail += part
             del self.log_tail[: max(0, len(self.log_tail) - 8192)]
             log.debug("inner kernel: %s", b"".join(parts).decode("utf-8", "replace").rstrip())
+        elif kind == Kind.DROPPED:
+            _, size = DROPPED_INFO.unpack(parts[0])
+            log.warning("dropped a %d-byte frame from the sandbox (over the limit)", size)
+            notice = (
+                f"\n[sandbox-kernel: a message of {size / 2**20:.0f} MiB from the sandbox was "
+                f"dropped: larger than the {MAX_FRAME_BYTES / 2**20:.0f} MiB limit]\n"
+            )
+            synthetic = {
+                "header": {"msg_type": "stream"},
+                "parent_header": {},
+                "metadata": {},
+                "content": {"name": "stderr", "text": notice},
+                "buffers": [],
+            }
+            loop.call_soon_threadsafe(self.on_iopub, synthetic)
         elif kind == Kind.EXITED:
             self._exit_status = decode_json(parts[0]) if parts else {}
             self._on_closed("kernel exited")
@@ -315,6 +330,11 @@ class InnerKernel:
                 return SandboxDiedError(
                     f"This cell exceeded the sandbox memory limit ({limit_mib} MiB); {lost}.",
                     "oom",
+                )
+            if reason == "unresponsive":
+                return SandboxDiedError(
+                    f"The sandbox stopped responding (its relay was stopped or frozen); {lost}.",
+                    "lost",
                 )
             if reason.startswith(("connection lost", "protocol error", "internal error")):
                 return SandboxDiedError(

@@ -36,11 +36,12 @@ import zmq
 # Frame kinds. Keep in sync with sandbox_kernel/wire.py.
 SHELL, CONTROL, STDIN, IOPUB = 1, 2, 3, 4
 OPEN, PING, INTERRUPT, SHUTDOWN = 10, 11, 12, 13
-HELLO, EXITED, LOG = 20, 21, 22
+HELLO, EXITED, LOG, PONG = 20, 21, 22, 23
 
 HEADER = struct.Struct(">BI")
 LENGTH = struct.Struct(">I")
 MAX_PART = 256 * 1024 * 1024
+IOV_MAX = 1024
 RUNTIME_DIR = "/tmp/.sandbox-kernel"
 
 
@@ -99,7 +100,7 @@ kernelapp.launch_new_instance()
 
 
 def parse_args(argv):
-    opts = {"claim-timeout": 0.0, "lease": 6.0}
+    opts = {"claim-timeout": 0.0, "lease": 6.0, "reap": 1.0}
     for arg in argv:
         if arg.startswith("--") and "=" in arg:
             name, value = arg[2:].split("=", 1)
@@ -120,6 +121,29 @@ def oom_kills():
     return -1
 
 
+def make_undumpable():
+    """Keep the sandbox's code out of this process's /proc entries.
+
+    The relay runs as the same user as the kernel, and its stdout is the host
+    transport: without this, a cell could open /proc/<relay>/fd/1 and write frames
+    to the host. A non-dumpable process's fds, memory and environ need CAP_SYS_PTRACE,
+    which nothing in the sandbox has. (The kernel is started with execve, which makes
+    it dumpable again, as Python debugging tools expect.)
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+    except Exception:
+        pass
+
+
+def exit_code(status):
+    if os.WIFSIGNALED(status):
+        return -os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
 def raise_oom_score():
     # Make the kernel, not the relay, the OOM killer's first choice, so the relay
     # survives to report what happened. Raising one's own score needs no privilege.
@@ -136,20 +160,29 @@ class Relay:
         self.ctx = zmq.Context()
         self.key = secrets.token_hex(32)
         self.inbuf = bytearray()
-        self.out = sys.stdout.buffer
         self.opened = False
         self.kernel_done = False
+        self.reap = bool(opts["reap"])
         self.last_ping = time.monotonic()
         self.oom_at_start = oom_kills()
 
     def write_frame(self, kind, parts):
-        chunks = [HEADER.pack(kind, len(parts))]
+        chunks = [memoryview(HEADER.pack(kind, len(parts)))]
         for part in parts:
-            data = bytes(part)
-            chunks.append(LENGTH.pack(len(data)))
-            chunks.append(data)
-        self.out.write(b"".join(chunks))
-        self.out.flush()
+            view = memoryview(part).cast("B")
+            chunks.append(memoryview(LENGTH.pack(view.nbytes)))
+            chunks.append(view)
+        # One gathered write, no copies; a pipe may take only part of a large frame.
+        try:
+            while chunks:
+                written = os.writev(1, chunks[:IOV_MAX])
+                while chunks and written >= len(chunks[0]):
+                    written -= len(chunks[0])
+                    chunks.pop(0)
+                if chunks and written:
+                    chunks[0] = chunks[0][written:]
+        except OSError:  # the host is gone (as PID 1, SIGPIPE does not end us)
+            self.stop(0)
 
     def start_kernel(self):
         os.makedirs(RUNTIME_DIR, mode=0o700, exist_ok=True)
@@ -244,6 +277,9 @@ class Relay:
 
     def handle_frame(self, kind, parts):
         if kind == PING:
+            # The host counts a silent relay (stopped, frozen) as a dead sandbox.
+            if self.opened:
+                self.write_frame(PONG, [])
             return
         if kind in (SHELL, CONTROL, STDIN):
             self.sockets[kind].send_multipart(parts, copy=False)
@@ -329,13 +365,22 @@ class Relay:
                 os.killpg(kernel.pid, signal.SIGKILL)
             except OSError:
                 pass
-        try:
-            self.out.flush()
-        except OSError:
-            pass
         os._exit(code)
 
+    def reap_children(self):
+        """As PID 1, collect every exited process: orphans are re-parented to us."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.kernel.pid and self.kernel.returncode is None:
+                self.kernel.returncode = exit_code(status)
+
     def run(self):
+        make_undumpable()
         self.start_kernel()
         poller = self.poller = zmq.Poller()
         poller.register(0, zmq.POLLIN)
@@ -356,6 +401,8 @@ class Relay:
                     parts = source.recv_multipart(copy=False)
                     if self.opened:
                         self.write_frame(self.kind_of[source], [p.buffer for p in parts])
+            if self.reap:
+                self.reap_children()
             returncode = None if self.kernel_done else self.kernel.poll()
             if returncode is not None:
                 self.kernel_exited(returncode)
@@ -367,6 +414,8 @@ class Relay:
 
 
 if __name__ == "__main__":
+    # The relay is the container's PID 1: it reaps orphans (--reap) and only the
+    # signals it handles reach it, none of them from inside the container.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     Relay(parse_args(sys.argv[1:])).run()

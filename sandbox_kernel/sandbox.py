@@ -521,6 +521,9 @@ class Sandbox:
     def _route_iopub(self, msg: Message) -> None:
         parent_id = (msg.get("parent_header") or {}).get("msg_id")
         run = self._runs.get(parent_id) if parent_id else None
+        if run is None and not parent_id and len(self._runs) == 1:
+            # A notice from the channel itself belongs to the cell that is running.
+            [run] = self._runs.values()
         if run is not None:
             run.accept(msg)
         elif self.on_message is not None:

@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +46,9 @@ FrameHandler = Callable[[Kind, list[bytes]], None]
 ClosedHandler = Callable[[str], None]
 
 PING_INTERVAL = 1.0
+#: Seconds of silence (no frame, not even a PONG) after which the relay counts as
+#: stopped or frozen and the sandbox as dead.
+UNRESPONSIVE_AFTER = 10.0
 _RECV_BYTES = 1 << 20
 
 
@@ -142,6 +146,8 @@ class ContainerSession:
         self._send_lock = threading.Lock()
         self._closed = threading.Event()
         self._torn_down = False
+        self._last_heard = time.monotonic()
+        self._unresponsive = False
         self.image = resolve_image(client, config.image)
         self.fingerprint = spec.fingerprint(config, self.image.id)
 
@@ -219,6 +225,7 @@ class ContainerSession:
 
     def open(self) -> None:
         """Start reading, tell the relay to begin (OPEN), and keep pinging it."""
+        self._last_heard = time.monotonic()
         threading.Thread(target=self._read_loop, name="sandbox-reader", daemon=True).start()
         self.send(Kind.OPEN)
         threading.Thread(target=self._ping_loop, name="sandbox-ping", daemon=True).start()
@@ -275,6 +282,7 @@ class ContainerSession:
                 data = raw.recv(_RECV_BYTES)
                 if not data:
                     break
+                self._last_heard = time.monotonic()
                 for kind, parts in decoder.feed(data):
                     self.on_frame(kind, parts)
         except ProtocolError as err:
@@ -284,12 +292,21 @@ class ContainerSession:
         except Exception as err:  # a handler bug must not leave a zombie channel
             log.exception("sandbox frame handler failed")
             reason = f"internal error: {err}"
+        if self._unresponsive:
+            reason = "unresponsive"
         self._closed.set()
         self.on_closed(reason)
 
     def _ping_loop(self) -> None:
         while not self._closed.wait(PING_INTERVAL):
             self.send(Kind.PING)
+            if time.monotonic() - self._last_heard > UNRESPONSIVE_AFTER:
+                # The relay answers every PING at once, whatever the kernel does; a
+                # silent relay was stopped or frozen. Closing the channel ends it.
+                self._unresponsive = True
+                with contextlib.suppress(Exception):
+                    self._raw.shutdown(socket.SHUT_RDWR)
+                return
 
     # -- measurements -------------------------------------------------------------------
     def inspect_state(self) -> dict[str, Any]:

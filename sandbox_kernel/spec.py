@@ -72,6 +72,7 @@ def relay_command(config: SandboxConfig, *, claim_timeout: float) -> list[str]:
         relay_source(),
         f"--lease={config.controller_timeout}",
         f"--claim-timeout={claim_timeout}",
+        f"--reap={int(config.init)}",
     ]
 
 
@@ -122,7 +123,10 @@ def container_options(config: SandboxConfig) -> dict[str, Any]:
             ),
             docker.types.Ulimit(name="core", soft=0, hard=0),
         ],
-        "init": config.init,
+        # The relay itself is PID 1 and reaps orphans (see relay.py): Docker's init
+        # would hold the container's stdio pipes open, where the sandbox's user
+        # could reach them through /proc.
+        "init": False,
         "ipc_mode": "private",
         "mounts": mounts or None,
         "log_config": docker.types.LogConfig(type="none"),

@@ -6,8 +6,11 @@ length). Inside that byte stream the relay writes frames: ``>BI`` (kind, number 
 parts), then ``>I`` length and bytes for each part. Frames to the relay go on the
 container's stdin, same format, no engine header.
 
-Everything that comes from the container is untrusted: sizes are bounded and a
-malformed stream raises :class:`~sandbox_kernel.errors.ProtocolError`.
+Everything that comes from the container is untrusted. The decoder is incremental
+(a part is copied once, however it is split across reads), never holds more than
+:data:`MAX_FRAME_BYTES` of one frame (a larger frame is skipped as it streams past and
+reported as :attr:`Kind.DROPPED`), and raises
+:class:`~sandbox_kernel.errors.ProtocolError` on anything that is not a frame.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from .errors import ProtocolError
 
 
 class Kind(enum.IntEnum):
-    """Frame kinds; the same numbers are in relay.py."""
+    """Frame kinds; the numbers below 100 are the same in relay.py."""
 
     SHELL = 1
     CONTROL = 2
@@ -33,15 +36,22 @@ class Kind(enum.IntEnum):
     HELLO = 20
     EXITED = 21
     LOG = 22
+    PONG = 23
+    #: Made by the decoder, never sent: a frame over the size limit went by unread.
+    #: Its one part is ``>BQ``: the dropped frame's kind and size.
+    DROPPED = 100
 
 
 HEADER = struct.Struct(">BI")
 LENGTH = struct.Struct(">I")
 DOCKER_HEADER = struct.Struct(">BxxxI")
+DROPPED_INFO = struct.Struct(">BQ")
 MAX_PARTS = 4096
-MAX_PART_BYTES = 256 * 1024 * 1024
+#: The most of one frame the host holds in memory. Legitimate messages are far
+#: smaller (a cell's output is capped at ``max_output_bytes``, 32 MiB by default).
+MAX_FRAME_BYTES = 64 * 1024 * 1024
 
-_KNOWN_KINDS = {int(kind) for kind in Kind}
+_RELAY_KINDS = {int(kind) for kind in Kind if kind < 100}
 
 
 def encode(kind: Kind, parts: Sequence[bytes | memoryview] = ()) -> bytes:
@@ -56,13 +66,24 @@ def encode(kind: Kind, parts: Sequence[bytes | memoryview] = ()) -> bytes:
 class FrameDecoder:
     """Turns the attached stdout byte stream back into ``(kind, parts)`` frames.
 
-    Feed it whatever the socket gives; it keeps partial frames between calls.
+    Feed it whatever the socket gives; it keeps its place between calls.
+
+    Args:
+        docker_multiplexed: the stream carries the engine's 8-byte chunk headers.
+        max_frame_bytes: frames larger than this are skipped, not buffered.
     """
 
-    def __init__(self, docker_multiplexed: bool = True) -> None:
-        self._raw = bytearray()
-        self._payload = bytearray()
+    def __init__(self, docker_multiplexed: bool = True, max_frame_bytes: int = MAX_FRAME_BYTES):
         self._multiplexed = docker_multiplexed
+        self._max_frame = max_frame_bytes
+        self._raw = bytearray()  # engine-multiplexed bytes not yet demultiplexed
+        self._buf = bytearray()  # frame bytes not yet consumed
+        self._kind = 0
+        self._parts_left = -1  # -1: expecting a frame header
+        self._parts: list[bytes] = []
+        self._part_len = -1  # -1: expecting a part length
+        self._frame_size = 0
+        self._skipping = False
 
     def feed(self, data: bytes) -> Iterator[tuple[Kind, list[bytes]]]:
         """Add received bytes and yield every frame now complete.
@@ -74,7 +95,7 @@ class FrameDecoder:
             self._raw += data
             self._demultiplex()
         else:
-            self._payload += data
+            self._buf += data
         yield from self._frames()
 
     def _demultiplex(self) -> None:
@@ -88,37 +109,53 @@ class FrameDecoder:
             if len(raw) < end:
                 break
             if stream == 1:  # stderr is not attached; ignore it if an engine sends it
-                self._payload += raw[pos + DOCKER_HEADER.size : end]
+                self._buf += memoryview(raw)[pos + DOCKER_HEADER.size : end]
             pos = end
         del raw[:pos]
 
     def _frames(self) -> Iterator[tuple[Kind, list[bytes]]]:
-        buf = self._payload
+        buf = self._buf
         pos = 0
         try:
-            while len(buf) - pos >= HEADER.size:
-                kind, count = HEADER.unpack_from(buf, pos)
-                if kind not in _KNOWN_KINDS or count > MAX_PARTS:
-                    raise ProtocolError(f"malformed frame header (kind {kind}, {count} parts)")
-                cursor = pos + HEADER.size
-                parts: list[bytes] = []
-                complete = True
-                for _ in range(count):
-                    if len(buf) - cursor < LENGTH.size:
-                        complete = False
-                        break
-                    (length,) = LENGTH.unpack_from(buf, cursor)
-                    if length > MAX_PART_BYTES:
-                        raise ProtocolError(f"frame part of {length} bytes is over the limit")
-                    cursor += LENGTH.size
-                    if len(buf) - cursor < length:
-                        complete = False
-                        break
-                    parts.append(bytes(buf[cursor : cursor + length]))
-                    cursor += length
-                if not complete:
-                    break
-                pos = cursor
-                yield Kind(kind), parts
+            while True:
+                if self._parts_left < 0:
+                    if len(buf) - pos < HEADER.size:
+                        return
+                    kind, count = HEADER.unpack_from(buf, pos)
+                    pos += HEADER.size
+                    if kind not in _RELAY_KINDS or count > MAX_PARTS:
+                        raise ProtocolError(f"malformed frame header (kind {kind}, {count} parts)")
+                    self._kind, self._parts_left, self._parts = kind, count, []
+                    self._frame_size, self._skipping = 0, False
+                elif self._parts_left == 0:
+                    self._parts_left = -1
+                    if self._skipping:
+                        info = DROPPED_INFO.pack(self._kind, self._frame_size)
+                        yield Kind.DROPPED, [info]
+                    else:
+                        yield Kind(self._kind), self._parts
+                elif self._part_len < 0:
+                    if len(buf) - pos < LENGTH.size:
+                        return
+                    (self._part_len,) = LENGTH.unpack_from(buf, pos)
+                    pos += LENGTH.size
+                    self._frame_size += self._part_len
+                    if self._frame_size > self._max_frame and not self._skipping:
+                        self._skipping, self._parts = True, []
+                else:
+                    available = len(buf) - pos
+                    if self._skipping:
+                        taken = min(available, self._part_len)
+                        pos += taken
+                        self._part_len -= taken
+                        if self._part_len:
+                            return
+                    else:
+                        if available < self._part_len:
+                            return
+                        self._parts.append(bytes(buf[pos : pos + self._part_len]))
+                        pos += self._part_len
+                    self._part_len = -1
+                    self._parts_left -= 1
         finally:
             del buf[:pos]

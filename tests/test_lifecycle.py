@@ -238,3 +238,18 @@ def test_warm_spare_is_claimed_on_restart(
         assert kernel.execute("print(6 * 7)").stdout.strip() == "42"
     for container in docker_client.containers.list(filters={"label": "sandbox-kernel.role=spare"}):
         container.remove(force=True)
+
+
+def test_a_frozen_sandbox_is_declared_dead_and_replaced(
+    docker_client: docker.DockerClient, kernel: Kernel
+) -> None:
+    kernel.execute("survivor = 1")
+    frozen = kernel.container_id
+    docker_client.api.pause(frozen)
+    started = time.monotonic()
+    cell = kernel.execute("print('survivor' in dir())", timeout=90)
+    assert time.monotonic() - started < 40
+    assert "stopped responding" in cell.text and "state is lost" in cell.text, cell.text
+    after = kernel.execute("print('fresh')")
+    assert after.stdout == "fresh\n"
+    _wait_gone(docker_client, frozen, 20)

@@ -1,0 +1,71 @@
+"""Unit tests of the host-side frame decoder (pure functions, hostile input)."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from sandbox_kernel.errors import ProtocolError
+from sandbox_kernel.wire import DOCKER_HEADER, DROPPED_INFO, FrameDecoder, Kind, encode
+
+
+def docker_chunks(payload: bytes, size: int) -> list[bytes]:
+    """The payload as the engine sends it: stdout chunks with 8-byte headers."""
+    out = []
+    for start in range(0, len(payload), size):
+        piece = payload[start : start + size]
+        out.append(DOCKER_HEADER.pack(1, len(piece)) + piece)
+    return out
+
+
+def decode_all(stream: bytes, read_size: int, **kwargs: int) -> list[tuple[Kind, list[bytes]]]:
+    decoder = FrameDecoder(**kwargs)
+    frames = []
+    for start in range(0, len(stream), read_size):
+        frames.extend(decoder.feed(stream[start : start + read_size]))
+    return frames
+
+
+FRAMES = [
+    (Kind.HELLO, [b'{"key": "k"}']),
+    (Kind.IOPUB, [b"topic", b"<IDS|MSG>", b"sig", b"h", b"p", b"m", b"c", b"\x00" * 1000]),
+    (Kind.PONG, []),
+    (Kind.SHELL, [b"", b"x" * 70000]),
+]
+
+
+@pytest.mark.parametrize("read_size", [1, 3, 7, 64, 4096, 1 << 20])
+@pytest.mark.parametrize("chunk_size", [1, 5, 32768])
+def test_frames_survive_any_split(read_size: int, chunk_size: int) -> None:
+    payload = b"".join(encode(kind, parts) for kind, parts in FRAMES)
+    stream = b"".join(docker_chunks(payload, chunk_size))
+    assert decode_all(stream, read_size) == FRAMES
+
+
+def test_an_oversized_frame_is_skipped_not_held() -> None:
+    big = encode(Kind.IOPUB, [b"a" * 5000, b"b" * 5000])
+    after = encode(Kind.PONG)
+    stream = b"".join(docker_chunks(big + after, 1000))
+    decoder = FrameDecoder(max_frame_bytes=4096)
+    frames = []
+    for start in range(0, len(stream), 512):
+        frames.extend(decoder.feed(stream[start : start + 512]))
+        assert len(decoder._buf) < 4096 + 1024  # never more than the limit in memory
+    assert frames[0][0] == Kind.DROPPED
+    assert DROPPED_INFO.unpack(frames[0][1][0]) == (Kind.IOPUB, 10000)
+    assert frames[1] == (Kind.PONG, [])
+
+
+def test_garbage_is_a_protocol_error() -> None:
+    with pytest.raises(ProtocolError):
+        list(FrameDecoder(docker_multiplexed=False).feed(struct.pack(">BI", 200, 1)))
+    with pytest.raises(ProtocolError):
+        list(FrameDecoder(docker_multiplexed=False).feed(struct.pack(">BI", 4, 10**6)))
+    with pytest.raises(ProtocolError):
+        list(FrameDecoder().feed(b"\x07\x00\x00\x00\x00\x00\x00\x01x"))
+
+
+def test_decoder_made_kinds_cannot_be_sent() -> None:
+    with pytest.raises(ProtocolError):
+        list(FrameDecoder(docker_multiplexed=False).feed(struct.pack(">BI", Kind.DROPPED, 0)))
