@@ -114,8 +114,14 @@ class _CellRun:
                 self.on_output(msg_type, content, msg.get("metadata") or {}, buffers)
             return
         if msg_type in ("stream", "display_data", "update_display_data", "execute_result"):
+            if self.truncated:
+                return
             size = _content_size(content) + sum(len(b) for b in buffers)
-            if self.sent_bytes + size > self.limit:
+            room = self.limit - self.sent_bytes
+            if size > room:
+                if msg_type == "stream" and room > 0:
+                    # Streams are cut at the limit, so the output up to it is shown.
+                    self.accept({**msg, "content": {**content, "text": content["text"][:room]}})
                 self._truncate()
                 return
             self.sent_bytes += size

@@ -217,7 +217,7 @@ def test_output_flood_is_capped_and_the_kernel_keeps_working(specs: KernelSpecs)
         cell = kernel.execute("for i in range(200000):\n    print('x' * 99)", timeout=120)
         assert cell.status == "ok"
         assert "output truncated" in cell.stderr
-        assert len(cell.stdout) <= 1024 * 1024
+        assert 1000 * 1024 <= len(cell.stdout) <= 1024 * 1024  # everything up to the cap
         assert kernel.execute("print('alive')").stdout == "alive\n"
 
 
