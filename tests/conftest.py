@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import docker
 import pytest
+
 from harness import IMAGE, Kernel, KernelSpecs, start_kernel
 
 

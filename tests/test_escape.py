@@ -25,12 +25,13 @@ from typing import Any
 
 import docker
 import pytest
-from escape.attacks import ATTACKS, RESTART_ENAMES, Attack
-from escape.host import HostBait, KernelPool, PooledKernel, fill
-from harness import CellResult, Kernel, KernelSpecs, start_kernel
 
 from sandbox_kernel.config import SandboxConfig
 from sandbox_kernel.spec import container_options
+
+from escape.attacks import ATTACKS, RESTART_ENAMES, Attack
+from escape.host import HostBait, KernelPool, PooledKernel, fill
+from harness import CellResult, Kernel, KernelSpecs, start_kernel
 
 pytestmark = pytest.mark.docker
 

@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from harness import Kernel, KernelSpecs, start_kernel
 
 pytestmark = pytest.mark.docker

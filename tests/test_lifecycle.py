@@ -12,6 +12,7 @@ import time
 
 import docker
 import pytest
+
 from harness import CellResult, Kernel, KernelSpecs, start_kernel
 
 pytestmark = pytest.mark.docker

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from harness import USAGE_MIME, KernelSpecs, start_kernel
 
 pytestmark = pytest.mark.docker

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from harness import Kernel, KernelSpecs, start_kernel
 
 pytestmark = pytest.mark.docker

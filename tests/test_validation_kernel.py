@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+
 from harness import Kernel, KernelSpecs, start_kernel
 
 pytestmark = pytest.mark.docker

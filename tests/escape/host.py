@@ -26,8 +26,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from harness import Kernel, KernelSpecs
 from jupyter_client.manager import KernelManager
+
+from harness import Kernel, KernelSpecs
 
 #: Name of the environment variable planted in the test process before any kernel starts.
 ENV_NAME = "SK_ESCAPE_HOST_SECRET"
