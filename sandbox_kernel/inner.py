@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -73,6 +74,8 @@ class InnerKernel:
         self._hello: asyncio.Future[dict[str, Any]] | None = None
         self.container: ContainerSession | None = None
         self._generation = 0
+        self._inbox: list[tuple[Kind, Message]] = []
+        self._inbox_lock = threading.Lock()
 
     # -- start --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -277,7 +280,13 @@ class InnerKernel:
         elif kind in (Kind.SHELL, Kind.CONTROL, Kind.STDIN, Kind.IOPUB):
             msg = self._deserialize(parts)
             if msg is not None:
-                loop.call_soon_threadsafe(self._dispatch, kind, msg)
+                # Messages come in bursts (reply, result, idle): one loop wake-up each
+                # burst, not one each message.
+                with self._inbox_lock:
+                    self._inbox.append((kind, msg))
+                    wake = len(self._inbox) == 1
+                if wake:
+                    loop.call_soon_threadsafe(self._drain_inbox)
 
     def _deserialize(self, parts: list[bytes]) -> Message | None:
         session = self.session
@@ -290,6 +299,12 @@ class InnerKernel:
             # A message we cannot verify is dropped, never trusted.
             log.warning("dropped an invalid message from the sandbox: %s", err)
             return None
+
+    def _drain_inbox(self) -> None:
+        with self._inbox_lock:
+            batch, self._inbox = self._inbox, []
+        for kind, msg in batch:
+            self._dispatch(kind, msg)
 
     def _resolve_hello(self, hello: dict[str, Any]) -> None:
         if self._hello is not None and not self._hello.done():

@@ -138,6 +138,15 @@ def make_undumpable():
         pass
 
 
+def redundant(parts):
+    """IOPub messages the host never relays: the outer kernel publishes its own
+    execute_input and busy status. (Idle is kept: it marks a request's last output.)"""
+    topic = parts[0].bytes
+    if topic.endswith(b".execute_input"):
+        return True
+    return topic.endswith(b".status") and b'"busy"' in parts[-1].bytes[:64]
+
+
 def exit_code(status):
     if os.WIFSIGNALED(status):
         return -os.WTERMSIG(status)
@@ -399,8 +408,9 @@ class Relay:
                     self.forward_kernel_log()
                 else:
                     parts = source.recv_multipart(copy=False)
-                    if self.opened:
-                        self.write_frame(self.kind_of[source], [p.buffer for p in parts])
+                    kind = self.kind_of[source]
+                    if self.opened and not (kind == IOPUB and redundant(parts)):
+                        self.write_frame(kind, [p.buffer for p in parts])
             if self.reap:
                 self.reap_children()
             returncode = None if self.kernel_done else self.kernel.poll()

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -40,8 +41,8 @@ OutputHandler = Callable[[str, dict[str, Any], dict[str, Any], list[bytes]], Non
 #: Answers ``input()`` in the sandbox: (prompt, password) -> the line typed.
 InputHandler = Callable[[str, bool], Awaitable[str]]
 
-#: Seconds after a sandbox is ready before its warm spare is started.
-SPARE_DELAY = 1.0
+#: Seconds a stopping sandbox waits for its warm spare to finish starting.
+SPARE_JOIN_TIMEOUT = 15.0
 
 _OUTPUT_TYPES = {
     "stream",
@@ -189,6 +190,7 @@ class Sandbox:
         self._policy: Policy | None = None
         self._tasks: set[asyncio.Future[None]] = set()
         self._pending_usage: asyncio.Future[None] | None = None
+        self._spare_thread: threading.Thread | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     async def __aenter__(self) -> Sandbox:
@@ -233,23 +235,25 @@ class Sandbox:
             self.config.pids,
         )
         if self.config.warm_spare:
-            # A little later: starting a container and its kernel takes CPU that the
-            # first cells of this session should have.
-            loop = asyncio.get_running_loop()
-            loop.call_later(
-                SPARE_DELAY,
-                loop.run_in_executor,
-                None,
-                launch_spare,
-                self._client,
-                self.config,
-                inner.container.image.id,
+            # On a thread, so the first cells need not wait; joined at stop, so that
+            # no half-made container outlives this process.
+            self._spare_thread = threading.Thread(
+                target=launch_spare,
+                args=(self._client, self.config, inner.container.image.id),
+                name="sandbox-spare",
+                daemon=True,
             )
+            self._spare_thread.start()
 
     async def stop(self) -> None:
         """Remove the container. Safe to call twice; never raises."""
         self._closed = True
         await self._drop_inner()
+        await asyncio.to_thread(self._join_spare)
+
+    def _join_spare(self) -> None:
+        if self._spare_thread is not None:
+            self._spare_thread.join(SPARE_JOIN_TIMEOUT)
 
     async def _drop_inner(self) -> None:
         inner, self._inner = self._inner, None
@@ -264,6 +268,7 @@ class Sandbox:
         self._closed = True
         if self._inner is not None:
             self._inner.shutdown_now()
+        self._join_spare()
 
     async def restart(self) -> None:
         """A fresh container: every variable and file of the old one is gone."""

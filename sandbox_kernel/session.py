@@ -398,28 +398,31 @@ def list_containers(
     return list(found)
 
 
-def remove_orphans(client: docker.DockerClient, *, include_spares: bool = True) -> list[str]:
+def remove_orphans(
+    client: docker.DockerClient, *, include_spares: bool = True, grace: float = 60.0
+) -> list[str]:
     """Remove sandbox containers whose controller is gone. Returns their names.
 
-    A container is an orphan when it is not running, or when its controller was a
-    process on this host that no longer exists. Spares are removed too unless
-    ``include_spares`` is false (they expire by themselves anyway).
+    A container is an orphan when its controller was a process on this host that no
+    longer exists, or when it has not been running for ``grace`` seconds since it
+    was made (a controller on another host, or one killed between create and start).
+    Unclaimed warm spares go too, unless ``include_spares`` is false (they expire by
+    themselves anyway).
     """
     host = socket.gethostname()
+    now = time.time()
     removed = []
     for container in list_containers(client):
         labels = container.get("Labels") or {}
-        role = labels.get(spec.LABEL_ROLE, "")
         controller = labels.get(spec.LABEL_CONTROLLER, "")
         ctl_host, _, ctl_pid = controller.rpartition(":")
-        running = container.get("State") == "running"
         names = container.get("Names") or [container["Id"][:12]]
-        claimed_spare = any("-claimed-" in n for n in names)
-        orphan = not running
-        if role == "kernel" and ctl_host == host and ctl_pid.isdigit():
-            orphan = orphan or not _pid_alive(int(ctl_pid))
-        if role == "spare" and not claimed_spare and include_spares:
-            orphan = True
+        unclaimed_spare = labels.get(spec.LABEL_ROLE) == "spare" and not any(
+            "-claimed-" in n for n in names
+        )
+        controller_dead = ctl_host == host and ctl_pid.isdigit() and not _pid_alive(int(ctl_pid))
+        stale = container.get("State") != "running" and now - container.get("Created", now) > grace
+        orphan = include_spares if unclaimed_spare else controller_dead or stale
         if not orphan:
             continue
         with contextlib.suppress(Exception):
