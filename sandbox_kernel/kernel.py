@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -74,6 +75,7 @@ class SandboxKernel(Kernel):
         self.sandbox = Sandbox(self.settings, on_message=self._relay_unsolicited)
         self._parents: OrderedDict[str, Message] = OrderedDict()
         self._start_task: asyncio.Future[None] | None = None
+        self._after_idle: list[Callable[[], None]] = []
         atexit.register(self.sandbox.stop_now)
 
     # -- startup ------------------------------------------------------------------------
@@ -166,9 +168,12 @@ class SandboxKernel(Kernel):
                 return self._error_reply(ErrorInfo(type(err).__name__, str(err)), parent)
 
         def publish(
-            msg_type: str, content: dict[str, Any], metadata: dict[str, Any], buffers: list[bytes]
+            msg_type: str,
+            content: dict[str, Any] | bytes,
+            metadata: dict[str, Any],
+            buffers: list[bytes],
         ) -> None:
-            if msg_type == "execute_result":
+            if msg_type == "execute_result" and isinstance(content, dict):
                 content = {**content, "execution_count": self.execution_count}
             self._publish(msg_type, content, parent, metadata, buffers)
 
@@ -186,13 +191,20 @@ class SandboxKernel(Kernel):
                 user_expressions=user_expressions,
                 msg_id=parent["header"]["msg_id"],
                 on_usage=None if silent else (lambda usage: self._show_usage(usage, parent)),
+                collect_outputs=False,
             )
         except SandboxError as err:
             return self._error_reply(ErrorInfo(type(err).__name__, str(err)), parent)
         if result.status == "blocked":
             return self._blocked_reply(result, parent)
         if not silent and result.usage is not None:
-            self._show_usage(result.usage, parent)
+            usage = result.usage
+            if result.status == "error" and not result.restarted:
+                # A cell that raised shows its error as its one output, as Jupyter
+                # clients expect; its usage line follows right after the idle status.
+                self._after_idle.append(lambda: self._show_usage(usage, parent))
+            else:
+                self._show_usage(usage, parent)
         reply = dict(result.reply)
         reply["execution_count"] = self.execution_count
         return reply
@@ -247,24 +259,31 @@ class SandboxKernel(Kernel):
             "user_expressions": {},
         }
 
+    async def dispatch_shell(self, msg: Any, /, *args: Any, **kwargs: Any) -> None:
+        await super().dispatch_shell(msg, *args, **kwargs)
+        pending, self._after_idle = self._after_idle, []
+        for publish in pending:
+            publish()
+
     # -- publishing -----------------------------------------------------------------------
     def _publish(
         self,
         msg_type: str,
-        content: dict[str, Any],
+        content: dict[str, Any] | bytes,
         parent: Message,
         metadata: dict[str, Any] | None = None,
         buffers: list[bytes] | None = None,
     ) -> None:
         assert self.session is not None
-        if not self.settings.allow_scripts_in_output:
+        if not self.settings.allow_scripts_in_output and isinstance(content, dict):
             content, removed = make_safe(msg_type, content)
             if removed:
                 self.log.info("sandbox-kernel: removed from output: %s", ", ".join(removed))
+        # Packed (bytes) content is sent as it is: Session.serialize passes it through.
         self.session.send(
             self.iopub_socket,
             msg_type,
-            content,
+            content,  # type: ignore[arg-type]
             parent=parent,
             metadata=metadata,
             buffers=list(buffers) if buffers else None,

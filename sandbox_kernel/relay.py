@@ -219,7 +219,6 @@ class Relay:
         kernel_config = {
             "InteractiveShell": {"automagic": False},
             "AliasManager": {"default_aliases": [], "user_aliases": []},
-            "HistoryManager": {"hist_file": ":memory:"},
             # The host waits for the idle status anyway; ipykernel's half-millisecond
             # sleep before each reply is pure latency here.
             "IPythonKernel": {"_execute_sleep": 0.0},

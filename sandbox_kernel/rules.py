@@ -130,7 +130,6 @@ _INSTALL = "installs or builds packages"
 #: ``os.path`` is covered by ``os``; :data:`SAFE_MODULES` carves out exceptions.
 DANGEROUS_MODULES: dict[str, str] = {
     **dict.fromkeys(["os", "posix", "nt", "_posixsubprocess", "subprocess", "pty"], _SHELL),
-    "sys": "exposes sys.modules, frames and the interpreter's hooks",
     "shutil": "copies, moves and deletes whole file trees and runs archivers",
     "mmap": "maps files and memory",
     "fcntl": "manipulates file descriptors",
@@ -183,6 +182,25 @@ DANGEROUS_MODULES: dict[str, str] = {
     "_xxsubinterpreters": "runs source strings in a subinterpreter",
 }  # fmt: skip
 
+#: Attributes of ``sys`` that reach the interpreter's machinery. ``sys`` itself is
+#: allowed: ``print(..., file=sys.stderr)``, ``sys.argv``, ``sys.version`` and
+#: ``sys.getsizeof`` are everyday notebook code; these are not.
+SYS_DANGEROUS_ATTRIBUTES: dict[str, str] = {
+    "modules": "hands out every loaded module, os and subprocess included",
+    "meta_path": "changes how modules are imported",
+    "path_hooks": "changes how modules are imported",
+    "path_importer_cache": "changes how modules are imported",
+    "_getframe": "reaches the frames of other code",
+    "_current_frames": "reaches the frames of every thread",
+    "settrace": "hooks every line the interpreter runs",
+    "setprofile": "hooks every call the interpreter makes",
+    "addaudithook": "hooks the interpreter's audit events",
+    "call_tracing": "runs code under a tracer",
+    "breakpointhook": "replaces what breakpoint() runs",
+    "displayhook": "replaces how results are shown",
+    "excepthook": "replaces how errors are handled",
+}
+
 #: Submodules of dangerous packages that are harmless and common in notebooks.
 SAFE_MODULES = frozenset({"IPython.display", "IPython.core.display"})
 
@@ -192,7 +210,7 @@ SAFE_MODULES = frozenset({"IPython.display", "IPython.core.display"})
 #: attribute names in data code.
 CHAIN_MODULE_NAMES = frozenset(
     {
-        "os", "sys", "subprocess", "posix", "_posixsubprocess", "pty", "shutil", "socket",
+        "os", "subprocess", "posix", "_posixsubprocess", "pty", "shutil", "socket",
         "ctypes", "_ctypes", "ctypeslib", "cffi", "pickle", "_pickle", "cPickle", "marshal",
         "shelve", "dill", "cloudpickle", "importlib", "_imp", "_bootstrap",
         "_bootstrap_external", "_frozen_importlib", "builtins", "__builtin__", "runpy",

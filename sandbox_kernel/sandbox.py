@@ -36,8 +36,9 @@ from .validator import Policy, ValidationResult, validate
 
 log = logging.getLogger(__name__)
 
-#: Receives each output message of a running cell: (msg_type, content, metadata, buffers).
-OutputHandler = Callable[[str, dict[str, Any], dict[str, Any], list[bytes]], None]
+#: Receives each output message of a running cell: (msg_type, content, metadata,
+#: buffers). Stream content may be packed JSON bytes, ready to send on as it is.
+OutputHandler = Callable[[str, "dict[str, Any] | bytes", dict[str, Any], list[bytes]], None]
 #: Answers ``input()`` in the sandbox: (prompt, password) -> the line typed.
 InputHandler = Callable[[str, bool], Awaitable[str]]
 
@@ -89,14 +90,23 @@ class ExecutionResult:
 
 
 class _CellRun:
-    """Collects one cell's outputs, applying the output cap."""
+    """Collects one cell's outputs, applying the output cap.
+
+    Stream content may arrive packed (JSON bytes, see :mod:`.inner`); it is parsed
+    only when something needs its text (``collect``, or a cut at the cap).
+    """
 
     def __init__(
-        self, limit: int, on_output: OutputHandler | None, input_handler: InputHandler | None
+        self,
+        limit: int,
+        on_output: OutputHandler | None,
+        input_handler: InputHandler | None,
+        collect: bool = True,
     ):
         self.limit = limit
         self.on_output = on_output
         self.input_handler = input_handler
+        self.collect = collect
         self.sent_bytes = 0
         self.truncated = False
         self.stdout: list[str] = []
@@ -122,15 +132,19 @@ class _CellRun:
             if size > room:
                 if msg_type == "stream" and room > 0:
                     # Streams are cut at the limit, so the output up to it is shown.
-                    self.accept({**msg, "content": {**content, "text": content["text"][:room]}})
+                    text = _unpacked(content)
+                    self.accept(
+                        {**msg, "content": {**text, "text": str(text.get("text", ""))[:room]}}
+                    )
                 self._truncate()
                 return
             self.sent_bytes += size
         if msg_type == "stream":
-            (self.stdout if content.get("name") == "stdout" else self.stderr).append(
-                str(content.get("text", ""))
-            )
-        elif msg_type != "clear_output":
+            if self.collect:
+                stream = _unpacked(content)
+                target = self.stdout if stream.get("name") == "stdout" else self.stderr
+                target.append(str(stream.get("text", "")))
+        elif msg_type != "clear_output" and isinstance(content, dict):
             self.outputs.append({"output_type": msg_type, **content})
         if self.on_output is not None:
             self.on_output(msg_type, content, msg.get("metadata") or {}, buffers)
@@ -148,7 +162,19 @@ class _CellRun:
             self.on_output("stream", {"name": "stderr", "text": notice}, {}, [])
 
 
-def _content_size(content: dict[str, Any]) -> int:
+def _unpacked(content: dict[str, Any] | bytes) -> dict[str, Any]:
+    if isinstance(content, dict):
+        return content
+    try:
+        value = json.loads(content)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _content_size(content: dict[str, Any] | bytes) -> int:
+    if isinstance(content, bytes):
+        return len(content)
     text = content.get("text")
     if isinstance(text, str) and len(content) <= 2:
         return len(text)
@@ -313,6 +339,7 @@ class Sandbox:
         timeout: float | None = None,
         msg_id: str | None = None,
         on_usage: Callable[[CellUsage], None] | None = None,
+        collect_outputs: bool = True,
     ) -> ExecutionResult:
         """Validate and run one cell; state persists to the next call.
 
@@ -328,6 +355,8 @@ class Sandbox:
                 frontend request's id, so late outputs can be matched to the cell).
             on_usage: with a remote engine, receives the cell's usage when it arrives
                 instead of the result waiting for it (``result.usage`` is then None).
+            collect_outputs: gather stdout, stderr and outputs into the result (the
+                kernel, which only relays them, turns this off).
 
         Returns:
             The result; sandbox failures (died, timed out) are reported in it, never
@@ -346,7 +375,7 @@ class Sandbox:
         restarted_before = await self._ensure_running()
         inner = self._inner
         assert inner is not None
-        run = _CellRun(self.config.max_output_bytes, on_output, input_handler)
+        run = _CellRun(self.config.max_output_bytes, on_output, input_handler, collect_outputs)
         if self.notice:
             run.accept(_stream_message("stderr", self.notice + "\n"))
             self.notice = ""

@@ -325,9 +325,39 @@ class CellUsage:
             'margin: 2px 0 0 0; line-height: 1.4">' + " · ".join(pieces) + "</div>"
         )
 
+    def latex(self) -> str:
+        """The line for LaTeX and PDF exports of the notebook (nbconvert)."""
+        return "\\texttt{\\small " + _latex_escape(self.text()) + "}"
+
     def bundle(self) -> dict[str, Any]:
-        """A display_data mime bundle: text/plain, text/html and the JSON."""
-        return {"text/plain": self.text(), "text/html": self.html(), MIME_TYPE: self.to_json()}
+        """A display_data mime bundle: text/plain, text/html, text/latex and the JSON."""
+        return {
+            "text/plain": self.text(),
+            "text/html": self.html(),
+            "text/latex": self.latex(),
+            MIME_TYPE: self.to_json(),
+        }
+
+
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "·": r"$\cdot$",
+    "↓": r"$\downarrow$",
+    "↑": r"$\uparrow$",
+}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIALS.get(char, char) for char in text)
 
 
 # -- one look at the counters -----------------------------------------------------------

@@ -484,8 +484,12 @@ class _Tables:
             | R.BROWSER_SCRIPT_NAMES
             | R.CODE_OBJECT_NAMES
             | self.banned_attrs
+            | (frozenset(R.SYS_DANGEROUS_ATTRIBUTES) - allowed_names)
             | {"get_ipython"}
         )
+        self.sys_attrs = {
+            k: v for k, v in R.SYS_DANGEROUS_ATTRIBUTES.items() if k not in allowed_names
+        }
         # names a string may not spell at an attribute or namespace sink
         self.sink_names = (
             self.dyn_builtins
@@ -1158,6 +1162,8 @@ class _Judge(ast.NodeVisitor):
             self.emit("SK605", node, f"import of {full} — it sends script to the browser")
         elif name in self.t.dynamic_imports:
             self.emit("SK104", node, f"import of {full} — it imports modules by name")
+        elif full == f"sys.{name}" and name in self.t.sys_attrs:
+            self.emit("SK103", node, f"import of {full} — it {self.t.sys_attrs[name]}")
         elif name in self.t.dangerous_attrs and full != "platform.system":
             self.emit("SK103", node, f"import of {full} — it {self.t.dangerous_attrs[name]}")
 
@@ -1238,6 +1244,10 @@ class _Judge(ast.NodeVisitor):
             self.handled.add(id(func))
             if len(node.args) >= 2:
                 self._attribute_sink(node, node.args[1], name, computed_ok=name == "hasattr")
+                if self.resolve(node.args[0]) == "sys":
+                    built = _fold(node.args[1])
+                    if built is None or _nfkc(built) in self.t.sys_attrs:
+                        self.emit("SK103", node, f"{name}() on sys — sys attributes by name")
         elif name == "globals":
             self.handled.add(id(func))
             self.emit(
@@ -1247,6 +1257,8 @@ class _Judge(ast.NodeVisitor):
             )
         elif name in ("locals", "vars"):
             self.handled.add(id(func))
+            if node.args and self.resolve(node.args[0]) == "sys":
+                self.emit("SK103", node, f"{name}(sys) — the sys namespace, sys.modules included")
             if not node.args:
                 self.emit(
                     "SK403", node, f"{name}() — a namespace dict allows lookups by computed name"
@@ -1521,7 +1533,9 @@ class _Judge(ast.NodeVisitor):
         t = self.t
         if attr in t.banned_attrs:
             self.emit("SK902", node, f"attribute {attr} — banned by the administrator")
-        if attr in t.escape_dunders:
+        if attr in t.sys_attrs and self.resolve(node.value) == "sys":
+            self.emit("SK103", node, f"sys.{attr} — it {t.sys_attrs[attr]}")
+        elif attr in t.escape_dunders:
             if attr == "__import__":
                 self.emit("SK104", node, "__import__ attribute — imports modules by name")
             else:

@@ -38,6 +38,7 @@ class SandboxKernelProtocolTests(jupyter_kernel_test.KernelTests):
         },
     ]
     code_history_pattern = "1?2*"
+    # As for ipykernel itself: a range over the current session reports session 0.
     supported_history_operations = ("tail", "search")
     code_inspect_sample = "zip"
     code_clear_output = "from IPython.display import clear_output; clear_output()"
