@@ -239,10 +239,10 @@ class InnerKernel:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.container.cleanup)
 
-    def shutdown_now(self) -> None:
+    def shutdown_now(self, *, wait: bool = True) -> None:
         """Synchronous :meth:`shutdown`, for atexit and other threads."""
         if self.container is not None:
-            self.container.cleanup()
+            self.container.cleanup(wait=wait)
 
     # -- frames from the reader thread ---------------------------------------------------
     def _on_frame(self, kind: Kind, parts: list[bytes]) -> None:

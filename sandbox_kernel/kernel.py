@@ -19,7 +19,7 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 from ipykernel.kernelapp import IPKernelApp
@@ -32,8 +32,10 @@ from .errors import SandboxError
 from .inner import Message
 from .outputs import make_safe
 from .sandbox import ErrorInfo, ExecutionResult, Sandbox, validation_bundle
-from .usage import CellUsage
-from .validator import ValidationResult
+
+if TYPE_CHECKING:
+    from .usage import CellUsage
+    from .validator import ValidationResult
 
 _FALLBACK_LANGUAGE_INFO = {
     "name": "python",
@@ -423,7 +425,9 @@ class SandboxKernel(Kernel):
         self.session.send(stream, "interrupt_reply", {"status": "ok"}, parent, ident=ident)
 
     async def do_shutdown(self, restart: bool) -> dict[str, Any]:
-        await asyncio.to_thread(self.sandbox.stop_now)
+        # The container goes away by itself once told (SHUTDOWN) and detached; not
+        # waiting for the engine's confirmation makes shutdown and restart quick.
+        await asyncio.to_thread(self.sandbox.stop_now, wait=False)
         return {"status": "ok", "restart": restart}
 
     async def usage_request(self, stream: Any, ident: Any, parent: Message) -> None:

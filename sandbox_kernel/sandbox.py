@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 
@@ -31,8 +31,12 @@ from .config import SandboxConfig, format_size
 from .errors import SandboxDiedError, SandboxError
 from .inner import InnerKernel, Message
 from .session import connect, image_reference, launch_spare
-from .usage import CellUsage, SessionUsage, UsageMeter
-from .validator import Policy, ValidationResult, validate
+
+if TYPE_CHECKING:
+    # Imported when first needed (see Sandbox._warm_up): the kernel's process is
+    # ready sooner without the validator's tables and the meter at start.
+    from .usage import CellUsage, SessionUsage, UsageMeter
+    from .validator import Policy, ValidationResult
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +206,7 @@ class Sandbox:
         if config is not None and settings:
             self.config = SandboxConfig(config=config.config, **settings)
         self.on_message = on_message
-        self.usage_history = SessionUsage()
+        self._usage_history: SessionUsage | None = None
         self.kernel_info: dict[str, Any] = {}
         self.image_ref = ""
         self.startup_error: SandboxError | None = None
@@ -217,6 +221,7 @@ class Sandbox:
         self._tasks: set[asyncio.Future[None]] = set()
         self._pending_usage: asyncio.Future[None] | None = None
         self._spare_thread: threading.Thread | None = None
+        self._warming: asyncio.Future[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     async def __aenter__(self) -> Sandbox:
@@ -254,11 +259,8 @@ class Sandbox:
         self.kernel_info = inner.kernel_info
         assert inner.container is not None and inner.container.container_id is not None
         self.image_ref = image_reference(inner.container.image)
-        self._meter = UsageMeter(
-            self._client,
-            inner.container.container_id,
-            self.config.memory_bytes,
-            self.config.pids,
+        self._warming = asyncio.ensure_future(
+            asyncio.to_thread(self._warm_up, self._client, inner.container.container_id)
         )
         if self.config.warm_spare:
             # On a thread, so the first cells need not wait; joined at stop, so that
@@ -270,6 +272,22 @@ class Sandbox:
                 daemon=True,
             )
             self._spare_thread.start()
+
+    def _warm_up(self, client: docker.DockerClient, container_id: str) -> None:
+        """After the sandbox is ready: the policy and the usage meter, off the loop."""
+        from .usage import UsageMeter
+
+        self.policy()
+        self._meter = UsageMeter(client, container_id, self.config.memory_bytes, self.config.pids)
+
+    @property
+    def usage_history(self) -> SessionUsage:
+        """Every measured cell of this sandbox's lifetime (for ``%sandbox usage``)."""
+        if self._usage_history is None:
+            from .usage import SessionUsage
+
+            self._usage_history = SessionUsage()
+        return self._usage_history
 
     async def stop(self) -> None:
         """Remove the container. Safe to call twice; never raises."""
@@ -289,11 +307,16 @@ class Sandbox:
         if inner is not None:
             await inner.shutdown()
 
-    def stop_now(self) -> None:
-        """Synchronous :meth:`stop` for atexit handlers and other threads."""
+    def stop_now(self, *, wait: bool = True) -> None:
+        """Synchronous :meth:`stop` for atexit handlers and other threads.
+
+        Args:
+            wait: wait until the engine has removed the container (see
+                :meth:`ContainerSession.cleanup`).
+        """
         self._closed = True
         if self._inner is not None:
-            self._inner.shutdown_now()
+            self._inner.shutdown_now(wait=wait)
         self._join_spare()
 
     async def restart(self) -> None:
@@ -324,6 +347,8 @@ class Sandbox:
         Nothing in a cell can change it: it is built from the configuration once.
         """
         if self._policy is None:
+            from .validator import Policy
+
             self._policy = Policy.from_config(self.config)
         return self._policy
 
@@ -365,6 +390,8 @@ class Sandbox:
         Raises:
             SandboxError: the sandbox cannot be started at all.
         """
+        from .validator import validate
+
         verdict = validate(code, self.policy()) if self.config.validation != "off" else None
         if verdict is not None and verdict.blocked:
             return ExecutionResult(
@@ -373,6 +400,9 @@ class Sandbox:
                 error=ErrorInfo("SandboxValidationError", verdict.format_report().splitlines()[-1]),
             )
         restarted_before = await self._ensure_running()
+        if self._warming is not None:
+            with contextlib.suppress(Exception):  # no meter: the cell runs unmeasured
+                await self._warming
         inner = self._inner
         assert inner is not None
         run = _CellRun(self.config.max_output_bytes, on_output, input_handler, collect_outputs)

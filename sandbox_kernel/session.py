@@ -256,10 +256,17 @@ class ContainerSession:
         with contextlib.suppress(Exception):
             self.client.api.kill(self.container_id)
 
-    def cleanup(self) -> None:
-        """Close the channel and remove the container. Safe to call twice; never raises."""
+    def cleanup(self, *, wait: bool = True) -> None:
+        """Close the channel and remove the container. Safe to call twice; never raises.
+
+        Args:
+            wait: wait for the engine to remove the container. Without waiting the
+                removal runs on a thread; if this process ends first, the relay's
+                exit on SHUTDOWN/EOF and the container's AutoRemove finish the job.
+        """
         if self._torn_down:
             return
+        self.send(Kind.SHUTDOWN)
         self._torn_down = True
         self._closed.set()
         with contextlib.suppress(Exception):
@@ -269,8 +276,14 @@ class ContainerSession:
             if self._socket is not None:
                 self._socket.close()
         if self.container_id is not None:
-            with contextlib.suppress(Exception):
-                self.client.api.remove_container(self.container_id, force=True)
+            if wait:
+                self._remove()
+            else:
+                threading.Thread(target=self._remove, name="sandbox-remove", daemon=True).start()
+
+    def _remove(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.api.remove_container(self.container_id, force=True)
 
     # -- threads ------------------------------------------------------------------------
     def _read_loop(self) -> None:
