@@ -219,6 +219,9 @@ class Relay:
         kernel_config = {
             "InteractiveShell": {"automagic": False},
             "AliasManager": {"default_aliases": [], "user_aliases": []},
+            # History lives in the kernel's memory: cells never land in a file that
+            # other code in the sandbox could read back (or that fills the tmpfs).
+            "HistoryManager": {"hist_file": ":memory:"},
             # The host waits for the idle status anyway; ipykernel's half-millisecond
             # sleep before each reply is pure latency here.
             "IPythonKernel": {"_execute_sleep": 0.0},

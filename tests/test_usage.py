@@ -171,9 +171,10 @@ def test_html_escapes_and_says_how_it_measured() -> None:
     assert "<script" not in make_usage(source="<script>").html()
 
 
-def test_bundle_has_the_three_forms_and_the_json_keys() -> None:
+def test_bundle_has_the_text_forms_and_the_json_keys() -> None:
     bundle = make_usage(tmp_bytes=4096).bundle()
-    assert set(bundle) == {"text/plain", "text/html", MIME_TYPE}
+    assert set(bundle) == {"text/plain", "text/html", "text/latex", MIME_TYPE}
+    assert bundle["text/latex"].startswith("\\texttt{") and "$\\cdot$" in bundle["text/latex"]
     assert MIME_TYPE == "application/vnd.sandbox-kernel.usage+json"
     data = json.loads(json.dumps(bundle[MIME_TYPE]))
     for key in (
