@@ -15,10 +15,14 @@ log() { printf '\n==> %s\n' "$*"; }
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if ! command -v dockerd >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1; then
-    log "installing docker.io and debootstrap from Debian"
+# docker.io: the engine; debootstrap: the image without a registry; openssh-server:
+# the tests reach the engine over ssh:// too.
+if ! command -v dockerd >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1 \
+    || ! [ -x /usr/sbin/sshd ]; then
+    log "installing docker.io, debootstrap and openssh-server from Debian"
     as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        docker.io debootstrap openssh-server >/dev/null
 fi
 
 if ! docker info >/dev/null 2>&1; then

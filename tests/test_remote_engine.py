@@ -9,6 +9,7 @@ and Docker Desktop's VM look to the kernel.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
 import ssl
 import subprocess
@@ -164,3 +165,62 @@ def test_kernel_over_a_tcp_engine(tls: bool, specs: KernelSpecs, tmp_path: Path)
                     usage = data[USAGE_MIME]
             assert usage is not None and usage["source"] == "docker-stats"
             assert usage["wall_time_s"] > 0 and usage["memory_limit_bytes"] == 2 * 1024**3
+
+
+@pytest.fixture
+def ssh_engine(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """An sshd on loopback that forwards to the engine's socket, and a client HOME for it."""
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not Path(sshd).exists():
+        pytest.fail("sshd is missing: scripts/setup.sh installs openssh-server")
+    for name in ("host_key", "client_key"):
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / name)], check=True
+        )
+    (tmp_path / "authorized_keys").write_text((tmp_path / "client_key.pub").read_text())
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {tmp_path}/host_key\n"
+        f"AuthorizedKeysFile {tmp_path}/authorized_keys\nPermitRootLogin prohibit-password\n"
+        f"PasswordAuthentication no\nStrictModes no\nUsePAM no\nPidFile {tmp_path}/sshd.pid\n"
+        "AllowStreamLocalForwarding yes\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)
+    server = subprocess.Popen(
+        [sshd, "-D", "-f", str(tmp_path / "sshd_config"), "-E", str(tmp_path / "sshd.log")]
+    )
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text(
+        f"Host 127.0.0.1\n  Port {port}\n  User root\n  IdentityFile {tmp_path}/client_key\n"
+    )
+    host_key = " ".join((tmp_path / "host_key.pub").read_text().split()[:2])
+    (home / ".ssh" / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key}\n")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            break
+        time.sleep(0.1)
+    try:
+        yield {"HOME": str(home), "DOCKER_HOST": f"ssh://root@127.0.0.1:{port}"}
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_kernel_over_an_ssh_engine(ssh_engine: dict[str, str], specs: KernelSpecs) -> None:
+    with start_kernel(specs, env=ssh_engine) as kernel:
+        cell = kernel.execute("print(sum(i * i for i in range(5)))")
+        assert cell.status == "ok", cell.text
+        assert cell.stdout == "30\n"
+        assert len(kernel.execute("print('z' * 2_000_000)").stdout) == 2_000_001
+        msg_id = kernel.kc.execute("import time\nfor _ in range(300): time.sleep(0.1)")
+        time.sleep(1)
+        kernel.km.interrupt_kernel()
+        while True:
+            reply = kernel.kc.get_shell_msg(timeout=20)
+            if reply["parent_header"]["msg_id"] == msg_id:
+                break
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
