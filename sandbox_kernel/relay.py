@@ -81,7 +81,20 @@ try:
         _Thread._setup_pipe_out = _setup_pipe_out
 except Exception:
     pass
-from ipykernel import kernelapp
+from ipykernel import kernelapp, kernelbase
+try:
+    # Only the outer kernel talks to frontends; it publishes its own busy status and
+    # execute_input. The inner kernel's copies would be built, sent and dropped.
+    _publish_status = kernelbase.Kernel._publish_status
+
+    def _publish_idle(self, status, channel, parent=None):
+        if status != "busy":
+            _publish_status(self, status, channel, parent)
+
+    kernelbase.Kernel._publish_status = _publish_idle
+    kernelbase.Kernel._publish_execute_input = lambda self, *args, **kwargs: None
+except Exception:
+    pass
 try:
     # The outer kernel never advertises subshells, so the inner one needs no shell
     # channel thread: one thread hop less for every request.
