@@ -13,10 +13,15 @@ What it does:
 * waits for the controller's OPEN frame on stdin (a spare container waits here until
   it is claimed, or exits after ``--claim-timeout`` seconds);
 * then moves messages between the container's stdin/stdout and the kernel's sockets,
-  as length-prefixed frames (see ``sandbox_kernel.wire`` on the host side);
-* exits when stdin reaches EOF (the controller detached or died), when no PING came
-  for ``--lease`` seconds (a controller that hangs, or a broken remote connection),
-  or when the kernel exits (after telling the host how and why).
+  as length-prefixed frames (see ``sandbox_kernel.wire`` on the host side), and
+  answers every PING with a PONG, so the host can tell a frozen sandbox;
+* is the container's PID 1: reaps orphaned processes (``--reap``), and is not
+  dumpable, so no process of the sandbox can open its stdout (the host transport);
+* when the kernel exits, tells the host how and why (EXITED) and waits for the host
+  to read the container's last numbers and remove it;
+* exits on SHUTDOWN, when stdin reaches EOF (the controller detached or died), or
+  when no PING came for ``--lease`` seconds (a controller that hangs, or a broken
+  remote connection).
 
 Wire format, both directions: ``>BI`` (kind, number of parts), then for each part
 ``>I`` length and the bytes.

@@ -165,6 +165,16 @@ class Kernel:
                 return msg
         raise TimeoutError(method)
 
+    def interrupt_running_cell(self, code: str, after: float = 1.0) -> dict[str, Any]:
+        """Start ``code``, interrupt it after ``after`` seconds, return its reply."""
+        msg_id = self.kc.execute(code)
+        time.sleep(after)
+        self.km.interrupt_kernel()
+        while True:
+            reply = self.kc.get_shell_msg(timeout=20)
+            if reply["parent_header"]["msg_id"] == msg_id:
+                return dict(reply)
+
     def drain_iopub(self) -> list[dict[str, Any]]:
         out = []
         with contextlib.suppress(queue.Empty):

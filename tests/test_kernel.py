@@ -192,13 +192,7 @@ def test_ipywidgets_and_tqdm_notebook_bars(kernel: Kernel) -> None:
 
 def test_interrupt_stops_the_cell_and_keeps_state(kernel: Kernel) -> None:
     kernel.execute("kept = 'still here'")
-    msg_id = kernel.kc.execute("import time\nfor _ in range(600): time.sleep(0.1)")
-    time.sleep(1.0)
-    kernel.km.interrupt_kernel()
-    while True:
-        reply = kernel.kc.get_shell_msg(timeout=20)
-        if reply["parent_header"]["msg_id"] == msg_id:
-            break
+    reply = kernel.interrupt_running_cell("import time\nfor _ in range(600): time.sleep(0.1)")
     assert reply["content"]["status"] == "error"
     assert reply["content"]["ename"] == "KeyboardInterrupt"
     kernel.drain_iopub()

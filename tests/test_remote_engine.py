@@ -216,11 +216,5 @@ def test_kernel_over_an_ssh_engine(ssh_engine: dict[str, str], specs: KernelSpec
         assert cell.status == "ok", cell.text
         assert cell.stdout == "30\n"
         assert len(kernel.execute("print('z' * 2_000_000)").stdout) == 2_000_001
-        msg_id = kernel.kc.execute("import time\nfor _ in range(300): time.sleep(0.1)")
-        time.sleep(1)
-        kernel.km.interrupt_kernel()
-        while True:
-            reply = kernel.kc.get_shell_msg(timeout=20)
-            if reply["parent_header"]["msg_id"] == msg_id:
-                break
+        reply = kernel.interrupt_running_cell("import time\nfor _ in range(300): time.sleep(0.1)")
         assert reply["content"]["ename"] == "KeyboardInterrupt"
