@@ -87,7 +87,7 @@ def measure(specs: KernelSpecManager, starts: int, cells: int) -> dict[str, dict
             km, kc, took = start(name, specs)
             ready[name].append(took)
             stop(km, kc)
-        time.sleep(3)  # as between real sessions; lets the sandbox's warm spare start
+        time.sleep(6)  # as between real sessions; lets the sandbox's warm spare start
 
     kernels = {name: start(name, specs)[:2] for name in names}
     for _ in range(10):
@@ -103,7 +103,7 @@ def measure(specs: KernelSpecManager, starts: int, cells: int) -> dict[str, dict
         for name, (_km, kc) in kernels.items():
             floods[name].append(run_cell(kc, FLOOD))
     for _ in range(starts):
-        time.sleep(3)
+        time.sleep(6)
         for name, (km, kc) in kernels.items():
             started = time.perf_counter()
             km.restart_kernel(now=False)

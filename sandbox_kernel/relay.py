@@ -30,6 +30,7 @@ Wire format, both directions: ``>BI`` (kind, number of parts), then for each par
 import json
 import os
 import secrets
+import select
 import signal
 import struct
 import subprocess
@@ -118,7 +119,7 @@ kernelapp.launch_new_instance()
 
 
 def parse_args(argv):
-    opts = {"claim-timeout": 0.0, "lease": 6.0, "reap": 1.0}
+    opts = {"claim-timeout": 0.0, "lease": 6.0, "reap": 1.0, "warm-delay": 0.0}
     for arg in argv:
         if arg.startswith("--") and "=" in arg:
             name, value = arg[2:].split("=", 1)
@@ -410,6 +411,9 @@ class Relay:
 
     def run(self):
         make_undumpable()
+        if self.opts["warm-delay"]:
+            # A warm spare: start the kernel a little later, or at once when claimed.
+            select.select([0], [], [], self.opts["warm-delay"])
         self.start_kernel()
         poller = self.poller = zmq.Poller()
         poller.register(0, zmq.POLLIN)

@@ -46,6 +46,10 @@ FrameHandler = Callable[[Kind, list[bytes]], None]
 ClosedHandler = Callable[[str], None]
 
 PING_INTERVAL = 1.0
+#: Seconds a new warm spare waits before starting its kernel (unless claimed first),
+#: so that booting it does not slow the session that just made it.
+SPARE_WARM_DELAY = 3.0
+
 #: Seconds of silence (no frame, not even a PONG) after which the relay counts as
 #: stopped or frozen and the sandbox as dead.
 UNRESPONSIVE_AFTER = 10.0
@@ -339,6 +343,7 @@ def create_container(
     role: str,
     fingerprint: str,
     claim_timeout: float,
+    warm_delay: float = 0.0,
 ) -> str:
     """Create (not start) a sandbox container and return its id.
 
@@ -351,7 +356,9 @@ def create_container(
         host_config = client.api.create_host_config(**options["host_config"])
         created = client.api.create_container(
             image_id,
-            command=spec.relay_command(config, claim_timeout=claim_timeout),
+            command=spec.relay_command(
+                config, claim_timeout=claim_timeout, warm_delay=warm_delay
+            ),
             name=name,
             labels=spec.labels(role, fingerprint),
             host_config=host_config,
@@ -382,6 +389,7 @@ def launch_spare(client: docker.DockerClient, config: SandboxConfig, image_id: s
             role="spare",
             fingerprint=fp,
             claim_timeout=config.spare_idle_timeout,
+            warm_delay=SPARE_WARM_DELAY,
         )
         client.api.start(container_id)
     except Exception as err:

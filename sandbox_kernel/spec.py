@@ -65,7 +65,16 @@ def sandbox_environment(config: SandboxConfig) -> dict[str, str]:
     return env
 
 
-def relay_command(config: SandboxConfig, *, claim_timeout: float) -> list[str]:
+def relay_command(
+    config: SandboxConfig, *, claim_timeout: float, warm_delay: float = 0.0
+) -> list[str]:
+    """The container's command: the relay, with its timeouts.
+
+    Args:
+        claim_timeout: seconds to wait for the controller's OPEN before exiting.
+        warm_delay: seconds before the kernel starts unless OPEN comes first (a warm
+            spare: its kernel's start should not compete with the session that made it).
+    """
     return [
         config.python,
         "-c",
@@ -73,6 +82,7 @@ def relay_command(config: SandboxConfig, *, claim_timeout: float) -> list[str]:
         f"--lease={config.controller_timeout}",
         f"--claim-timeout={claim_timeout}",
         f"--reap={int(config.init)}",
+        f"--warm-delay={warm_delay}",
     ]
 
 
