@@ -1,0 +1,146 @@
+"""The kernel behind a real Jupyter server, driven over its REST API and websocket.
+
+This is the path JupyterLab takes: the server starts the kernel from its kernelspec,
+nudges it, and relays its messages to the browser over a websocket.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado import ioloop, websocket
+
+from harness import USAGE_MIME, KernelSpecs
+
+pytestmark = pytest.mark.docker
+
+TOKEN = uuid.uuid4().hex
+
+
+@pytest.fixture(scope="module")
+def server(
+    specs: KernelSpecs, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
+    kernel_name = specs.make(validation="block")
+    root = tmp_path_factory.mktemp("server")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"JUPYTER_PATH": str(specs.root), "PATH": str(Path(sys.executable).parent)}
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={port}",
+            "--ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
+            "--allow-root",
+        ],
+        env={**env, "HOME": str(root)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            request("GET", base, "/api/status")
+            break
+        except OSError:
+            time.sleep(0.3)
+    try:
+        yield base, kernel_name
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def request(method: str, base: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    req = urllib.request.Request(
+        base + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"token {TOKEN}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=120) as response:
+        text = response.read()
+    return json.loads(text) if text else None
+
+
+def run_over_websocket(base: str, kernel_id: str, code: str) -> list[dict[str, Any]]:
+    """Send one execute_request as JupyterLab does; collect until idle and the reply."""
+
+    async def go() -> list[dict[str, Any]]:
+        url = base.replace("http", "ws") + f"/api/kernels/{kernel_id}/channels?token={TOKEN}"
+        conn = await websocket.websocket_connect(url)
+        msg_id = uuid.uuid4().hex
+        conn.write_message(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": msg_id,
+                        "msg_type": "execute_request",
+                        "username": "test",
+                        "session": uuid.uuid4().hex,
+                        "version": "5.3",
+                        "date": "",
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "content": {"code": code, "silent": False, "store_history": True,
+                                "user_expressions": {}, "allow_stdin": False},
+                    "channel": "shell",
+                    "buffers": [],
+                }
+            )
+        )  # fmt: skip
+        seen: list[dict[str, Any]] = []
+        idle = replied = False
+        deadline = time.monotonic() + 120
+        while not (idle and replied) and time.monotonic() < deadline:
+            raw = await conn.read_message()
+            assert raw is not None, "the websocket closed"
+            msg = json.loads(raw)
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            seen.append(msg)
+            idle = idle or (
+                msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle"
+            )
+            replied = replied or msg["msg_type"] == "execute_reply"
+        conn.close()
+        return seen
+
+    return ioloop.IOLoop.current().run_sync(go, timeout=180)
+
+
+def test_a_notebook_session_through_the_server(server: tuple[str, str]) -> None:
+    base, kernel_name = server
+    kernel = request("POST", base, "/api/kernels", {"name": kernel_name})
+    try:
+        messages = run_over_websocket(
+            base, kernel["id"], "import numpy as np\nprint(np.arange(4).sum())"
+        )
+        streams = [m["content"]["text"] for m in messages if m["msg_type"] == "stream"]
+        assert "".join(streams) == "6\n"
+        assert any(
+            m["msg_type"] == "display_data" and USAGE_MIME in m["content"]["data"] for m in messages
+        )
+        blocked = run_over_websocket(base, kernel["id"], "import subprocess")
+        [reply] = [m for m in blocked if m["msg_type"] == "execute_reply"]
+        assert reply["content"]["ename"] == "SandboxValidationError"
+        request("POST", base, f"/api/kernels/{kernel['id']}/interrupt")
+        request("POST", base, f"/api/kernels/{kernel['id']}/restart")
+        again = run_over_websocket(base, kernel["id"], "print('np' in dir())")
+        assert (
+            "".join(m["content"]["text"] for m in again if m["msg_type"] == "stream") == "False\n"
+        )
+    finally:
+        request("DELETE", base, f"/api/kernels/{kernel['id']}")
