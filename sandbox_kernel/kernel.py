@@ -169,10 +169,11 @@ class SandboxKernel(Kernel):
     ) -> dict[str, Any]:
         parent = self.get_parent("shell")
         ident = self._get_shell_context_var(self._shell_parent_ident)
-        if code.lstrip().startswith("%sandbox"):
-            return self._sandbox_magic(code.strip(), parent)
+        command = code.strip()
+        if command == "%sandbox" or command.startswith(("%sandbox ", "%sandbox\t")):
+            return self._sandbox_magic(command, parent)
         error = await self._sandbox_ready()
-        if error is not None and self.sandbox._inner is None:
+        if error is not None and not self.sandbox.running:
             # Try again: the engine may be up now. If not, say why in the cell.
             try:
                 await self.sandbox.start()
@@ -251,6 +252,10 @@ class SandboxKernel(Kernel):
 
     def _sandbox_magic(self, command: str, parent: Message) -> dict[str, Any]:
         """``%sandbox usage`` / ``%sandbox info``: answered here, never forwarded."""
+        if "\n" in command:
+            return self._error_reply(
+                ErrorInfo("UsageError", "%sandbox must be alone in its cell"), parent
+            )
         words = command.split()
         sub = words[1] if len(words) > 1 else "info"
         if sub == "usage":

@@ -356,9 +356,7 @@ def create_container(
         host_config = client.api.create_host_config(**options["host_config"])
         created = client.api.create_container(
             image_id,
-            command=spec.relay_command(
-                config, claim_timeout=claim_timeout, warm_delay=warm_delay
-            ),
+            command=spec.relay_command(config, claim_timeout=claim_timeout, warm_delay=warm_delay),
             name=name,
             labels=spec.labels(role, fingerprint),
             host_config=host_config,

@@ -11,7 +11,6 @@ import contextlib
 import os
 import queue
 import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -237,7 +236,3 @@ def start_kernel(
     finally:
         if own_specs:
             specs.cleanup()
-
-
-def python() -> str:
-    return sys.executable
