@@ -51,7 +51,8 @@ MAX_PARTS = 4096
 #: smaller (a cell's output is capped at ``max_output_bytes``, 32 MiB by default).
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 
-_RELAY_KINDS = {int(kind) for kind in Kind if kind < 100}
+#: Frame numbers the relay may send, to their Kind (a dict lookup: Kind(n) is slow).
+_RELAY_KINDS = {int(kind): kind for kind in Kind if kind < 100}
 
 
 def encode(kind: Kind, parts: Sequence[bytes | memoryview] = ()) -> bytes:
@@ -133,7 +134,7 @@ class FrameDecoder:
                         info = DROPPED_INFO.pack(self._kind, self._frame_size)
                         yield Kind.DROPPED, [info]
                     else:
-                        yield Kind(self._kind), self._parts
+                        yield _RELAY_KINDS[self._kind], self._parts
                 elif self._part_len < 0:
                     if len(buf) - pos < LENGTH.size:
                         return
