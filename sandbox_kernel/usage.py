@@ -73,7 +73,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import docker
@@ -258,7 +258,8 @@ class CellUsage:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form, as in the ``application/vnd.sandbox-kernel.usage+json`` output."""
-        data = asdict(self)
+        # A flat dataclass: a shallow dict (asdict deep-copies, at a cost per cell).
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["wall_time_s"] = round(self.wall_time_s, 6)
         data["cpu_time_s"] = round(self.cpu_time_s, 6)
         data["warnings"] = self.warnings
