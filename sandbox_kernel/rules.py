@@ -427,9 +427,11 @@ DANGEROUS_MAGICS: dict[str, str] = {
 #: Python, which is judged as a cell of its own; ``history`` is refused with ``-f``
 #: (it writes a file); ``matplotlib`` is refused with a ``module://`` backend (it
 #: imports that module); ``aimport`` imports its arguments, judged as imports;
-#: ``load_ext`` is allowed only for :data:`SAFE_EXTENSIONS`.
+#: ``load_ext`` is allowed only for :data:`SAFE_EXTENSIONS`. ``sandbox`` is the
+#: outer kernel's own (``%sandbox usage``): answered on the host, never run inside.
 ALLOWED_LINE_MAGICS = frozenset(
     {
+        "sandbox",
         "matplotlib", "timeit", "time", "prun", "precision", "pprint", "who", "whos",
         "who_ls", "history", "hist", "pinfo", "pinfo2", "psearch", "pdoc", "pdef",
         "psource", "xmode", "lsmagic", "magic", "quickref", "autoreload", "aimport",
