@@ -18,7 +18,7 @@ from typing import Any
 
 from jupyter_client.kernelspec import KernelSpecManager
 
-from .spec import data_path
+from .datafiles import data_path
 
 KERNEL_NAME = "sandbox"
 DISPLAY_NAME = "Python 3 (sandbox)"

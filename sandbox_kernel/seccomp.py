@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .datafiles import data_path
 from .errors import ConfigError
 
 __all__ = ["BUILTIN", "DOCKER_DEFAULT", "UNCONFINED", "builtin_profile_path", "load_profile"]
@@ -29,19 +29,15 @@ _PROFILE_NAME = "profile.json"
 def builtin_profile_path() -> Path:
     """Where this installation keeps the builtin profile.
 
-    An installed wheel has it as package data (``sandbox_kernel/_data/seccomp``, put
-    there by pyproject's force-include); an editable checkout has only the repository's
-    top-level ``seccomp/`` folder.
+    The wheel's package data, or the checkout's ``seccomp/`` folder (see
+    :mod:`.datafiles`).
 
     Raises:
         ConfigError: when neither place has it (a broken installation).
     """
-    packaged = resources.files("sandbox_kernel") / "_data" / "seccomp" / _PROFILE_NAME
-    if isinstance(packaged, Path) and packaged.is_file():
-        return packaged
-    checkout = Path(__file__).resolve().parent.parent / "seccomp" / _PROFILE_NAME
-    if checkout.is_file():
-        return checkout
+    path = data_path("seccomp", _PROFILE_NAME)
+    if path.is_file():
+        return path
     raise ConfigError(
         "the builtin seccomp profile is missing from this installation; reinstall "
         "sandbox-kernel, or set seccomp_profile to 'docker-default' or a profile path"

@@ -12,7 +12,6 @@ import json
 import os
 import socket
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import docker.types
@@ -197,11 +196,3 @@ def labels(role: str, fingerprint_: str) -> dict[str, str]:
         LABEL_CONTROLLER: controller_id(),
         LABEL_CREATED: str(int(time.time())),
     }
-
-
-def data_path(*parts: str) -> Path:
-    """A file shipped with the package: the wheel's copy, or the checkout's."""
-    packaged = Path(__file__).with_name("_data").joinpath(*parts)
-    if packaged.exists():
-        return packaged
-    return Path(__file__).resolve().parent.parent.joinpath(*parts)

@@ -2,7 +2,7 @@
 # Set up a fresh Debian machine and run the main job: the example backtest notebook
 # through the "Python 3 (sandbox)" kernel.
 #
-#   1. the Docker engine (Debian's docker.io) and debootstrap, when missing;
+#   1. the Docker engine (Debian's docker.io) and debootstrap, when missing (scripts/engine.sh);
 #   2. dockerd, when not running;
 #   3. a virtualenv in .venv with this project and its test tools;
 #   4. the sandbox image (sandbox-kernel image build: no registry needed);
@@ -13,28 +13,7 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n==> %s\n' "$*"; }
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-
-# docker.io: the engine; debootstrap: the image without a registry; openssh-server:
-# the tests reach the engine over ssh:// too.
-if ! command -v dockerd >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1 \
-    || ! [ -x /usr/sbin/sshd ]; then
-    log "installing docker.io, debootstrap and openssh-server from Debian"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        docker.io debootstrap openssh-server >/dev/null
-fi
-
-if ! docker info >/dev/null 2>&1; then
-    log "starting dockerd"
-    if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
-        as_root systemctl start docker
-    else
-        as_root sh -c 'nohup dockerd >/var/log/dockerd.log 2>&1 &'
-    fi
-    for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
-    docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/dockerd.log" >&2; exit 1; }
-fi
+bash scripts/engine.sh
 
 log "python environment in .venv"
 PYTHON=${PYTHON:-python3}

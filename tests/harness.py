@@ -67,21 +67,21 @@ class CellResult:
         m = self.usage_message
         return None if m is None else dict(m["content"]["data"][USAGE_MIME])
 
-    @property
-    def stdout(self) -> str:
+    def stream(self, name: str) -> str:
+        """Everything the cell printed on one stream."""
         return "".join(
             m["content"]["text"]
             for m in self.messages
-            if m["msg_type"] == "stream" and m["content"]["name"] == "stdout"
+            if m["msg_type"] == "stream" and m["content"]["name"] == name
         )
 
     @property
+    def stdout(self) -> str:
+        return self.stream("stdout")
+
+    @property
     def stderr(self) -> str:
-        return "".join(
-            m["content"]["text"]
-            for m in self.messages
-            if m["msg_type"] == "stream" and m["content"]["name"] == "stderr"
-        )
+        return self.stream("stderr")
 
     @property
     def text(self) -> str:
