@@ -19,6 +19,7 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -79,6 +80,7 @@ class SandboxKernel(Kernel):
         self._parents: OrderedDict[str, Message] = OrderedDict()
         self._start_task: asyncio.Future[None] | None = None
         self._after_idle: list[Callable[[], None]] = []
+        self._held: list[Callable[[], None]] = []
         atexit.register(self.sandbox.stop_now)
 
     # -- startup ------------------------------------------------------------------------
@@ -205,6 +207,7 @@ class SandboxKernel(Kernel):
                 msg_id=parent["header"]["msg_id"],
                 on_usage=None if silent else (lambda usage: self._show_usage(usage, parent)),
                 collect_outputs=False,
+                on_submit=self._release_held,
             )
         except SandboxError as err:
             return self._error_reply(ErrorInfo(type(err).__name__, str(err)), parent)
@@ -246,8 +249,9 @@ class SandboxKernel(Kernel):
             return
         if mode == "slow" and usage.wall_time_s < self.settings.usage_min_seconds:
             return
+        bundle = usage.bundle()
         self._publish(
-            "display_data", {"data": usage.bundle(), "metadata": {}, "transient": {}}, parent
+            "display_data", {"data": bundle, "metadata": {}, "transient": {}}, parent, ours=True
         )
 
     def _sandbox_magic(self, command: str, parent: Message) -> dict[str, Any]:
@@ -283,6 +287,28 @@ class SandboxKernel(Kernel):
             publish()
 
     # -- publishing -----------------------------------------------------------------------
+    # An execute_request's busy status and execute_input are held back until the cell
+    # is on its way to the sandbox, so they are sent while it runs there instead of
+    # before: the frontend sees them in the same order, and a cell is done sooner.
+    # Anything else this kernel publishes, and its idle status, sends them first.
+    def _publish_status(self, status: str, channel: str, parent: Message | None = None) -> None:
+        parent = parent or self.get_parent(channel)
+        if status == "busy" and parent.get("header", {}).get("msg_type") == "execute_request":
+            self._held.append(partial(Kernel._publish_status, self, status, channel, parent))
+            return
+        self._release_held()
+        super()._publish_status(status, channel, parent)
+
+    def _publish_execute_input(self, code: str, parent: Message, execution_count: int) -> None:
+        self._held.append(
+            partial(Kernel._publish_execute_input, self, code, parent, execution_count)
+        )
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, []
+        for publish in held:
+            publish()
+
     def _publish(
         self,
         msg_type: str,
@@ -290,9 +316,13 @@ class SandboxKernel(Kernel):
         parent: Message,
         metadata: dict[str, Any] | None = None,
         buffers: list[bytes] | None = None,
+        *,
+        ours: bool = False,
     ) -> None:
+        """Publish on IOPub; ``ours`` marks content this kernel built (no output check)."""
         assert self.session is not None
-        if not self.settings.allow_scripts_in_output and isinstance(content, dict):
+        self._release_held()
+        if not ours and not self.settings.allow_scripts_in_output and isinstance(content, dict):
             content, removed = make_safe(msg_type, content)
             if removed:
                 self.log.info("sandbox-kernel: removed from output: %s", ", ".join(removed))
@@ -473,6 +503,14 @@ class SandboxKernelApp(IPKernelApp):
         from jupyter_core.paths import jupyter_config_path
 
         return list(jupyter_config_path())
+
+    def initialize(self, argv: Any = None) -> None:
+        super().initialize(argv)
+        # traitlets leaves the app's logger at DEBUG and filters in its handler, so
+        # every log.debug on ipykernel's per-message path would build a record only to
+        # drop it. The logger's own level follows the handlers' (--debug still works).
+        levels = [handler.level for handler in self.log.handlers]
+        self.log.setLevel(min(levels) if levels else self.log_level)
 
     def init_sockets(self) -> None:
         super().init_sockets()

@@ -114,6 +114,55 @@ try:
     kernelapp.IPKernelApp.init_sockets = init_sockets
 except Exception:
     pass
+try:
+    # traitlets leaves the app's logger at DEBUG and filters in its handler, so every
+    # log.debug on ipykernel's per-message path builds a record only to drop it.
+    _initialize = kernelapp.IPKernelApp.initialize
+
+    def initialize(self, argv=None):
+        _initialize(self, argv)
+        levels = [handler.level for handler in self.log.handlers]
+        self.log.setLevel(min(levels) if levels else self.log_level)
+
+    kernelapp.IPKernelApp.initialize = initialize
+except Exception:
+    pass
+try:
+    # ipykernel flushes stdout and stderr after every request and every result, each
+    # a wait for a round trip through the IOPub thread; with nothing written since
+    # the last flush there is nothing to wait for.
+    _OutStream = iostream.OutStream
+    _flush = _OutStream.flush
+
+    def flush(self):
+        if (
+            self.__dict__.get("_buffers", True)
+            or getattr(self, "_flush_pending", True)
+            or getattr(self, "_subprocess_flush_pending", True)
+            or getattr(self, "echo", None) is not None
+        ):
+            _flush(self)
+
+    if hasattr(_OutStream, "_flush_buffers"):
+        _OutStream.flush = flush
+except Exception:
+    pass
+try:
+    # ipykernel reads run_cell's signature with inspect on every execute_request.
+    from ipykernel import ipkernel
+
+    _accepts = ipkernel._accepts_parameters
+    _accepted = {}
+
+    def _accepts_parameters(meth, param_names):
+        key = (getattr(meth, "__func__", meth), tuple(param_names))
+        if key not in _accepted:
+            _accepted[key] = _accepts(meth, param_names)
+        return dict(_accepted[key])
+
+    ipkernel._accepts_parameters = _accepts_parameters
+except Exception:
+    pass
 kernelapp.launch_new_instance()
 """
 

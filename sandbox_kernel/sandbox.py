@@ -365,6 +365,7 @@ class Sandbox:
         msg_id: str | None = None,
         on_usage: Callable[[CellUsage], None] | None = None,
         collect_outputs: bool = True,
+        on_submit: Callable[[], None] | None = None,
     ) -> ExecutionResult:
         """Validate and run one cell; state persists to the next call.
 
@@ -382,6 +383,8 @@ class Sandbox:
                 instead of the result waiting for it (``result.usage`` is then None).
             collect_outputs: gather stdout, stderr and outputs into the result (the
                 kernel, which only relays them, turns this off).
+            on_submit: called once the cell is on its way to the sandbox (the kernel
+                announces the cell to its frontends while the sandbox runs it).
 
         Returns:
             The result; sandbox failures (died, timed out) are reported in it, never
@@ -429,17 +432,25 @@ class Sandbox:
             meter.begin_cell()
         msg_id = inner.send("shell", "execute_request", content, msg_id=msg_id)
         self._runs[msg_id] = run
+        if on_submit is not None:
+            on_submit()
         reply_future = inner.reply_future(msg_id)
         idle_future = inner.idle_future(msg_id)
         result = ExecutionResult(status="ok", validation=verdict, restarted=restarted_before)
+        measured = False
         try:
             reply = await self._await_reply(reply_future, limit, run)
+            result.reply = reply["content"]
+            result.execution_count = reply["content"].get("execution_count")
+            if meter is not None and meter.is_local:
+                # The cell's code is done: measure now, while the inner kernel is
+                # still sending its last outputs and idle status.
+                result.usage = await self._finish_usage(meter, code, result.execution_count)
+                measured = True
             # Outputs travel on IOPub; the reply may overtake them. The idle status
             # for this request comes after its last output.
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(idle_future, 10)
-            result.reply = reply["content"]
-            result.execution_count = reply["content"].get("execution_count")
             if reply["content"].get("status") != "ok":
                 result.status = "error"
                 result.error = ErrorInfo(
@@ -460,11 +471,12 @@ class Sandbox:
             run.accept(_error_message(result.error))
             # What the fatal cell cost (its peak, the OOM kill) is read before the
             # dead container goes away.
-            result.usage = await self._finish_usage(meter, code, None)
+            if not measured:
+                result.usage = await self._finish_usage(meter, code, None)
             await self._replace_after_death(died)
         finally:
             self._runs.pop(msg_id, None)
-        if meter is not None and not result.restarted:
+        if meter is not None and not result.restarted and not measured:
             if meter.is_local or on_usage is None:
                 result.usage = await self._finish_usage(meter, code, result.execution_count)
             else:

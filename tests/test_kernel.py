@@ -35,6 +35,37 @@ def test_no_duplicated_status_or_execute_input(kernel: Kernel) -> None:
     assert cell.stdout == "once\n"
 
 
+@pytest.mark.parametrize(
+    "code",
+    [
+        "print('out')",
+        "1 + 1",
+        "x = 1",
+        "raise ValueError('boom')",
+        "import os\nos.system('id')",  # refused by the validator
+        "%sandbox info",  # answered by the outer kernel
+        "%sandbox nonsense",
+    ],
+)
+def test_busy_and_execute_input_come_first_and_idle_last(kernel: Kernel, code: str) -> None:
+    cell = kernel.execute(code)
+    kinds = [m["msg_type"] for m in cell.messages]
+    assert kinds[:2] == ["status", "execute_input"], kinds
+    assert cell.messages[0]["content"]["execution_state"] == "busy"
+    assert cell.messages[1]["content"]["code"] == code
+    assert cell.messages[1]["content"]["execution_count"] == cell.reply["content"]["execution_count"]
+    # Only an error cell's usage line follows its idle status (see the README).
+    after = cell.messages[-1] if cell.messages[-1]["msg_type"] == "status" else cell.messages[-2]
+    assert after["content"] == {"execution_state": "idle"}, kinds
+    assert kinds.count("status") == 2 and kinds.count("execute_input") == 1
+
+
+def test_silent_cell_is_busy_then_idle_without_execute_input(kernel: Kernel) -> None:
+    cell = kernel.execute("y = 2", silent=True)
+    assert [m["msg_type"] for m in cell.messages] == ["status", "status"]
+    assert [m["content"]["execution_state"] for m in cell.messages] == ["busy", "idle"]
+
+
 def test_output_streams_while_the_cell_runs(kernel: Kernel) -> None:
     code = "import time\nprint('start', flush=True)\ntime.sleep(1.5)\nprint('end')"
     msg_id = kernel.kc.execute(code)
