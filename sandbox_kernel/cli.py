@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["kernel"]:
+        from .dockersdk import import_without_ssh
+
+        import_without_ssh()  # a quicker start; ssh:// engines load the transport later
         from .kernel import main as kernel_main
 
         kernel_main(args_list[1:])

@@ -31,6 +31,7 @@ import requests.exceptions
 
 from . import spec
 from .config import SandboxConfig
+from .dockersdk import ensure_ssh_transport
 from .errors import (
     ContainerStartError,
     DockerUnavailableError,
@@ -74,6 +75,8 @@ def connect(config: SandboxConfig, timeout: float = 10.0) -> docker.DockerClient
             if config.docker_host
             else docker.utils.kwargs_from_env()
         )
+        if str(kwargs.get("base_url", "")).startswith("ssh://"):
+            ensure_ssh_transport()
         client = docker.DockerClient(version=API_VERSION, timeout=timeout, **kwargs)
         # The engine API is not the web: no HTTP proxy from the environment, and no
         # REQUESTS_CA_BUNDLE overriding the engine's own CA (DOCKER_CERT_PATH).

@@ -53,7 +53,9 @@ def test_busy_and_execute_input_come_first_and_idle_last(kernel: Kernel, code: s
     assert kinds[:2] == ["status", "execute_input"], kinds
     assert cell.messages[0]["content"]["execution_state"] == "busy"
     assert cell.messages[1]["content"]["code"] == code
-    assert cell.messages[1]["content"]["execution_count"] == cell.reply["content"]["execution_count"]
+    assert (
+        cell.messages[1]["content"]["execution_count"] == cell.reply["content"]["execution_count"]
+    )
     # Only an error cell's usage line follows its idle status (see the README).
     after = cell.messages[-1] if cell.messages[-1]["msg_type"] == "status" else cell.messages[-2]
     assert after["content"] == {"execution_state": "idle"}, kinds

@@ -4,6 +4,7 @@ and every failure reaches the user as one readable sentence, never a hang.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -58,6 +59,26 @@ def test_shutdown_removes_the_container(
     with start_kernel(specs) as kernel:
         container_id = kernel.container_id
         assert _exists(docker_client, container_id)
+    _wait_gone(docker_client, container_id, 10)
+
+
+def test_shutdown_is_answered_and_the_process_exits_cleanly(
+    docker_client: docker.DockerClient, specs: KernelSpecs
+) -> None:
+    # The kernel process ends without the interpreter's own teardown: the replies
+    # must still get out, on control and on IOPub, and the exit status must be 0.
+    with start_kernel(specs) as kernel:
+        container_id = kernel.container_id
+        process = kernel.km.provisioner.process  # type: ignore[union-attr]
+        msg_id = kernel.kc.shutdown(restart=False)
+        reply = kernel.kc.control_channel.get_msg(timeout=10)
+        assert reply["parent_header"]["msg_id"] == msg_id
+        assert reply["content"]["status"] == "ok"
+        while True:
+            msg = kernel.kc.get_iopub_msg(timeout=10)
+            if msg["msg_type"] == "shutdown_reply":
+                break
+        assert process.wait(timeout=10) == 0
     _wait_gone(docker_client, container_id, 10)
 
 
@@ -228,8 +249,10 @@ def test_warm_spare_is_claimed_on_restart(
     with start_kernel(specs, warm_spare=True) as kernel:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            spares = docker_client.containers.list(filters={"label": "sandbox-kernel.role=spare"})
-            if any("-spare-" in c.name for c in spares):
+            # The low-level list: the high-level one inspects each container, and
+            # fails when one goes away in between (spares of other tests expire).
+            spares = docker_client.api.containers(filters={"label": "sandbox-kernel.role=spare"})
+            if any("-spare-" in name for c in spares for name in c["Names"]):
                 break
             time.sleep(0.3)
         kernel.km.restart_kernel(now=False)
@@ -237,8 +260,9 @@ def test_warm_spare_is_claimed_on_restart(
         name = docker_client.api.inspect_container(kernel.container_id)["Name"]
         assert "-claimed-" in name
         assert kernel.execute("print(6 * 7)").stdout.strip() == "42"
-    for container in docker_client.containers.list(filters={"label": "sandbox-kernel.role=spare"}):
-        container.remove(force=True)
+    for container in docker_client.api.containers(filters={"label": "sandbox-kernel.role=spare"}):
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            docker_client.api.remove_container(container["Id"], force=True)
 
 
 def test_a_frozen_sandbox_is_declared_dead_and_replaced(
