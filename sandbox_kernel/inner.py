@@ -1,8 +1,8 @@
 """The Jupyter-protocol client of the IPython kernel inside the container.
 
-:class:`InnerKernel` runs one :class:`~sandbox_kernel.session.ContainerSession`, signs
-and checks messages with the inner kernel's own key (sent by the relay in its HELLO
-frame; the outer kernel's key never enters the container), and turns replies into
+:class:`InnerKernel` runs one :class:`~sandbox_kernel.session.ContainerSession`, speaks to
+the inner kernel with the key the relay announces in its HELLO frame (none: see
+relay.py; the outer kernel's key never enters the container), and turns replies into
 awaitables. Frames arrive on the session's reader thread and are handed to the asyncio
 loop the client was started on.
 """
@@ -149,11 +149,10 @@ class InnerKernel:
             signature_scheme=self.hello.get("signature_scheme", "hmac-sha256"),
             username="sandbox-kernel",
         )
-        # What we send is signed with the inner key, which the kernel checks. What
-        # comes back is not checked against it: a valid signature would only prove
-        # the message was made inside the container, which holds the key, that is by
-        # the sandboxed code itself. Every message is parsed as hostile input instead
-        # (see _deserialize), and skipping the HMAC saves a pass over every byte.
+        # The relay announces the inner kernel's key (today none: a signature on
+        # either side would only prove a message was made inside the container, that
+        # is by the sandboxed code itself). What comes back is never checked against
+        # a key; every message is parsed as hostile input instead (see _deserialize).
         # The first kernel_info reply proves the shell socket works; an IOPub status
         # for one of our requests proves the subscription is live (the slow joiner).
         while True:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections import deque
 from collections.abc import Iterator, Sequence
 
 from .errors import ProtocolError
@@ -67,7 +68,9 @@ def encode(kind: Kind, parts: Sequence[bytes | memoryview] = ()) -> bytes:
 class FrameDecoder:
     """Turns the attached stdout byte stream back into ``(kind, parts)`` frames.
 
-    Feed it whatever the socket gives; it keeps its place between calls.
+    Feed it whatever the socket gives; it keeps its place between calls. Received
+    bytes are kept as zero-copy slices of what was fed until a part is complete,
+    then joined once: megabytes of output are copied one time on their way through.
 
     Args:
         docker_multiplexed: the stream carries the engine's 8-byte chunk headers.
@@ -77,14 +80,27 @@ class FrameDecoder:
     def __init__(self, docker_multiplexed: bool = True, max_frame_bytes: int = MAX_FRAME_BYTES):
         self._multiplexed = docker_multiplexed
         self._max_frame = max_frame_bytes
-        self._raw = bytearray()  # engine-multiplexed bytes not yet demultiplexed
-        self._buf = bytearray()  # frame bytes not yet consumed
+        # The engine's layer: a chunk header split across reads, and what is left of
+        # the current chunk.
+        self._engine_header = bytearray()
+        self._chunk_left = 0
+        self._chunk_is_stdout = True
+        # Our layer: received frame bytes not yet consumed.
+        self._pending: deque[memoryview] = deque()
+        self._pending_bytes = 0
         self._kind = 0
         self._parts_left = -1  # -1: expecting a frame header
         self._parts: list[bytes] = []
         self._part_len = -1  # -1: expecting a part length
+        self._part_chunks: list[memoryview] = []
+        self._part_have = 0
         self._frame_size = 0
         self._skipping = False
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for frames not yet complete."""
+        return self._pending_bytes + self._part_have + sum(len(p) for p in self._parts)
 
     def feed(self, data: bytes) -> Iterator[tuple[Kind, list[bytes]]]:
         """Add received bytes and yield every frame now complete.
@@ -92,71 +108,115 @@ class FrameDecoder:
         Raises:
             ProtocolError: the stream is not made of valid frames.
         """
-        if self._multiplexed:
-            self._raw += data
-            self._demultiplex()
-        else:
-            self._buf += data
+        view = memoryview(data if isinstance(data, bytes) else bytes(data))
+        for segment in self._demultiplex(view) if self._multiplexed else (view,):
+            if segment:
+                self._pending.append(segment)
+                self._pending_bytes += len(segment)
         yield from self._frames()
 
-    def _demultiplex(self) -> None:
-        raw = self._raw
-        pos = 0
-        while len(raw) - pos >= DOCKER_HEADER.size:
-            stream, length = DOCKER_HEADER.unpack_from(raw, pos)
+    def _demultiplex(self, view: memoryview) -> list[memoryview]:
+        """The stdout payload in ``view``, without the engine's chunk headers."""
+        out: list[memoryview] = []
+        pos, end = 0, len(view)
+        while pos < end:
+            if self._chunk_left:
+                take = min(self._chunk_left, end - pos)
+                if self._chunk_is_stdout:  # stderr is not attached; ignore it if sent
+                    out.append(view[pos : pos + take])
+                pos += take
+                self._chunk_left -= take
+                continue
+            if not self._engine_header and end - pos >= DOCKER_HEADER.size:
+                stream, length = DOCKER_HEADER.unpack_from(view, pos)
+                pos += DOCKER_HEADER.size
+            else:
+                piece = view[pos : pos + DOCKER_HEADER.size - len(self._engine_header)]
+                self._engine_header += piece
+                pos += len(piece)
+                if len(self._engine_header) < DOCKER_HEADER.size:
+                    break
+                stream, length = DOCKER_HEADER.unpack(self._engine_header)
+                self._engine_header.clear()
             if stream not in (1, 2):
                 raise ProtocolError(f"unexpected stream type {stream} from the engine")
-            end = pos + DOCKER_HEADER.size + length
-            if len(raw) < end:
-                break
-            if stream == 1:  # stderr is not attached; ignore it if an engine sends it
-                self._buf += memoryview(raw)[pos + DOCKER_HEADER.size : end]
-            pos = end
-        del raw[:pos]
+            self._chunk_left, self._chunk_is_stdout = length, stream == 1
+        return out
+
+    def _take(self, size: int) -> bytes:
+        """The next ``size`` pending bytes (there must be that many)."""
+        self._pending_bytes -= size
+        first = self._pending[0]
+        if len(first) >= size:
+            if len(first) == size:
+                self._pending.popleft()
+            else:
+                self._pending[0] = first[size:]
+            return first[:size].tobytes()
+        out = bytearray()
+        while size:
+            segment = self._pending.popleft()
+            if len(segment) > size:
+                self._pending.appendleft(segment[size:])
+                segment = segment[:size]
+            out += segment
+            size -= len(segment)
+        return bytes(out)
 
     def _frames(self) -> Iterator[tuple[Kind, list[bytes]]]:
-        buf = self._buf
-        pos = 0
-        try:
-            while True:
-                if self._parts_left < 0:
-                    if len(buf) - pos < HEADER.size:
-                        return
-                    kind, count = HEADER.unpack_from(buf, pos)
-                    pos += HEADER.size
-                    if kind not in _RELAY_KINDS or count > MAX_PARTS:
-                        raise ProtocolError(f"malformed frame header (kind {kind}, {count} parts)")
-                    self._kind, self._parts_left, self._parts = kind, count, []
-                    self._frame_size, self._skipping = 0, False
-                elif self._parts_left == 0:
-                    self._parts_left = -1
-                    if self._skipping:
-                        info = DROPPED_INFO.pack(self._kind, self._frame_size)
-                        yield Kind.DROPPED, [info]
-                    else:
-                        yield _RELAY_KINDS[self._kind], self._parts
-                elif self._part_len < 0:
-                    if len(buf) - pos < LENGTH.size:
-                        return
-                    (self._part_len,) = LENGTH.unpack_from(buf, pos)
-                    pos += LENGTH.size
-                    self._frame_size += self._part_len
-                    if self._frame_size > self._max_frame and not self._skipping:
-                        self._skipping, self._parts = True, []
+        while True:
+            if self._parts_left < 0:
+                if self._pending_bytes < HEADER.size:
+                    return
+                kind, count = HEADER.unpack(self._take(HEADER.size))
+                if kind not in _RELAY_KINDS or count > MAX_PARTS:
+                    raise ProtocolError(f"malformed frame header (kind {kind}, {count} parts)")
+                self._kind, self._parts_left, self._parts = kind, count, []
+                self._frame_size, self._skipping = 0, False
+            elif self._parts_left == 0:
+                self._parts_left = -1
+                if self._skipping:
+                    yield Kind.DROPPED, [DROPPED_INFO.pack(self._kind, self._frame_size)]
                 else:
-                    available = len(buf) - pos
-                    if self._skipping:
-                        taken = min(available, self._part_len)
-                        pos += taken
-                        self._part_len -= taken
-                        if self._part_len:
-                            return
-                    else:
-                        if available < self._part_len:
-                            return
-                        self._parts.append(bytes(buf[pos : pos + self._part_len]))
-                        pos += self._part_len
-                    self._part_len = -1
-                    self._parts_left -= 1
-        finally:
-            del buf[:pos]
+                    parts, self._parts = self._parts, []
+                    yield _RELAY_KINDS[self._kind], parts
+            elif self._part_len < 0:
+                if self._pending_bytes < LENGTH.size:
+                    return
+                (self._part_len,) = LENGTH.unpack(self._take(LENGTH.size))
+                self._frame_size += self._part_len
+                if self._frame_size > self._max_frame and not self._skipping:
+                    self._skipping, self._parts = True, []
+            elif not self._collect_part():
+                return
+
+    def _collect_part(self) -> bool:
+        """Gather the current part from pending bytes; True once it is complete."""
+        if (
+            not self._part_have
+            and not self._skipping
+            and self._pending
+            and len(self._pending[0]) >= self._part_len
+        ):
+            # The usual case: the whole part came in one read.
+            self._parts.append(self._take(self._part_len) if self._part_len else b"")
+            self._part_len = -1
+            self._parts_left -= 1
+            return True
+        while self._part_have < self._part_len and self._pending:
+            segment = self._pending.popleft()
+            need = self._part_len - self._part_have
+            if len(segment) > need:
+                self._pending.appendleft(segment[need:])
+                segment = segment[:need]
+            self._pending_bytes -= len(segment)
+            self._part_have += len(segment)
+            if not self._skipping:
+                self._part_chunks.append(segment)
+        if self._part_have < self._part_len:
+            return False
+        if not self._skipping:
+            self._parts.append(b"".join(self._part_chunks))
+        self._part_chunks, self._part_have, self._part_len = [], 0, -1
+        self._parts_left -= 1
+        return True

@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sandbox_kernel.errors import ProtocolError
 from sandbox_kernel.wire import DOCKER_HEADER, DROPPED_INFO, FrameDecoder, Kind, encode
@@ -51,7 +53,7 @@ def test_an_oversized_frame_is_skipped_not_held() -> None:
     frames = []
     for start in range(0, len(stream), 512):
         frames.extend(decoder.feed(stream[start : start + 512]))
-        assert len(decoder._buf) < 4096 + 1024  # never more than the limit in memory
+        assert decoder.buffered < 4096 + 1024  # never more than the limit in memory
     assert frames[0][0] == Kind.DROPPED
     assert DROPPED_INFO.unpack(frames[0][1][0]) == (Kind.IOPUB, 10000)
     assert frames[1] == (Kind.PONG, [])
@@ -69,3 +71,42 @@ def test_garbage_is_a_protocol_error() -> None:
 def test_decoder_made_kinds_cannot_be_sent() -> None:
     with pytest.raises(ProtocolError):
         list(FrameDecoder(docker_multiplexed=False).feed(struct.pack(">BI", Kind.DROPPED, 0)))
+
+
+_SENDABLE = [kind for kind in Kind if kind < 100]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    frames=st.lists(
+        st.tuples(
+            st.sampled_from(_SENDABLE),
+            st.lists(st.binary(max_size=3000), max_size=6),
+        ),
+        max_size=8,
+    ),
+    chunk_size=st.integers(1, 5000),
+    reads=st.lists(st.integers(1, 9000), min_size=1, max_size=20),
+    stderr_noise=st.booleans(),
+)
+def test_any_frames_any_chunking_any_reads(
+    frames: list[tuple[Kind, list[bytes]]],
+    chunk_size: int,
+    reads: list[int],
+    stderr_noise: bool,
+) -> None:
+    payload = b"".join(encode(kind, parts) for kind, parts in frames)
+    chunks = docker_chunks(payload, chunk_size)
+    if stderr_noise:  # an engine that sends stderr chunks too: they are ignored
+        chunks = [c for chunk in chunks for c in (chunk, DOCKER_HEADER.pack(2, 3) + b"err")]
+    stream = b"".join(chunks)
+    decoder = FrameDecoder()
+    decoded: list[tuple[Kind, list[bytes]]] = []
+    pos, i = 0, 0
+    while pos < len(stream):
+        size = reads[i % len(reads)]
+        decoded.extend(decoder.feed(stream[pos : pos + size]))
+        pos, i = pos + size, i + 1
+    assert decoded == [(kind, list(parts)) for kind, parts in frames]
+    assert all(type(part) is bytes for _, parts in decoded for part in parts)
+    assert decoder.buffered == 0
