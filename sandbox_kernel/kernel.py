@@ -174,6 +174,9 @@ class SandboxKernel(Kernel):
         command = code.strip()
         if command == "%sandbox" or command.startswith(("%sandbox ", "%sandbox\t")):
             return self._sandbox_magic(command, parent)
+        if not self.sandbox.running:
+            # Starting or replacing the sandbox takes a while: announce the cell now.
+            self._release_held()
         error = await self._sandbox_ready()
         if error is not None and not self.sandbox.running:
             # Try again: the engine may be up now. If not, say why in the cell.
