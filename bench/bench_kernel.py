@@ -99,7 +99,7 @@ def measure(specs: KernelSpecManager, starts: int, cells: int) -> dict[str, dict
     for _ in range(cells):
         for name, (_km, kc) in kernels.items():
             trips[name].append(run_cell(kc, "1"))
-    for _ in range(3):
+    for _ in range(5):
         for name, (_km, kc) in kernels.items():
             floods[name].append(run_cell(kc, FLOOD))
     for _ in range(starts):
