@@ -288,3 +288,11 @@ def test_settings_come_from_sandbox_kernel_config_py(specs: KernelSpecs, tmp_pat
             " else open('/sys/fs/cgroup/pids.max').read().strip())"
         )
         assert limit.stdout.strip() == "99"
+
+
+def test_megabytes_of_output_flow_while_the_cell_prints(kernel: Kernel) -> None:
+    # Sent by the megabyte, not all at the end: the frontend starts showing output
+    # (and the host relaying it) while the cell is still printing.
+    cell = kernel.execute("line = 'z' * 999\nfor _ in range(8 * 1024):\n    print(line)")
+    assert cell.stdout == ("z" * 999 + "\n") * (8 * 1024)
+    assert len(cell.of_type("stream")) > 1, "all the output came at the end of the cell"
