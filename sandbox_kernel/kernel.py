@@ -252,10 +252,8 @@ class SandboxKernel(Kernel):
             return
         if mode == "slow" and usage.wall_time_s < self.settings.usage_min_seconds:
             return
-        bundle = usage.bundle()
-        self._publish(
-            "display_data", {"data": bundle, "metadata": {}, "transient": {}}, parent, ours=True
-        )
+        content = {"data": usage.bundle(), "metadata": {}, "transient": {}}
+        self._publish("display_data", content, parent, ours=True)
 
     def _sandbox_magic(self, command: str, parent: Message) -> dict[str, Any]:
         """``%sandbox usage`` / ``%sandbox info``: answered here, never forwarded."""
