@@ -5,7 +5,11 @@ Measures, for each kernel, through jupyter_client as a frontend does:
 * ready: from start_kernel to the first kernel_info reply (median of N starts);
 * trivial cell round trip: execute_request to idle for ``1`` (p50, p90);
 * 20 MB of printed output: a cell printing 20 MB, to idle;
-* restart: restart_kernel to ready.
+* restart: restart_kernel to ready;
+* memory: the kernel's footprint after the trivial cells. For the plain kernel its
+  process's RSS; for the sandbox the outer kernel's RSS on the host plus the
+  container's memory (the engine's figure without inactive page cache): the inner
+  kernel and the relay.
 
 Prints a table with the ratios sandbox/plain and writes bench/results/kernel.json.
 Usage: python bench/bench_kernel.py [--starts 5] [--cells 200]
@@ -22,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import docker
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
@@ -73,6 +78,27 @@ def start(name: str, specs: KernelSpecManager) -> tuple[KernelManager, Any, floa
     return km, kc, time.perf_counter() - started
 
 
+def footprint_mb(km: KernelManager, kc: Any) -> float:
+    """The kernel's memory in MiB: its process on the host, plus its container if any."""
+    pid = km.provisioner.process.pid  # type: ignore[union-attr]
+    with open(f"/proc/{pid}/status") as status:
+        rss_kib = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    total = rss_kib / 1024
+    msg_id = kc.kernel_info()
+    reply = kc.get_shell_msg(timeout=30)
+    while reply["parent_header"].get("msg_id") != msg_id:  # skip earlier cells' replies
+        reply = kc.get_shell_msg(timeout=30)
+    info = reply["content"]
+    container = (info.get("sandbox") or {}).get("container")
+    if container:
+        stats = docker.from_env().api.stats(container, stream=False)["memory_stats"]
+        cache = stats.get("stats", {}).get("total_inactive_file", 0) or stats.get("stats", {}).get(
+            "inactive_file", 0
+        )
+        total += (stats["usage"] - cache) / 2**20
+    return total
+
+
 def stop(km: KernelManager, kc: Any) -> None:
     kc.stop_channels()
     km.shutdown_kernel(now=False)
@@ -99,6 +125,7 @@ def measure(specs: KernelSpecManager, starts: int, cells: int) -> dict[str, dict
     for _ in range(cells):
         for name, (_km, kc) in kernels.items():
             trips[name].append(run_cell(kc, "1"))
+    memory = {name: footprint_mb(km, kc) for name, (km, kc) in kernels.items()}
     for _ in range(5):
         for name, (_km, kc) in kernels.items():
             floods[name].append(run_cell(kc, FLOOD))
@@ -121,6 +148,7 @@ def measure(specs: KernelSpecManager, starts: int, cells: int) -> dict[str, dict
             "trivial_p90_ms": 1000 * trip[int(len(trip) * 0.9)],
             "output_20mb_s": statistics.median(floods[name]),
             "restart_s": statistics.median(restarts[name]),
+            "memory_mb": memory[name],
         }
     return results
 
