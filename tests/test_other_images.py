@@ -27,6 +27,7 @@ pytestmark = pytest.mark.docker
 
 IPYKERNEL_6 = "6.29.5"
 TAG = f"sandbox-kernel-test-ipykernel:{IPYKERNEL_6}"
+BASE_LABEL = "sandbox-kernel.test.base"
 SITE = "/usr/local/lib/python3.11/dist-packages"
 DOCKERFILE = f"""\
 FROM {IMAGE}
@@ -56,9 +57,10 @@ def _build_context(wheel: Path) -> io.BytesIO:
 
 @pytest.fixture(scope="module")
 def ipykernel6_image(docker_client: docker.DockerClient) -> str:
+    base_id = docker_client.images.get(IMAGE).id
     try:
-        docker_client.images.get(TAG)
-        return TAG
+        if docker_client.images.get(TAG).labels.get(BASE_LABEL) == base_id:
+            return TAG  # built before, on the same base
     except docker.errors.ImageNotFound:
         pass
     with tempfile.TemporaryDirectory() as tmp:
@@ -70,7 +72,11 @@ def ipykernel6_image(docker_client: docker.DockerClient) -> str:
         )
         [wheel] = Path(tmp).glob("ipykernel-*.whl")
         docker_client.images.build(
-            fileobj=_build_context(wheel), custom_context=True, tag=TAG, rm=True
+            fileobj=_build_context(wheel),
+            custom_context=True,
+            tag=TAG,
+            rm=True,
+            labels={BASE_LABEL: base_id},
         )
     return TAG
 
