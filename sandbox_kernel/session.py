@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 import docker
+import docker.context
 import docker.errors
 import requests.exceptions
 
@@ -62,6 +63,31 @@ _RECV_BYTES = 1 << 20
 API_VERSION = "1.41"
 
 
+def engine_address(config: SandboxConfig) -> dict[str, Any]:
+    """Where the engine is, as Docker client arguments, found the way the docker CLI does.
+
+    The ``docker_host`` setting; else ``DOCKER_HOST`` (with ``DOCKER_TLS_VERIFY`` and
+    ``DOCKER_CERT_PATH``); else the CLI's current context (``DOCKER_CONTEXT`` or
+    ``currentContext`` in ``~/.docker/config.json``), which is how Docker Desktop on
+    Linux, Colima, Rancher Desktop and remote contexts are reached; else the local
+    socket.
+
+    Raises:
+        docker.errors.DockerException: the environment or the context is invalid.
+    """
+    if config.docker_host:
+        return {"base_url": config.docker_host}
+    kwargs: dict[str, Any] = docker.utils.kwargs_from_env()
+    if "base_url" in kwargs:
+        return kwargs
+    context = docker.context.ContextAPI.get_context(os.environ.get("DOCKER_CONTEXT") or None)
+    if context is not None and context.Host:
+        kwargs["base_url"] = context.Host
+        if context.TLSConfig is not None:
+            kwargs["tls"] = context.TLSConfig
+    return kwargs
+
+
 def connect(config: SandboxConfig, timeout: float = 10.0) -> docker.DockerClient:
     """A client for the configured engine, checked with a ping.
 
@@ -70,12 +96,9 @@ def connect(config: SandboxConfig, timeout: float = 10.0) -> docker.DockerClient
     """
     where = config.docker_host or os.environ.get("DOCKER_HOST") or "the local socket"
     try:
-        kwargs = (
-            {"base_url": config.docker_host}
-            if config.docker_host
-            else docker.utils.kwargs_from_env()
-        )
-        if str(kwargs.get("base_url", "")).startswith("ssh://"):
+        kwargs = engine_address(config)
+        where = str(kwargs.get("base_url") or where)
+        if where.startswith("ssh://"):
             ensure_ssh_transport()
         client = docker.DockerClient(version=API_VERSION, timeout=timeout, **kwargs)
         # The engine API is not the web: no HTTP proxy from the environment, and no
