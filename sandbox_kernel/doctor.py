@@ -34,7 +34,7 @@ def run_doctor(
     config: SandboxConfig, *, try_kernel: bool = False, out: Callable[[str], None] = print
 ) -> int:
     """Run every check; 0 when the sandbox can run, 1 when something is missing."""
-    from .session import connect, image_reference, resolve_image
+    from .session import connect, engine_address, image_reference, resolve_image
 
     report = _Report(out)
     out("sandbox-kernel doctor")
@@ -47,7 +47,8 @@ def run_doctor(
         return 1
     info: dict[str, Any] = client.info()
     version = client.version().get("Version", "?")
-    report.ok("docker engine", f"{version} at {client.api.base_url}")
+    address = engine_address(config).get("base_url", client.api.base_url)
+    report.ok("docker engine", f"{version} at {address}")
     cgroup = str(info.get("CgroupVersion", "?"))
     report.ok("cgroups", f"v{cgroup} ({info.get('CgroupDriver', '?')} driver)")
     if not info.get("MemoryLimit", True):

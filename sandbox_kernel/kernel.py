@@ -523,6 +523,13 @@ class SandboxKernelApp(IPKernelApp):
 def main(argv: list[str] | None = None) -> None:
     """Run the kernel process (what the kernelspec's argv starts)."""
     SandboxKernelApp.launch_instance(argv=argv)
+    # The control thread may still be sending the idle status that follows a
+    # shutdown_reply; ipykernel's own close() shuts IOPub before it stops that thread.
+    control = getattr(SandboxKernelApp.instance(), "control_thread", None)
+    if control is not None and control.is_alive():
+        with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
+            control.stop()
+        control.join(timeout=2)
     # What must happen at exit is in atexit handlers: the container's teardown, the
     # zmq context's termination (which delivers the last messages) and the connection
     # file's removal. Run them, then end without the interpreter tearing down its

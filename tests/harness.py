@@ -8,6 +8,8 @@ escape suite's weakened configurations) by writing a throwaway kernelspec.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import queue
 import shutil
@@ -212,9 +214,13 @@ def start_kernel(
     kernel_name: str | None = None,
     startup_timeout: float = 90,
     env: dict[str, str] | None = None,
+    log: Any = None,
     **settings: Any,
 ) -> Iterator[Kernel]:
-    """Start a sandbox kernel (a fresh kernelspec with ``settings``, or ``kernel_name``)."""
+    """Start a sandbox kernel (a fresh kernelspec with ``settings``, or ``kernel_name``).
+
+    ``log``: a file that receives the kernel process's stdout and stderr.
+    """
     own_specs = specs is None
     specs = specs or KernelSpecs()
     try:
@@ -223,7 +229,8 @@ def start_kernel(
             km = KernelManager(kernel_name=kernel_name, kernel_spec_manager=specs.manager)
         else:
             km = KernelManager(kernel_name=kernel_name)
-        km.start_kernel(env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+        output = {"stdout": log, "stderr": log} if log is not None else {}
+        km.start_kernel(env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, **output)
         kc = km.client()
         kc.start_channels()
         try:
@@ -236,3 +243,15 @@ def start_kernel(
     finally:
         if own_specs:
             specs.cleanup()
+
+
+def write_context(docker_config: Path, name: str, host: str, *, current: bool = True) -> None:
+    """A Docker CLI context, stored as `docker context create` stores it."""
+    meta = docker_config / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest()
+    meta.mkdir(parents=True)
+    endpoint = {"Host": host, "SkipTLSVerify": False}
+    (meta / "meta.json").write_text(
+        json.dumps({"Name": name, "Metadata": {}, "Endpoints": {"docker": endpoint}})
+    )
+    if current:
+        (docker_config / "config.json").write_text(json.dumps({"currentContext": name}))

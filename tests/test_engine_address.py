@@ -7,8 +7,6 @@ whose `docker ps` works must get a working kernel.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import pytest
@@ -17,21 +15,9 @@ from sandbox_kernel.config import SandboxConfig
 from sandbox_kernel.errors import DockerUnavailableError
 from sandbox_kernel.session import connect, engine_address
 
-from harness import KernelSpecs, start_kernel
+from harness import KernelSpecs, start_kernel, write_context
 
 LOCAL_SOCKET = "/var/run/docker.sock"
-
-
-def write_context(docker_config: Path, name: str, host: str, *, current: bool = True) -> None:
-    """A Docker CLI context, stored as `docker context create` stores it."""
-    meta = docker_config / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest()
-    meta.mkdir(parents=True)
-    endpoint = {"Host": host, "SkipTLSVerify": False}
-    (meta / "meta.json").write_text(
-        json.dumps({"Name": name, "Metadata": {}, "Endpoints": {"docker": endpoint}})
-    )
-    if current:
-        (docker_config / "config.json").write_text(json.dumps({"currentContext": name}))
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import docker
 import pytest
@@ -63,11 +64,13 @@ def test_shutdown_removes_the_container(
 
 
 def test_shutdown_is_answered_and_the_process_exits_cleanly(
-    docker_client: docker.DockerClient, specs: KernelSpecs
+    docker_client: docker.DockerClient, specs: KernelSpecs, tmp_path: Path
 ) -> None:
     # The kernel process ends without the interpreter's own teardown: the replies
-    # must still get out, on control and on IOPub, and the exit status must be 0.
-    with start_kernel(specs) as kernel:
+    # must still get out, on control and on IOPub, the exit status must be 0, and
+    # nothing may be sent on a socket already closed (which the log would show).
+    log_path = tmp_path / "kernel.log"
+    with log_path.open("w") as log, start_kernel(specs, log=log) as kernel:
         container_id = kernel.container_id
         process = kernel.km.provisioner.process  # type: ignore[union-attr]
         msg_id = kernel.kc.shutdown(restart=False)
@@ -80,6 +83,7 @@ def test_shutdown_is_answered_and_the_process_exits_cleanly(
                 break
         assert process.wait(timeout=10) == 0
     _wait_gone(docker_client, container_id, 10)
+    assert "Traceback" not in log_path.read_text()
 
 
 def test_kill_9_of_the_outer_kernel_leaves_no_container(

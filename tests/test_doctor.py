@@ -1,0 +1,63 @@
+"""`sandbox-kernel doctor`: what the sandbox runs with, what is missing, how to fix it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import IMAGE, write_context
+
+pytestmark = pytest.mark.docker
+
+
+def doctor(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    if not any(arg.startswith("--SandboxConfig.image=") for arg in args):
+        args = (f"--SandboxConfig.image={IMAGE}", *args)
+    return subprocess.run(
+        [sys.executable, "-m", "sandbox_kernel", "doctor", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_a_working_setup_passes_every_check_and_names_the_image_digest() -> None:
+    done = doctor("--run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    for check in ("docker engine", "cgroups", "seccomp", "image", "seccomp profile", "kernel"):
+        assert f"  ok    {check}: " in out, check
+    assert "FAIL" not in out
+    [image_line] = [line for line in out.splitlines() if line.startswith("  ok    image: ")]
+    assert "sha256:" in image_line  # named by its digest, for reproducible notebooks
+    assert "ran a cell with Python 3." in out
+    assert out.rstrip().endswith("all good")
+
+
+def test_an_unreachable_engine_fails_with_the_fix() -> None:
+    done = doctor("--SandboxConfig.docker_host=unix:///nonexistent/docker.sock")
+    assert done.returncode == 1
+    assert "FAIL" in done.stdout
+    assert "not reachable at unix:///nonexistent/docker.sock" in done.stdout
+    assert "dockerd" in done.stdout or "DOCKER_HOST" in done.stdout  # how to fix it
+
+
+def test_a_missing_image_names_the_build_command() -> None:
+    done = doctor("--SandboxConfig.image=sandbox-kernel-test-absent:none")
+    assert done.returncode == 1
+    assert "sandbox-kernel image build" in done.stdout
+
+
+def test_the_engine_address_comes_from_the_docker_context(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "engine.sock"
+    elsewhere.symlink_to("/var/run/docker.sock")
+    config = tmp_path / "docker-config"
+    write_context(config, "elsewhere", f"unix://{elsewhere}")
+    done = doctor(env={"DOCKER_CONFIG": str(config), "DOCKER_HOST": "", "DOCKER_CONTEXT": ""})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"unix://{elsewhere}" in done.stdout
