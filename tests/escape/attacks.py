@@ -122,6 +122,24 @@ PRELUDE = CHILD_PRELUDE + textwrap.dedent(
                 dirs[:] = [d for d in dirs if d not in skip]
             yield top, dirs, files
 
+    def fill(paths, chunk_mib, chunks_per_file):
+        \"\"\"Write zeros to each file in turn (then remove them): MiB written, and why it stopped.\"\"\"
+        chunk, written, failure, made = b"\\0" * (chunk_mib * 2**20), 0, "none", []
+        try:
+            for path in paths:
+                made.append(path)
+                with open(path, "wb") as f:
+                    for _ in range(chunks_per_file):
+                        f.write(chunk)
+                        written += chunk_mib
+        except OSError as err:
+            failure = ename(err)
+        finally:
+            for path in made:
+                if os.path.exists(path):
+                    os.unlink(path)
+        return written, failure
+
     def drop_executable(folder, source="/bin/echo"):
         path = os.path.join(folder, f"sk-exec-{{os.getpid()}}")
         shutil.copyfile(source, path)
@@ -1234,20 +1252,9 @@ ATTACKS: list[Attack] = [
         "tmp_size (512m)",
         """
         def attack():
-            chunk, written, failure, paths = b"\\0" * (8 * 2**20), 0, "none", []
-            try:
-                for i in range(4):  # four files: each stays under max_file_size
-                    paths.append(f"/tmp/sk-fill-{i}")
-                    with open(paths[-1], "wb") as f:
-                        for _ in range(22):
-                            f.write(chunk)
-                            written += len(chunk)
-            except OSError as err:
-                failure = ename(err)
-            finally:
-                for path in paths:
-                    os.unlink(path)
-            return written >= 700 * 2**20, f"wrote {written // 2**20} MiB of 704 to /tmp (failure: {failure}); removed"
+            # four files of 176 MiB: each stays under max_file_size
+            written, failure = fill([f"/tmp/sk-fill-{i}" for i in range(4)], 8, 22)
+            return written >= 700, f"wrote {written} MiB of 704 to /tmp (failure: {failure}); removed"
         """,
         {"tmp_size": "2g"},
     ),
@@ -1256,17 +1263,8 @@ ATTACKS: list[Attack] = [
         "shm_size (64m)",
         """
         def attack():
-            chunk, written, failure, path = b"\\0" * (4 * 2**20), 0, "none", "/dev/shm/sk-fill"
-            try:
-                with open(path, "wb") as f:
-                    for _ in range(25):
-                        f.write(chunk)
-                        written += len(chunk)
-            except OSError as err:
-                failure = ename(err)
-            finally:
-                os.unlink(path)
-            return written >= 100 * 2**20, f"wrote {written // 2**20} MiB of 100 to /dev/shm (failure: {failure}); removed"
+            written, failure = fill(["/dev/shm/sk-fill"], 4, 25)
+            return written >= 100, f"wrote {written} MiB of 100 to /dev/shm (failure: {failure}); removed"
         """,
         {"shm_size": "256m"},
     ),
@@ -1294,17 +1292,8 @@ ATTACKS: list[Attack] = [
         "max_file_size (256m)",
         """
         def attack():
-            chunk, written, failure, path = b"\\0" * (8 * 2**20), 0, "none", "/tmp/sk-big"
-            try:
-                with open(path, "wb") as f:
-                    for _ in range(38):
-                        f.write(chunk)
-                        written += len(chunk)
-            except OSError as err:
-                failure = ename(err)
-            finally:
-                os.unlink(path)
-            return written >= 300 * 2**20, f"wrote {written // 2**20} MiB of 304 to one file (failure: {failure}); removed"
+            written, failure = fill(["/tmp/sk-big"], 8, 38)
+            return written >= 300, f"wrote {written} MiB of 304 to one file (failure: {failure}); removed"
         """,
         {"max_file_size": "1g"},
     ),
