@@ -442,7 +442,7 @@ class Sandbox:
             reply = await self._await_reply(reply_future, limit, run)
             result.reply = reply["content"]
             result.execution_count = reply["content"].get("execution_count")
-            if meter is not None and meter.is_local:
+            if meter is not None and (meter.is_local or on_usage is None):
                 # The cell's code is done: measure now, while the inner kernel is
                 # still sending its last outputs and idle status.
                 result.usage = await self._finish_usage(meter, code, result.execution_count)
@@ -476,15 +476,12 @@ class Sandbox:
             await self._replace_after_death(died)
         finally:
             self._runs.pop(msg_id, None)
-        if meter is not None and not result.restarted and not measured:
-            if meter.is_local or on_usage is None:
-                result.usage = await self._finish_usage(meter, code, result.execution_count)
-            else:
-                # A remote engine's stats can take up to a second: the reply and the
-                # next cell do not wait for them, the usage line follows when it comes.
-                self._pending_usage = asyncio.ensure_future(
-                    self._late_usage(meter, code, result.execution_count, on_usage)
-                )
+        if meter is not None and on_usage is not None and not measured and not result.restarted:
+            # A remote engine's stats can take up to a second: the reply and the next
+            # cell do not wait for them, the usage line follows when it comes.
+            self._pending_usage = asyncio.ensure_future(
+                self._late_usage(meter, code, result.execution_count, on_usage)
+            )
         log.debug("cell took %.3f s", time.perf_counter() - started)
         result.stdout = "".join(run.stdout)
         result.stderr = "".join(run.stderr)
