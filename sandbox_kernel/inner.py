@@ -22,7 +22,7 @@ from jupyter_client.session import Session
 
 from .config import SandboxConfig
 from .errors import KernelNotReadyError, ProtocolError, SandboxDiedError, SandboxError
-from .session import ContainerSession, decode_json
+from .session import UNRESPONSIVE_AFTER, ContainerSession, decode_json
 from .wire import DROPPED_INFO, MAX_FRAME_BYTES, Kind
 
 log = logging.getLogger(__name__)
@@ -375,7 +375,8 @@ class InnerKernel:
                 )
             if reason == "unresponsive":
                 return SandboxDiedError(
-                    f"The sandbox stopped responding (its relay was stopped or frozen); {lost}.",
+                    f"The sandbox stopped responding for {UNRESPONSIVE_AFTER:g} s (its container "
+                    f"was paused or frozen); {lost}.",
                     "lost",
                 )
             if reason.startswith(("connection lost", "protocol error", "internal error")):
