@@ -102,7 +102,16 @@ class SandboxKernel(Kernel):
             self.log.error("sandbox-kernel: %s", err)
 
     async def _sandbox_ready(self) -> SandboxError | None:
-        """Wait for the first start; the startup error, if it failed."""
+        """Wait for the first start; the startup error, if it failed.
+
+        Callable from the control thread too (kernel_info_request comes on both
+        channels): the start belongs to the shell loop, so the wait runs there.
+        """
+        # Every tornado IOLoop runs on asyncio (since tornado 5); the stubs say IOLoop.
+        shell_loop: asyncio.AbstractEventLoop = self.io_loop.asyncio_loop  # type: ignore[attr-defined]
+        if asyncio.get_running_loop() is not shell_loop:
+            waiting = asyncio.run_coroutine_threadsafe(self._sandbox_ready(), shell_loop)
+            return await asyncio.wrap_future(waiting)
         if self._start_task is None:
             self._begin_sandbox()
         assert self._start_task is not None

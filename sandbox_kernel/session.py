@@ -222,7 +222,7 @@ class ContainerSession:
             try:
                 # A rename is atomic in the engine: of two kernels racing for one spare,
                 # the second gets a name conflict and moves on.
-                self.client.api.rename(container["Id"], name.replace("-spare-", "-claimed-", 1))
+                self.client.api.rename(container["Id"], spec.claimed_name(name))
             except docker.errors.APIError:
                 continue
             self.container_id = container["Id"]
@@ -454,14 +454,13 @@ def remove_orphans(
     Unclaimed warm spares go too, unless ``include_spares`` is false (they expire by
     themselves anyway).
     """
-    host = socket.gethostname()
+    host = spec.controller_id().rpartition(":")[0]
     now = time.time()
     removed = []
     for container in list_containers(client):
         labels = container.get("Labels") or {}
-        controller = labels.get(spec.LABEL_CONTROLLER, "")
-        ctl_host, _, ctl_pid = controller.rpartition(":")
         names = container.get("Names") or [container["Id"][:12]]
+        ctl_host, _, ctl_pid = spec.controller_of(names[0], labels).rpartition(":")
         unclaimed_spare = labels.get(spec.LABEL_ROLE) == "spare" and not any(
             "-claimed-" in n for n in names
         )

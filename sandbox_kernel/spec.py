@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import socket
 from importlib import resources
 from typing import Any
@@ -183,7 +184,33 @@ def fingerprint(config: SandboxConfig, image_id: str) -> str:
 
 def controller_id() -> str:
     """Who controls a container: this host and process, for orphan cleanup."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{_name_safe(socket.gethostname())}:{os.getpid()}"
+
+
+def _name_safe(host: str) -> str:
+    # Container names allow [a-zA-Z0-9_.-]; a claimed spare's name carries the host.
+    return re.sub(r"[^a-zA-Z0-9_.-]", "-", host)
+
+
+_CLAIMED = re.compile(r"^/?sandbox-kernel-claimed-[0-9a-f]+--(?P<host>.+)--(?P<pid>[0-9]+)$")
+
+
+def claimed_name(spare_name: str) -> str:
+    """The name a warm spare takes when this process claims it.
+
+    Labels are fixed when a container is made, so a spare's controller label names
+    the process that made it; the claim, an atomic rename, records the new one.
+    """
+    host, _, pid = controller_id().rpartition(":")
+    return f"{spare_name.replace('-spare-', '-claimed-', 1)}--{host}--{pid}"
+
+
+def controller_of(name: str, labels: dict[str, str]) -> str:
+    """``host:pid`` of the process that controls a container (see :func:`claimed_name`)."""
+    claimed = _CLAIMED.match(name)
+    if claimed:
+        return f"{claimed['host']}:{claimed['pid']}"
+    return labels.get(LABEL_CONTROLLER, "")
 
 
 def labels(role: str, fingerprint_: str) -> dict[str, str]:

@@ -215,26 +215,31 @@ def start_kernel(
     startup_timeout: float = 90,
     env: dict[str, str] | None = None,
     log: Any = None,
+    wait_ready: bool = True,
     **settings: Any,
 ) -> Iterator[Kernel]:
     """Start a sandbox kernel (a fresh kernelspec with ``settings``, or ``kernel_name``).
 
     ``log``: a file that receives the kernel process's stdout and stderr.
+    ``wait_ready``: false yields as soon as the process is launched, as a frontend
+    sees a kernel it has just started.
     """
     own_specs = specs is None
     specs = specs or KernelSpecs()
     try:
         if kernel_name is None:
             kernel_name = specs.make(**settings)
-            km = KernelManager(kernel_name=kernel_name, kernel_spec_manager=specs.manager)
-        else:
-            km = KernelManager(kernel_name=kernel_name)
+        # A name from these specs, else an installed kernelspec (such as "sandbox").
+        in_specs = (specs.root / "kernels" / kernel_name).is_dir()
+        manager = {"kernel_spec_manager": specs.manager} if in_specs else {}
+        km = KernelManager(kernel_name=kernel_name, **manager)
         output = {"stdout": log, "stderr": log} if log is not None else {}
         km.start_kernel(env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, **output)
         kc = km.client()
         kc.start_channels()
         try:
-            kc.wait_for_ready(timeout=startup_timeout)
+            if wait_ready:
+                kc.wait_for_ready(timeout=startup_timeout)
             yield Kernel(km, kc)
         finally:
             kc.stop_channels()

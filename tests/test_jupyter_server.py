@@ -6,6 +6,7 @@ nudges it, and relays its messages to the browser over a websocket.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import subprocess
@@ -15,7 +16,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from tornado import ioloop, websocket
@@ -27,12 +28,17 @@ pytestmark = pytest.mark.docker
 TOKEN = uuid.uuid4().hex
 
 
+class Server(NamedTuple):
+    base: str
+    kernel_name: str
+    log: Path  # the server's --debug log, quoted when a test fails
+
+
 @pytest.fixture(scope="module")
-def server(
-    specs: KernelSpecs, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, str]]:
+def server(specs: KernelSpecs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     kernel_name = specs.make(validation="block")
     root = tmp_path_factory.mktemp("server")
+    log = root / "server.log"
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -41,11 +47,11 @@ def server(
         [
             sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={port}",
             "--ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
-            "--allow-root",
+            "--allow-root", "--debug",
         ],
         env={**env, "HOME": str(root)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -56,7 +62,7 @@ def server(
         except OSError:
             time.sleep(0.3)
     try:
-        yield base, kernel_name
+        yield Server(base, kernel_name, log)
     finally:
         proc.terminate()
         proc.wait(20)
@@ -74,7 +80,7 @@ def request(method: str, base: str, path: str, body: dict[str, Any] | None = Non
     return json.loads(text) if text else None
 
 
-def run_over_websocket(base: str, kernel_id: str, code: str) -> list[dict[str, Any]]:
+def run_over_websocket(base: str, kernel_id: str, code: str, log: Path) -> list[dict[str, Any]]:
     """Send one execute_request as JupyterLab does; collect until idle and the reply."""
 
     async def go() -> list[dict[str, Any]]:
@@ -104,8 +110,13 @@ def run_over_websocket(base: str, kernel_id: str, code: str) -> list[dict[str, A
         seen: list[dict[str, Any]] = []
         idle = replied = False
         deadline = time.monotonic() + 120
-        while not (idle and replied) and time.monotonic() < deadline:
-            raw = await conn.read_message()
+        while not (idle and replied):
+            try:
+                raw = await asyncio.wait_for(conn.read_message(), deadline - time.monotonic())
+            except (asyncio.TimeoutError, ValueError):
+                got = [(m["msg_type"], m["content"].get("execution_state")) for m in seen]
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-60:])
+                raise AssertionError(f"no idle and reply for {code!r}; got {got}\n{tail}") from None
             assert raw is not None, "the websocket closed"
             msg = json.loads(raw)
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
@@ -121,24 +132,24 @@ def run_over_websocket(base: str, kernel_id: str, code: str) -> list[dict[str, A
     return ioloop.IOLoop.current().run_sync(go, timeout=180)
 
 
-def test_a_notebook_session_through_the_server(server: tuple[str, str]) -> None:
-    base, kernel_name = server
+def test_a_notebook_session_through_the_server(server: Server) -> None:
+    base, kernel_name, log = server
     kernel = request("POST", base, "/api/kernels", {"name": kernel_name})
     try:
         messages = run_over_websocket(
-            base, kernel["id"], "import numpy as np\nprint(np.arange(4).sum())"
+            base, kernel["id"], "import numpy as np\nprint(np.arange(4).sum())", log
         )
         streams = [m["content"]["text"] for m in messages if m["msg_type"] == "stream"]
         assert "".join(streams) == "6\n"
         assert any(
             m["msg_type"] == "display_data" and USAGE_MIME in m["content"]["data"] for m in messages
         )
-        blocked = run_over_websocket(base, kernel["id"], "import subprocess")
+        blocked = run_over_websocket(base, kernel["id"], "import subprocess", log)
         [reply] = [m for m in blocked if m["msg_type"] == "execute_reply"]
         assert reply["content"]["ename"] == "SandboxValidationError"
         request("POST", base, f"/api/kernels/{kernel['id']}/interrupt")
         request("POST", base, f"/api/kernels/{kernel['id']}/restart")
-        again = run_over_websocket(base, kernel["id"], "print('np' in dir())")
+        again = run_over_websocket(base, kernel["id"], "print('np' in dir())", log)
         assert (
             "".join(m["content"]["text"] for m in again if m["msg_type"] == "stream") == "False\n"
         )

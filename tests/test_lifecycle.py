@@ -37,6 +37,24 @@ def _wait_gone(client: docker.DockerClient, container_id: str, timeout: float) -
     raise AssertionError(f"container {container_id[:12]} still exists after {timeout} s")
 
 
+def _wait_for_spare(client: docker.DockerClient, kernel: Kernel) -> None:
+    """Wait until an unclaimed warm spare runs for ``kernel``'s configuration."""
+    fingerprint = client.api.inspect_container(kernel.container_id)["Config"]["Labels"][
+        "sandbox-kernel.fingerprint"
+    ]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        # The low-level list: the high-level one inspects each container, and fails
+        # when one goes away in between (spares of other tests expire).
+        spares = client.api.containers(
+            filters={"label": [f"sandbox-kernel.fingerprint={fingerprint}"]}
+        )
+        if any("-spare-" in name for c in spares for name in c["Names"]):
+            return
+        time.sleep(0.3)
+    raise AssertionError("no warm spare was started within 30 s")
+
+
 def test_restart_gives_a_fresh_container_and_removes_the_old(
     docker_client: docker.DockerClient, specs: KernelSpecs
 ) -> None:
@@ -86,6 +104,27 @@ def test_shutdown_is_answered_and_the_process_exits_cleanly(
     assert "Traceback" not in log_path.read_text()
 
 
+def test_kernel_info_is_answered_on_both_channels_while_the_sandbox_starts(
+    specs: KernelSpecs, tmp_path: Path
+) -> None:
+    # Jupyter Server's nudge asks on shell and control at once, right after launch;
+    # the control thread has an event loop of its own, the sandbox starts on shell's.
+    log_path = tmp_path / "kernel.log"
+    with log_path.open("w") as log, start_kernel(specs, log=log, wait_ready=False) as kernel:
+        session = kernel.kc.session
+        on_control = session.msg("kernel_info_request")
+        kernel.kc.control_channel.send(on_control)
+        on_shell = kernel.kc.kernel_info()
+        control_reply = kernel.kc.control_channel.get_msg(timeout=60)
+        shell_reply = kernel.kc.get_shell_msg(timeout=60)
+    assert control_reply["parent_header"]["msg_id"] == on_control["header"]["msg_id"]
+    assert shell_reply["parent_header"]["msg_id"] == on_shell
+    # Both answers wait for the sandbox, so both carry the inner Python's version.
+    assert control_reply["content"]["status"] == shell_reply["content"]["status"] == "ok"
+    assert control_reply["content"]["language_info"] == shell_reply["content"]["language_info"]
+    assert "Traceback" not in log_path.read_text()
+
+
 def test_kill_9_of_the_outer_kernel_leaves_no_container(
     docker_client: docker.DockerClient, specs: KernelSpecs
 ) -> None:
@@ -115,8 +154,14 @@ def test_cleanup_removes_orphans_but_not_live_kernels(
         network_mode="none",
     )
     orphan.start()
-    with start_kernel(specs) as kernel:
+    # The live kernel runs in a warm spare that a kernel now gone made and left: the
+    # spare's labels name its maker, but it is this live kernel's now.
+    name = specs.make(warm_spare=True)
+    with start_kernel(specs, kernel_name=name) as maker:
+        _wait_for_spare(docker_client, maker)
+    with start_kernel(specs, kernel_name=name) as kernel:
         live = kernel.container_id
+        assert "-claimed-" in docker_client.api.inspect_container(live)["Name"]
         out = subprocess.run(
             [sys.executable, "-m", "sandbox_kernel", "cleanup"],
             capture_output=True,
@@ -251,14 +296,7 @@ def test_warm_spare_is_claimed_on_restart(
     docker_client: docker.DockerClient, specs: KernelSpecs
 ) -> None:
     with start_kernel(specs, warm_spare=True) as kernel:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            # The low-level list: the high-level one inspects each container, and
-            # fails when one goes away in between (spares of other tests expire).
-            spares = docker_client.api.containers(filters={"label": "sandbox-kernel.role=spare"})
-            if any("-spare-" in name for c in spares for name in c["Names"]):
-                break
-            time.sleep(0.3)
+        _wait_for_spare(docker_client, kernel)
         kernel.km.restart_kernel(now=False)
         kernel.kc.wait_for_ready(timeout=60)
         name = docker_client.api.inspect_container(kernel.container_id)["Name"]

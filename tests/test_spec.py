@@ -1,0 +1,32 @@
+"""Pure functions of the container spec: names and labels that orphan cleanup reads."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from sandbox_kernel import spec
+
+
+def test_a_claimed_spare_names_the_process_that_claimed_it() -> None:
+    made_by_another = {spec.LABEL_CONTROLLER: "elsewhere:1"}
+    claimed = spec.claimed_name("sandbox-kernel-spare-0123456789ab")
+    assert claimed.startswith("sandbox-kernel-claimed-0123456789ab--")
+    assert spec.controller_of(claimed, made_by_another) == spec.controller_id()
+    # The engine lists names with a leading slash.
+    assert spec.controller_of("/" + claimed, made_by_another) == spec.controller_id()
+    assert spec.controller_id().endswith(f":{os.getpid()}")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["sandbox-kernel-kernel-0123456789ab", "sandbox-kernel-spare-0123456789ab", "odd--x--12"],
+)
+def test_other_containers_are_controlled_by_their_maker(name: str) -> None:
+    assert spec.controller_of(name, {spec.LABEL_CONTROLLER: "h:7"}) == "h:7"
+    assert spec.controller_of(name, {}) == ""
+
+
+def test_a_host_name_becomes_a_valid_container_name() -> None:
+    assert spec._name_safe("my host/with:odd*chars.example") == "my-host-with-odd-chars.example"
