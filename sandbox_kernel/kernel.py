@@ -52,6 +52,10 @@ _FALLBACK_LANGUAGE_INFO = {
 #: Requests whose parents we remember, so late output (widgets, threads) finds its cell.
 _PARENT_MEMORY = 512
 
+#: Seconds an execute_reply waits for the IOPub thread to send the cell's outputs
+#: (ipykernel's own flush waits up to ten).
+IOPUB_FLUSH_TIMEOUT = 2.0
+
 
 class SandboxKernel(Kernel):
     """A Python kernel whose code runs in a locked-down Docker container."""
@@ -177,6 +181,30 @@ class SandboxKernel(Kernel):
         *,
         cell_meta: dict[str, Any] | None = None,
         cell_id: str | None = None,
+    ) -> dict[str, Any]:
+        reply = await self._execute(code, silent, store_history, user_expressions, allow_stdin)
+        # The reply goes out on shell from this thread, the cell's outputs through
+        # ipykernel's IOPub thread: let that thread send them first, so that the
+        # reply follows them as with a plain kernel (which gets this from flushing
+        # its sys.stdout before replying).
+        self._flush_iopub()
+        return reply
+
+    def _flush_iopub(self) -> None:
+        io_thread = getattr(self.iopub_socket, "io_thread", None)
+        if io_thread is None:
+            return
+        sent = threading.Event()
+        io_thread.schedule(sent.set)
+        sent.wait(IOPUB_FLUSH_TIMEOUT)
+
+    async def _execute(
+        self,
+        code: str,
+        silent: bool,
+        store_history: bool,
+        user_expressions: dict[str, str] | None,
+        allow_stdin: bool,
     ) -> dict[str, Any]:
         parent = self.get_parent("shell")
         ident = self._get_shell_context_var(self._shell_parent_ident)
