@@ -87,6 +87,18 @@ try:
         _Thread._setup_pipe_out = _setup_pipe_out
 except Exception:
     pass
+try:
+    # The sandbox has no debugger: debugpy needs TCP, which the seccomp profile
+    # refuses. ipykernel loads it at start anyway (0.1 s, 8 MB), and pydevd then
+    # warns on stderr, which lands in a cell. ipykernel records it as unavailable
+    # once; a cell may still import debugpy itself.
+    sys.modules["debugpy"] = None
+    try:
+        import ipykernel.debugger
+    finally:
+        del sys.modules["debugpy"]
+except Exception:
+    pass
 from ipykernel import kernelapp, kernelbase
 try:
     # Only the outer kernel talks to frontends; it publishes its own busy status and

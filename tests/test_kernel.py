@@ -155,6 +155,20 @@ def test_kernel_info_reports_the_inner_python_and_the_sandbox(kernel: Kernel) ->
     assert content["sandbox"]["container"]
 
 
+def test_the_inner_kernel_starts_without_the_debugger_a_cell_can_still_import_it(
+    kernel: Kernel,
+) -> None:
+    # debugpy cannot work in the sandbox (no TCP); loading it at start cost time and
+    # memory, and its warnings on stderr showed up in the first cell after a restart.
+    cell = kernel.execute(
+        "import sys\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'debugpy', '_pydevd_bundle'}))\n"
+        "import debugpy\n"
+        "print(debugpy.__name__)"
+    )
+    assert cell.stdout == "[]\ndebugpy\n"
+
+
 def test_comms_both_ways_with_binary_buffers(kernel: Kernel) -> None:
     target = f"echo_{uuid.uuid4().hex[:6]}"
     setup = kernel.execute(
