@@ -33,8 +33,8 @@ class SandboxDiedError(SandboxError):
 
     Attributes:
         reason: ``"oom"`` (memory limit), ``"killed"`` (from outside or by a signal),
-            ``"exited"`` (the kernel exited on its own) or ``"lost"`` (the engine
-            connection broke).
+            ``"exited"`` (the kernel exited on its own), ``"lost"`` (the engine
+            connection broke) or ``"stopped"`` (shut down or restarted by its user).
     """
 
     def __init__(self, message: str, reason: str) -> None:

@@ -69,6 +69,7 @@ class InnerKernel:
         self.death: SandboxDiedError | None = None
         self._exit_status: dict[str, Any] | None = None
         self._dying = False
+        self._stopping = False  # our own teardown began: a death now is no accident
         self._loop: asyncio.AbstractEventLoop | None = None
         self._replies: dict[str, asyncio.Future[Message]] = {}
         self._idle: dict[str, asyncio.Future[None]] = {}
@@ -240,12 +241,14 @@ class InnerKernel:
 
     async def shutdown(self) -> None:
         """Remove the container. Safe to call twice; never raises."""
+        self._stopping = True
         if self.container is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.container.cleanup)
 
     def shutdown_now(self, *, wait: bool = True) -> None:
         """Synchronous :meth:`shutdown`, for atexit and other threads."""
+        self._stopping = True
         if self.container is not None:
             self.container.cleanup(wait=wait)
 
@@ -363,6 +366,11 @@ class InnerKernel:
             loop.call_soon_threadsafe(self._die, error)
 
     def _explain_death(self, reason: str) -> SandboxDiedError:
+        if self._stopping:
+            # Our own teardown: the kernel is shutting down or restarting.
+            return SandboxDiedError(
+                "The kernel was shut down or restarted while this cell ran.", "stopped"
+            )
         limit_mib = self.config.memory_bytes // (1024 * 1024)
         lost = "the sandbox was restarted and its state is lost"
         status = self._exit_status

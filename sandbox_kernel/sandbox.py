@@ -649,6 +649,7 @@ def _died_ename(died: SandboxDiedError) -> str:
     return {
         "oom": "SandboxOutOfMemory",
         "timeout": "SandboxTimeout",
+        "stopped": "KernelShutdown",
     }.get(died.reason, "SandboxRestarted")
 
 

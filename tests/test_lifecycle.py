@@ -292,6 +292,24 @@ def test_output_flood_is_capped_and_the_kernel_keeps_working(specs: KernelSpecs)
         assert kernel.execute("print('alive')").stdout == "alive\n"
 
 
+def test_restart_while_a_cell_runs_ends_that_cell_with_the_reason(specs: KernelSpecs) -> None:
+    with start_kernel(specs) as kernel:
+        msg_id = kernel.kc.execute("print('running', flush=True)\nimport time\ntime.sleep(60)")
+        while True:
+            msg = kernel.kc.get_iopub_msg(timeout=30)
+            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+                break
+        kernel.km.restart_kernel(now=False)
+        reply = kernel.kc.get_shell_msg(timeout=30)
+        while reply["parent_header"]["msg_id"] != msg_id:  # wait_for_ready's extra replies
+            reply = kernel.kc.get_shell_msg(timeout=30)
+        assert reply["content"]["status"] == "error"
+        assert reply["content"]["ename"] == "KernelShutdown"
+        assert "restarted" in reply["content"]["evalue"]
+        kernel.kc.wait_for_ready(timeout=60)
+        assert kernel.execute("print('running' in dir())").stdout == "False\n"
+
+
 def test_warm_spare_is_claimed_on_restart(
     docker_client: docker.DockerClient, specs: KernelSpecs
 ) -> None:
