@@ -56,6 +56,9 @@ _PARENT_MEMORY = 512
 #: (ipykernel's own flush waits up to ten).
 IOPUB_FLUSH_TIMEOUT = 2.0
 
+#: Seconds a shutdown waits for the reply of a cell it interrupted.
+SHUTDOWN_REPLY_WAIT = 2.0
+
 
 class SandboxKernel(Kernel):
     """A Python kernel whose code runs in a locked-down Docker container."""
@@ -85,6 +88,8 @@ class SandboxKernel(Kernel):
         self._start_task: asyncio.Future[None] | None = None
         self._after_idle: list[Callable[[], None]] = []
         self._held: list[Callable[[], None]] = []
+        self._no_cell_running = threading.Event()  # set once a cell's reply is sent
+        self._no_cell_running.set()
         atexit.register(self.sandbox.stop_now)
 
     # -- startup ------------------------------------------------------------------------
@@ -105,16 +110,24 @@ class SandboxKernel(Kernel):
         except SandboxError as err:
             self.log.error("sandbox-kernel: %s", err)
 
+    @property
+    def _shell_loop(self) -> asyncio.AbstractEventLoop:
+        # Every tornado IOLoop runs on asyncio (since tornado 5); the stubs say IOLoop.
+        loop: asyncio.AbstractEventLoop = self.io_loop.asyncio_loop  # type: ignore[attr-defined]
+        return loop
+
+    def _on_shell_loop(self) -> bool:
+        """False on the control thread, which runs an event loop of its own."""
+        return asyncio.get_running_loop() is self._shell_loop
+
     async def _sandbox_ready(self) -> SandboxError | None:
         """Wait for the first start; the startup error, if it failed.
 
         Callable from the control thread too (kernel_info_request comes on both
         channels): the start belongs to the shell loop, so the wait runs there.
         """
-        # Every tornado IOLoop runs on asyncio (since tornado 5); the stubs say IOLoop.
-        shell_loop: asyncio.AbstractEventLoop = self.io_loop.asyncio_loop  # type: ignore[attr-defined]
-        if asyncio.get_running_loop() is not shell_loop:
-            waiting = asyncio.run_coroutine_threadsafe(self._sandbox_ready(), shell_loop)
+        if not self._on_shell_loop():
+            waiting = asyncio.run_coroutine_threadsafe(self._sandbox_ready(), self._shell_loop)
             return await asyncio.wrap_future(waiting)
         if self._start_task is None:
             self._begin_sandbox()
@@ -171,6 +184,13 @@ class SandboxKernel(Kernel):
         await super().kernel_info_request(stream, ident, parent)
 
     # -- execute ------------------------------------------------------------------------
+    async def execute_request(self, stream: Any, ident: Any, parent: Message) -> None:
+        self._no_cell_running.clear()
+        try:
+            await super().execute_request(stream, ident, parent)
+        finally:
+            self._no_cell_running.set()
+
     async def do_execute(
         self,
         code: str,
@@ -511,6 +531,10 @@ class SandboxKernel(Kernel):
         # The container goes away by itself once told (SHUTDOWN) and detached; not
         # waiting for the engine's confirmation makes shutdown and restart quick.
         await asyncio.to_thread(self.sandbox.stop_now, wait=False)
+        if not self._on_shell_loop():
+            # A cell still running now ends with KernelShutdown: let its reply out
+            # before ipykernel stops the shell loop.
+            await asyncio.to_thread(self._no_cell_running.wait, SHUTDOWN_REPLY_WAIT)
         return {"status": "ok", "restart": restart}
 
     async def usage_request(self, stream: Any, ident: Any, parent: Message) -> None:
