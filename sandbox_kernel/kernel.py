@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import importlib
 import os
 import signal
 import socket
@@ -90,6 +91,7 @@ class SandboxKernel(Kernel):
         self._held: list[Callable[[], None]] = []
         self._no_cell_running = threading.Event()  # set once a cell's reply is sent
         self._no_cell_running.set()
+        self._stop_aborting: asyncio.Future[Any] | None = None
         atexit.register(self.sandbox.stop_now)
 
     # -- startup ------------------------------------------------------------------------
@@ -190,6 +192,32 @@ class SandboxKernel(Kernel):
             await super().execute_request(stream, ident, parent)
         finally:
             self._no_cell_running.set()
+
+    def _abort_queues(self, subshell_id: str | None = None) -> None:
+        """After a failed cell, abort the execute_requests already sent ("Run All").
+
+        ipykernel 7 without a shell-channel thread (see ``init_sockets``) ends the
+        abort on the next loop turn, before most queued requests have run, so "Run
+        All" would go on past a failing cell. End it as its threaded path does: with
+        its "stop aborting" marker, queued the way a request is, behind every request
+        received so far.
+        """
+        # ipykernel 6 queues requests itself and aborts them right.
+        in_context = getattr(importlib.import_module("ipykernel.utils"), "_async_in_context", None)
+        shell_main = getattr(self, "shell_main", None)
+        if (
+            in_context is None
+            or shell_main is None
+            or subshell_id is not None
+            or getattr(self, "shell_channel_thread", None) is not None
+            or self.shell_stream is None
+        ):
+            super()._abort_queues(subshell_id)
+            return
+        self._aborting = True
+        self.shell_stream.flush()  # requests waiting in the socket join the queue first
+        marker = in_context(partial(shell_main, None))
+        self._stop_aborting = asyncio.ensure_future(marker([zmq.Frame(b"stop aborting")]))
 
     async def do_execute(
         self,

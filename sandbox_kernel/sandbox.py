@@ -421,7 +421,10 @@ class Sandbox:
             "store_history": store_history,
             "user_expressions": user_expressions or {},
             "allow_stdin": input_handler is not None,
-            "stop_on_error": True,
+            # Requests come one at a time: aborting the queue after an error ("Run
+            # All") is the outer kernel's job, and the inner one must not abort the
+            # next cell because its own abort flag is still up.
+            "stop_on_error": False,
         }
         limit = self.config.timeout if timeout is None else timeout
         if self._pending_usage is not None:
