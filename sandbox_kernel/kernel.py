@@ -256,6 +256,10 @@ class SandboxKernel(Kernel):
     ) -> dict[str, Any]:
         parent = self.get_parent("shell")
         ident = self._get_shell_context_var(self._shell_parent_ident)
+        if not silent and not store_history:
+            # As IPython numbers cells: one kept out of the history takes no number
+            # (ipykernel's base class counted it when it announced the cell).
+            self.execution_count -= 1
         command = code.strip()
         if command == "%sandbox" or command.startswith(("%sandbox ", "%sandbox\t")):
             return self._sandbox_magic(command, parent)
@@ -296,6 +300,7 @@ class SandboxKernel(Kernel):
                 on_usage=None if silent else (lambda usage: self._show_usage(usage, parent)),
                 collect_outputs=False,
                 on_submit=self._release_held,
+                execution_count=self.execution_count if store_history and not silent else None,
             )
         except SandboxError as err:
             return self._error_reply(ErrorInfo(type(err).__name__, str(err)), parent)

@@ -196,6 +196,26 @@ try:
     ipkernel._accepts_parameters = _accepts_parameters
 except Exception:
     pass
+try:
+    # The frontend shows the outer kernel's cell numbers, and some cells never come
+    # here (blocked by the validator, %sandbox). Each cell brings its number, so
+    # that Out[n], _n and In[n] are the cell shown as [n]; skipped inputs are "".
+    _execute_request = kernelbase.Kernel.execute_request
+
+    async def execute_request(self, stream, ident, parent):
+        count = parent.get("content", {}).get("sandbox_execution_count")
+        shell = getattr(self, "shell", None)
+        if type(count) is int and shell is not None and count > shell.execution_count:
+            history = shell.history_manager
+            for inputs in (history.input_hist_parsed, history.input_hist_raw):
+                while len(inputs) < count:
+                    inputs.append("")
+            shell.execution_count = count
+        return await _execute_request(self, stream, ident, parent)
+
+    kernelbase.Kernel.execute_request = execute_request
+except Exception:
+    pass
 kernelapp.launch_new_instance()
 """
 

@@ -366,6 +366,7 @@ class Sandbox:
         on_usage: Callable[[CellUsage], None] | None = None,
         collect_outputs: bool = True,
         on_submit: Callable[[], None] | None = None,
+        execution_count: int | None = None,
     ) -> ExecutionResult:
         """Validate and run one cell; state persists to the next call.
 
@@ -385,6 +386,9 @@ class Sandbox:
                 kernel, which only relays them, turns this off).
             on_submit: called once the cell is on its way to the sandbox (the kernel
                 announces the cell to its frontends while the sandbox runs it).
+            execution_count: the number this cell has in ``In``/``Out`` (the kernel
+                passes the number its frontends show: cells it answered itself, such
+                as blocked ones, never reached the sandbox).
 
         Returns:
             The result; sandbox failures (died, timed out) are reported in it, never
@@ -426,6 +430,8 @@ class Sandbox:
             # next cell because its own abort flag is still up.
             "stop_on_error": False,
         }
+        if execution_count is not None:
+            content["sandbox_execution_count"] = execution_count
         limit = self.config.timeout if timeout is None else timeout
         if self._pending_usage is not None:
             await self._pending_usage  # the meter measures one cell at a time

@@ -122,10 +122,13 @@ class Kernel:
         *,
         stdin: list[str] | None = None,
         silent: bool = False,
+        store_history: bool = True,
     ) -> CellResult:
         """Run a cell; answer input() prompts from ``stdin``; collect all IOPub until idle."""
         kc = self.kc
-        msg_id = kc.execute(code, allow_stdin=stdin is not None, silent=silent)
+        msg_id = kc.execute(
+            code, allow_stdin=stdin is not None, silent=silent, store_history=store_history
+        )
         answers = list(stdin or [])
         messages: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout

@@ -237,6 +237,19 @@ def test_ipywidgets_and_tqdm_notebook_bars(kernel: Kernel) -> None:
     )
 
 
+def test_a_cell_kept_out_of_history_takes_no_number(kernel: Kernel) -> None:
+    # As IPython numbers cells (store_history=False is how tools run helper code).
+    before = kernel.execute("'before'").reply["content"]["execution_count"]
+    helper = kernel.execute("'helper'", store_history=False)
+    assert helper.reply["content"]["execution_count"] == before
+    [result] = helper.of_type("execute_result")
+    assert result["content"]["execution_count"] == before
+    after = kernel.execute("'after'")
+    assert after.reply["content"]["execution_count"] == before + 1
+    [result] = after.of_type("execute_result")
+    assert result["content"]["execution_count"] == before + 1
+
+
 @pytest.mark.parametrize("stop_on_error", [True, False])
 def test_run_all_stops_at_the_first_failing_cell(kernel: Kernel, stop_on_error: bool) -> None:
     # JupyterLab's "Run All" sends every cell at once; after a failing cell the cells

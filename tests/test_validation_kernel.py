@@ -118,3 +118,21 @@ def test_off_mode_runs_everything(specs: KernelSpecs) -> None:
         assert cell.status == "ok"
         assert not [m for m in cell.outputs if VALIDATION_MIME in json.dumps(m["content"])]
         assert kernel.execute(PROBE).stdout.strip() == "exists"
+
+
+def test_cells_answered_outside_the_sandbox_keep_in_and_out_in_step(blocking: Kernel) -> None:
+    # A blocked cell and %sandbox never reach the inner kernel, yet take a number in
+    # the notebook; Out[n] and In[n] must still be the cell the notebook shows as [n].
+    first = blocking.execute("'first'")
+    blocked = blocking.execute("import subprocess")
+    magic = blocking.execute("%sandbox info")
+    second = blocking.execute("'second'")
+    numbers = [c.reply["content"]["execution_count"] for c in (first, blocked, magic, second)]
+    start = numbers[0]
+    assert numbers == [start, start + 1, start + 2, start + 3]
+    [result] = second.of_type("execute_result")
+    assert result["content"]["execution_count"] == start + 3
+    probe = blocking.execute(
+        f"print(Out[{start}], Out[{start + 3}], repr(In[{start + 1}]), In[{start + 3}])"
+    )
+    assert probe.stdout == "first second '' 'second'\n"
