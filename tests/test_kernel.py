@@ -260,7 +260,8 @@ def test_run_all_stops_at_the_first_failing_cell(kernel: Kernel, stop_on_error: 
     statuses: dict[str, str] = {}
     while len(statuses) < len(sent):
         reply = kernel.kc.get_shell_msg(timeout=60)
-        statuses[reply["parent_header"]["msg_id"]] = reply["content"]["status"]
+        if reply["parent_header"]["msg_id"] in sent:
+            statuses[reply["parent_header"]["msg_id"]] = reply["content"]["status"]
     kernel.drain_iopub()
     expected_rest = ["aborted"] * 6 if stop_on_error else ["ok"] * 6
     assert [statuses[msg_id] for msg_id in sent] == ["ok", "error", *expected_rest]
