@@ -287,6 +287,9 @@ class SandboxKernel(Kernel):
         async def ask(prompt: str, password: bool) -> str:
             return await self._ask_frontend(prompt, password, ident, parent)
 
+        # A request kept out of the history is a tool's helper code (editors run
+        # them to list variables, for example) and parses its outputs: no usage line.
+        no_usage_line = silent or not store_history
         self._remember(parent)
         try:
             result = await self.sandbox.execute(
@@ -297,7 +300,7 @@ class SandboxKernel(Kernel):
                 store_history=store_history,
                 user_expressions=user_expressions,
                 msg_id=parent["header"]["msg_id"],
-                on_usage=None if silent else (lambda usage: self._show_usage(usage, parent)),
+                on_usage=None if no_usage_line else (lambda usage: self._show_usage(usage, parent)),
                 collect_outputs=False,
                 on_submit=self._release_held,
                 execution_count=self.execution_count if store_history and not silent else None,
@@ -306,7 +309,7 @@ class SandboxKernel(Kernel):
             return self._error_reply(ErrorInfo(type(err).__name__, str(err)), parent)
         if result.status == "blocked":
             return self._blocked_reply(result, parent)
-        if not silent and result.usage is not None:
+        if not no_usage_line and result.usage is not None:
             usage = result.usage
             if result.status == "error" and not result.restarted:
                 # A cell that raised shows its error as its one output, as Jupyter

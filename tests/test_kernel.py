@@ -237,14 +237,17 @@ def test_ipywidgets_and_tqdm_notebook_bars(kernel: Kernel) -> None:
     )
 
 
-def test_a_cell_kept_out_of_history_takes_no_number(kernel: Kernel) -> None:
-    # As IPython numbers cells (store_history=False is how tools run helper code).
+def test_a_cell_kept_out_of_history_takes_no_number_and_no_usage_line(kernel: Kernel) -> None:
+    # store_history=False is how editors run their helper code (listing variables,
+    # say) and they parse its outputs: numbered as IPython does, and nothing added.
     before = kernel.execute("'before'").reply["content"]["execution_count"]
     helper = kernel.execute("'helper'", store_history=False)
+    assert helper.usage_message is None
     assert helper.reply["content"]["execution_count"] == before
     [result] = helper.of_type("execute_result")
     assert result["content"]["execution_count"] == before
     after = kernel.execute("'after'")
+    assert after.usage_message is not None
     assert after.reply["content"]["execution_count"] == before + 1
     [result] = after.of_type("execute_result")
     assert result["content"]["execution_count"] == before + 1
