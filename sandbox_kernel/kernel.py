@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import importlib
 import os
 import signal
 import socket
@@ -27,6 +26,7 @@ import zmq
 from ipykernel._version import kernel_protocol_version
 from ipykernel.kernelapp import IPKernelApp
 from ipykernel.kernelbase import Kernel
+from ipykernel.utils import _async_in_context
 from traitlets import Float, Instance, default
 
 from . import __version__
@@ -202,21 +202,16 @@ class SandboxKernel(Kernel):
         its "stop aborting" marker, queued the way a request is, behind every request
         received so far.
         """
-        # ipykernel 6 queues requests itself and aborts them right.
-        in_context = getattr(importlib.import_module("ipykernel.utils"), "_async_in_context", None)
-        shell_main = getattr(self, "shell_main", None)
         if (
-            in_context is None
-            or shell_main is None
-            or subshell_id is not None
-            or getattr(self, "shell_channel_thread", None) is not None
+            subshell_id is not None
+            or self.shell_channel_thread is not None
             or self.shell_stream is None
         ):
             super()._abort_queues(subshell_id)
             return
         self._aborting = True
         self.shell_stream.flush()  # requests waiting in the socket join the queue first
-        marker = in_context(partial(shell_main, None))
+        marker = _async_in_context(partial(self.shell_main, None))
         self._stop_aborting = asyncio.ensure_future(marker([zmq.Frame(b"stop aborting")]))
 
     async def do_execute(
