@@ -433,6 +433,8 @@ class Sandbox:
         if execution_count is not None:
             content["sandbox_execution_count"] = execution_count
         limit = self.config.timeout if timeout is None else timeout
+        # %sandbox usage lists the notebook's cells, not a tool's helper requests.
+        listed = code if store_history and not silent else None
         if self._pending_usage is not None:
             await self._pending_usage  # the meter measures one cell at a time
         meter = self._meter
@@ -454,7 +456,7 @@ class Sandbox:
             if meter is not None and (meter.is_local or on_usage is None):
                 # The cell's code is done: measure now, while the inner kernel is
                 # still sending its last outputs and idle status.
-                result.usage = await self._finish_usage(meter, code, result.execution_count)
+                result.usage = await self._finish_usage(meter, listed, result.execution_count)
                 measured = True
             # Outputs travel on IOPub; the reply may overtake them. The idle status
             # for this request comes after its last output.
@@ -481,7 +483,7 @@ class Sandbox:
             # What the fatal cell cost (its peak, the OOM kill) is read before the
             # dead container goes away.
             if not measured:
-                result.usage = await self._finish_usage(meter, code, None)
+                result.usage = await self._finish_usage(meter, listed, None)
             await self._replace_after_death(died)
         finally:
             self._runs.pop(msg_id, None)
@@ -489,7 +491,7 @@ class Sandbox:
             # A remote engine's stats can take up to a second: the reply and the next
             # cell do not wait for them, the usage line follows when it comes.
             self._pending_usage = asyncio.ensure_future(
-                self._late_usage(meter, code, result.execution_count, on_usage)
+                self._late_usage(meter, listed, result.execution_count, on_usage)
             )
         log.debug("cell took %.3f s", time.perf_counter() - started)
         result.stdout = "".join(run.stdout)
@@ -499,8 +501,9 @@ class Sandbox:
         return result
 
     async def _finish_usage(
-        self, meter: UsageMeter | None, code: str, execution_count: int | None
+        self, meter: UsageMeter | None, code: str | None, execution_count: int | None
     ) -> CellUsage | None:
+        """Measure the cell just run; list it in ``usage_history`` unless ``code`` is None."""
         if meter is None:
             return None
         try:
@@ -508,13 +511,14 @@ class Sandbox:
         except Exception as err:  # usage is a display; it must never fail a cell
             log.debug("no usage for this cell: %s", err)
             return None
-        self.usage_history.add(execution_count, code, usage)
+        if code is not None:
+            self.usage_history.add(execution_count, code, usage)
         return usage
 
     async def _late_usage(
         self,
         meter: UsageMeter,
-        code: str,
+        code: str | None,
         execution_count: int | None,
         on_usage: Callable[[CellUsage], None],
     ) -> None:

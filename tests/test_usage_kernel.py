@@ -81,6 +81,21 @@ def test_session_report_and_usage_request(metered: Kernel) -> None:
     assert content["host_virtual_memory"]["total"] == 1024 * MIB
 
 
+def test_session_report_lists_the_notebooks_cells_not_helper_requests(metered: Kernel) -> None:
+    def report() -> dict:
+        cell = metered.execute("%sandbox usage")
+        data: dict = cell.of_type("display_data")[0]["content"]["data"]
+        return data["application/vnd.sandbox-kernel.usage-report+json"]
+
+    listed = metered.execute("time.sleep(0.3)  # a notebook cell")
+    assert listed.usage is not None
+    helper = metered.execute("time.sleep(0.4)  # an editor's helper", store_history=False)
+    assert helper.usage is None
+    codes = [entry["code"] for entry in report()["top_by_time"]]
+    assert any("a notebook cell" in code for code in codes)
+    assert not any("helper" in code for code in codes)
+
+
 def test_display_can_be_off_or_only_for_slow_cells(specs: KernelSpecs) -> None:
     with start_kernel(specs, usage_display="slow", usage_min_seconds=0.5) as kernel:
         assert kernel.execute("a = 1").usage is None
