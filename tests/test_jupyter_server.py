@@ -155,3 +155,101 @@ def test_a_notebook_session_through_the_server(server: Server) -> None:
         )
     finally:
         request("DELETE", base, f"/api/kernels/{kernel['id']}")
+
+
+class Notebook:
+    """One websocket kept open across interrupts and restarts, as JupyterLab keeps it."""
+
+    def __init__(self, server: Server, kernel_id: str) -> None:
+        self.server = server
+        self.kernel_id = kernel_id
+        self.session = uuid.uuid4().hex
+        self.inbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    async def open(self) -> None:
+        url = (
+            self.server.base.replace("http", "ws")
+            + f"/api/kernels/{self.kernel_id}/channels?token={TOKEN}&session_id={self.session}"
+        )
+        self.conn = await websocket.websocket_connect(url)
+        self.reader = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        while (raw := await self.conn.read_message()) is not None:
+            await self.inbox.put(json.loads(raw))
+        await self.inbox.put(None)
+
+    async def run(
+        self, code: str, *, once_running: str | None = None, timeout: float = 60
+    ) -> list[dict[str, Any]]:
+        """Run a cell; with ``once_running``, POST that kernel action after its first output."""
+        msg_id = uuid.uuid4().hex
+        header = {
+            "msg_id": msg_id,
+            "msg_type": "execute_request",
+            "username": "test",
+            "session": self.session,
+            "version": "5.3",
+            "date": "",
+        }
+        content = {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": False,
+        }
+        self.conn.write_message(json.dumps({"header": header, "parent_header": {}, "metadata": {},
+                                            "content": content, "channel": "shell"}))  # fmt: skip
+        seen: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while not (
+            any(m["msg_type"] == "execute_reply" for m in seen)
+            and any(m["content"].get("execution_state") == "idle" for m in seen)
+        ):
+            try:
+                msg = await asyncio.wait_for(self.inbox.get(), deadline - time.monotonic())
+            except (asyncio.TimeoutError, ValueError):
+                got = [m["msg_type"] for m in seen]
+                tail = "\n".join(self.server.log.read_text(errors="replace").splitlines()[-60:])
+                raise AssertionError(f"no idle and reply for {code!r}; got {got}\n{tail}") from None
+            assert msg is not None, "the websocket closed"
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            seen.append(msg)
+            if once_running and msg["msg_type"] == "stream":
+                path = f"/api/kernels/{self.kernel_id}/{once_running}"
+                await asyncio.to_thread(request, "POST", self.server.base, path)
+                once_running = None
+        return seen
+
+
+def _text(messages: list[dict[str, Any]]) -> str:
+    return "".join(m["content"]["text"] for m in messages if m["msg_type"] == "stream")
+
+
+def _error(messages: list[dict[str, Any]]) -> str:
+    [reply] = [m for m in messages if m["msg_type"] == "execute_reply"]
+    return str(reply["content"].get("ename"))
+
+
+def test_one_websocket_across_interrupting_and_restarting_running_cells(server: Server) -> None:
+    kernel = request("POST", server.base, "/api/kernels", {"name": server.kernel_name})
+
+    async def session() -> None:
+        notebook = Notebook(server, kernel["id"])
+        await notebook.open()
+        assert _text(await notebook.run("kept = 41\nprint(kept + 1)")) == "42\n"
+        sleeping = "print('running', flush=True)\nimport time\ntime.sleep(60)"
+        interrupted = await notebook.run(sleeping, once_running="interrupt")
+        assert _error(interrupted) == "KeyboardInterrupt"
+        assert _text(await notebook.run("print(kept)")) == "41\n"
+        restarted = await notebook.run(sleeping, once_running="restart")
+        assert _error(restarted) == "KernelShutdown"
+        assert _text(await notebook.run("print('kept' in dir())")) == "False\n"
+        notebook.conn.close()
+
+    try:
+        asyncio.run(session())
+    finally:
+        request("DELETE", server.base, f"/api/kernels/{kernel['id']}")
