@@ -179,6 +179,17 @@ class Kernel:
             if reply["parent_header"]["msg_id"] == msg_id:
                 return dict(reply)
 
+    def run_all(self, cells: list[str], *, stop_on_error: bool = True) -> list[str]:
+        """Send every cell at once, as JupyterLab's "Run All" does; their reply statuses."""
+        sent = [self.kc.execute(code, stop_on_error=stop_on_error) for code in cells]
+        statuses: dict[str, str] = {}
+        while len(statuses) < len(sent):
+            reply = self.kc.get_shell_msg(timeout=60)
+            if reply["parent_header"]["msg_id"] in sent:
+                statuses[reply["parent_header"]["msg_id"]] = reply["content"]["status"]
+        self.drain_iopub()
+        return [statuses[msg_id] for msg_id in sent]
+
     def drain_iopub(self) -> list[dict[str, Any]]:
         out = []
         with contextlib.suppress(queue.Empty):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from tornado import ioloop, websocket
+from tornado import websocket
 
 from harness import USAGE_MIME, KernelSpecs
 
@@ -78,83 +78,6 @@ def request(method: str, base: str, path: str, body: dict[str, Any] | None = Non
     with urllib.request.urlopen(req, timeout=120) as response:
         text = response.read()
     return json.loads(text) if text else None
-
-
-def run_over_websocket(base: str, kernel_id: str, code: str, log: Path) -> list[dict[str, Any]]:
-    """Send one execute_request as JupyterLab does; collect until idle and the reply."""
-
-    async def go() -> list[dict[str, Any]]:
-        url = base.replace("http", "ws") + f"/api/kernels/{kernel_id}/channels?token={TOKEN}"
-        conn = await websocket.websocket_connect(url)
-        msg_id = uuid.uuid4().hex
-        conn.write_message(
-            json.dumps(
-                {
-                    "header": {
-                        "msg_id": msg_id,
-                        "msg_type": "execute_request",
-                        "username": "test",
-                        "session": uuid.uuid4().hex,
-                        "version": "5.3",
-                        "date": "",
-                    },
-                    "parent_header": {},
-                    "metadata": {},
-                    "content": {"code": code, "silent": False, "store_history": True,
-                                "user_expressions": {}, "allow_stdin": False},
-                    "channel": "shell",
-                    "buffers": [],
-                }
-            )
-        )  # fmt: skip
-        seen: list[dict[str, Any]] = []
-        idle = replied = False
-        deadline = time.monotonic() + 120
-        while not (idle and replied):
-            try:
-                raw = await asyncio.wait_for(conn.read_message(), deadline - time.monotonic())
-            except (asyncio.TimeoutError, ValueError):
-                got = [(m["msg_type"], m["content"].get("execution_state")) for m in seen]
-                tail = "\n".join(log.read_text(errors="replace").splitlines()[-60:])
-                raise AssertionError(f"no idle and reply for {code!r}; got {got}\n{tail}") from None
-            assert raw is not None, "the websocket closed"
-            msg = json.loads(raw)
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            seen.append(msg)
-            idle = idle or (
-                msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle"
-            )
-            replied = replied or msg["msg_type"] == "execute_reply"
-        conn.close()
-        return seen
-
-    return ioloop.IOLoop.current().run_sync(go, timeout=180)
-
-
-def test_a_notebook_session_through_the_server(server: Server) -> None:
-    base, kernel_name, log = server
-    kernel = request("POST", base, "/api/kernels", {"name": kernel_name})
-    try:
-        messages = run_over_websocket(
-            base, kernel["id"], "import numpy as np\nprint(np.arange(4).sum())", log
-        )
-        streams = [m["content"]["text"] for m in messages if m["msg_type"] == "stream"]
-        assert "".join(streams) == "6\n"
-        assert any(
-            m["msg_type"] == "display_data" and USAGE_MIME in m["content"]["data"] for m in messages
-        )
-        blocked = run_over_websocket(base, kernel["id"], "import subprocess", log)
-        [reply] = [m for m in blocked if m["msg_type"] == "execute_reply"]
-        assert reply["content"]["ename"] == "SandboxValidationError"
-        request("POST", base, f"/api/kernels/{kernel['id']}/interrupt")
-        request("POST", base, f"/api/kernels/{kernel['id']}/restart")
-        again = run_over_websocket(base, kernel["id"], "print('np' in dir())", log)
-        assert (
-            "".join(m["content"]["text"] for m in again if m["msg_type"] == "stream") == "False\n"
-        )
-    finally:
-        request("DELETE", base, f"/api/kernels/{kernel['id']}")
 
 
 class Notebook:
@@ -231,6 +154,45 @@ def _text(messages: list[dict[str, Any]]) -> str:
 def _error(messages: list[dict[str, Any]]) -> str:
     [reply] = [m for m in messages if m["msg_type"] == "execute_reply"]
     return str(reply["content"].get("ename"))
+
+
+def run_over_websocket(server: Server, kernel_id: str, code: str) -> list[dict[str, Any]]:
+    """Run one cell over a websocket of its own (a page load, a second tab)."""
+
+    async def one_cell() -> list[dict[str, Any]]:
+        notebook = Notebook(server, kernel_id)
+        await notebook.open()
+        try:
+            return await notebook.run(code)
+        finally:
+            notebook.conn.close()
+
+    return asyncio.run(one_cell())
+
+
+def test_a_notebook_session_through_the_server(server: Server) -> None:
+    base, kernel_name, _ = server
+    kernel = request("POST", base, "/api/kernels", {"name": kernel_name})
+    try:
+        messages = run_over_websocket(
+            server, kernel["id"], "import numpy as np\nprint(np.arange(4).sum())"
+        )
+        streams = [m["content"]["text"] for m in messages if m["msg_type"] == "stream"]
+        assert "".join(streams) == "6\n"
+        assert any(
+            m["msg_type"] == "display_data" and USAGE_MIME in m["content"]["data"] for m in messages
+        )
+        blocked = run_over_websocket(server, kernel["id"], "import subprocess")
+        [reply] = [m for m in blocked if m["msg_type"] == "execute_reply"]
+        assert reply["content"]["ename"] == "SandboxValidationError"
+        request("POST", base, f"/api/kernels/{kernel['id']}/interrupt")
+        request("POST", base, f"/api/kernels/{kernel['id']}/restart")
+        again = run_over_websocket(server, kernel["id"], "print('np' in dir())")
+        assert (
+            "".join(m["content"]["text"] for m in again if m["msg_type"] == "stream") == "False\n"
+        )
+    finally:
+        request("DELETE", base, f"/api/kernels/{kernel['id']}")
 
 
 def test_one_websocket_across_interrupting_and_restarting_running_cells(server: Server) -> None:

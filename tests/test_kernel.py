@@ -259,15 +259,8 @@ def test_run_all_stops_at_the_first_failing_cell(kernel: Kernel, stop_on_error: 
     # already sent are aborted, unless the frontend said not to stop on errors.
     kernel.execute("ran = []")
     cells = ["ran.append(1)", "1/0", *[f"ran.append({n})" for n in range(2, 8)]]
-    sent = [kernel.kc.execute(code, stop_on_error=stop_on_error) for code in cells]
-    statuses: dict[str, str] = {}
-    while len(statuses) < len(sent):
-        reply = kernel.kc.get_shell_msg(timeout=60)
-        if reply["parent_header"]["msg_id"] in sent:
-            statuses[reply["parent_header"]["msg_id"]] = reply["content"]["status"]
-    kernel.drain_iopub()
     expected_rest = ["aborted"] * 6 if stop_on_error else ["ok"] * 6
-    assert [statuses[msg_id] for msg_id in sent] == ["ok", "error", *expected_rest]
+    assert kernel.run_all(cells, stop_on_error=stop_on_error) == ["ok", "error", *expected_rest]
     ran = [1] if stop_on_error else [1, 2, 3, 4, 5, 6, 7]
     assert kernel.execute("print(ran)").stdout == f"{ran}\n"
 

@@ -141,12 +141,5 @@ def test_cells_answered_outside_the_sandbox_keep_in_and_out_in_step(blocking: Ke
 def test_run_all_stops_at_a_refused_cell(blocking: Kernel) -> None:
     blocking.execute("ran = [1]")
     cells = ["import subprocess", *[f"ran.append({n})" for n in range(2, 8)]]
-    sent = [blocking.kc.execute(code) for code in cells]
-    statuses: dict[str, str] = {}
-    while len(statuses) < len(sent):
-        reply = blocking.kc.get_shell_msg(timeout=60)
-        if reply["parent_header"]["msg_id"] in sent:
-            statuses[reply["parent_header"]["msg_id"]] = reply["content"]["status"]
-    blocking.drain_iopub()
-    assert [statuses[msg_id] for msg_id in sent] == ["error"] + ["aborted"] * 6
+    assert blocking.run_all(cells) == ["error"] + ["aborted"] * 6
     assert blocking.execute("print(ran)").stdout == "[1]\n"
