@@ -283,8 +283,9 @@ class SandboxKernel(Kernel):
             return await self._ask_frontend(prompt, password, ident, parent)
 
         # A request kept out of the history is a tool's helper code (editors run
-        # them to list variables, for example) and parses its outputs: no usage line.
-        no_usage_line = silent or not store_history
+        # them to list variables, for example) and parses its outputs: no usage
+        # line, and no number of its own in In/Out.
+        notebook_cell = store_history and not silent
         self._remember(parent)
         try:
             result = await self.sandbox.execute(
@@ -295,16 +296,16 @@ class SandboxKernel(Kernel):
                 store_history=store_history,
                 user_expressions=user_expressions,
                 msg_id=parent["header"]["msg_id"],
-                on_usage=None if no_usage_line else (lambda usage: self._show_usage(usage, parent)),
+                on_usage=(lambda usage: self._show_usage(usage, parent)) if notebook_cell else None,
                 collect_outputs=False,
                 on_submit=self._release_held,
-                execution_count=self.execution_count if store_history and not silent else None,
+                execution_count=self.execution_count if notebook_cell else None,
             )
         except SandboxError as err:
             return self._error_reply(ErrorInfo(type(err).__name__, str(err)), parent)
         if result.status == "blocked":
             return self._blocked_reply(result, parent)
-        if not no_usage_line and result.usage is not None:
+        if notebook_cell and result.usage is not None:
             usage = result.usage
             if result.status == "error" and not result.restarted:
                 # A cell that raised shows its error as its one output, as Jupyter

@@ -454,7 +454,7 @@ def remove_orphans(
     Unclaimed warm spares go too, unless ``include_spares`` is false (they expire by
     themselves anyway).
     """
-    host = spec.controller_id().rpartition(":")[0]
+    host = spec.controller_host()
     now = time.time()
     removed = []
     for container in list_containers(client):

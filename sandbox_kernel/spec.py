@@ -182,9 +182,14 @@ def fingerprint(config: SandboxConfig, image_id: str) -> str:
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
+def controller_host() -> str:
+    """This host's name as container names and controller ids carry it."""
+    return _name_safe(socket.gethostname())
+
+
 def controller_id() -> str:
     """Who controls a container: this host and process, for orphan cleanup."""
-    return f"{_name_safe(socket.gethostname())}:{os.getpid()}"
+    return f"{controller_host()}:{os.getpid()}"
 
 
 def _name_safe(host: str) -> str:
@@ -201,8 +206,7 @@ def claimed_name(spare_name: str) -> str:
     Labels are fixed when a container is made, so a spare's controller label names
     the process that made it; the claim, an atomic rename, records the new one.
     """
-    host, _, pid = controller_id().rpartition(":")
-    return f"{spare_name.replace('-spare-', '-claimed-', 1)}--{host}--{pid}"
+    return f"{spare_name.replace('-spare-', '-claimed-', 1)}--{controller_host()}--{os.getpid()}"
 
 
 def controller_of(name: str, labels: dict[str, str]) -> str:

@@ -143,24 +143,30 @@ class FrameDecoder:
             self._chunk_left, self._chunk_is_stdout = length, stream == 1
         return out
 
+    def _pop(self, limit: int) -> memoryview:
+        """The next pending segment, cut to at most ``limit`` bytes (zero-copy)."""
+        segment = self._pending[0]
+        if len(segment) > limit:
+            self._pending[0] = segment[limit:]
+            segment = segment[:limit]
+        else:
+            self._pending.popleft()
+        self._pending_bytes -= len(segment)
+        return segment
+
     def _take(self, size: int) -> bytes:
         """The next ``size`` pending bytes (there must be that many)."""
-        self._pending_bytes -= size
         first = self._pending[0]
-        if len(first) >= size:
+        if len(first) >= size:  # the usual case, inline: every header and length
             if len(first) == size:
                 self._pending.popleft()
             else:
                 self._pending[0] = first[size:]
+            self._pending_bytes -= size
             return first[:size].tobytes()
         out = bytearray()
-        while size:
-            segment = self._pending.popleft()
-            if len(segment) > size:
-                self._pending.appendleft(segment[size:])
-                segment = segment[:size]
-            out += segment
-            size -= len(segment)
+        while len(out) < size:
+            out += self._pop(size - len(out))
         return bytes(out)
 
     def _frames(self) -> Iterator[tuple[Kind, list[bytes]]]:
@@ -204,12 +210,7 @@ class FrameDecoder:
             self._parts_left -= 1
             return True
         while self._part_have < self._part_len and self._pending:
-            segment = self._pending.popleft()
-            need = self._part_len - self._part_have
-            if len(segment) > need:
-                self._pending.appendleft(segment[need:])
-                segment = segment[:need]
-            self._pending_bytes -= len(segment)
+            segment = self._pop(self._part_len - self._part_have)
             self._part_have += len(segment)
             if not self._skipping:
                 self._part_chunks.append(segment)
