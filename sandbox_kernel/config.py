@@ -124,8 +124,10 @@ class SandboxConfig(Configurable):
     )
     max_output_bytes = Int(
         32 * 1024 * 1024,
-        help="Output one cell may send to the notebook (streams and displays) before the rest "
-        "is dropped and the notebook is told it was truncated.",
+        help="Bytes one cell may send to the notebook - every message it causes: streams, "
+        "displays, errors, comms, metadata and binary buffers, also after its reply - "
+        "before the rest is dropped and the notebook is told. Output with no cell to "
+        "charge (a thread started long ago) shares one budget of this size per sandbox.",
     ).tag(config=True)
 
     # -- hardening (each can be loosened, knowingly) --------------------------------------
@@ -224,9 +226,35 @@ class SandboxConfig(Configurable):
     ).tag(config=True)
     allow_scripts_in_output = Bool(
         False,
-        help="Let cell output carry JavaScript (application/javascript, <script> in HTML) "
-        "to the browser. Off: such output runs in the user's browser with their Jupyter "
-        "session, outside the sandbox, so it is dropped.",
+        help="Pass outputs and widgets to the browser as the sandbox made them, script "
+        "included. Off (the default): every output is rebuilt from an allowlist of "
+        "mimetypes, HTML/SVG/Markdown go through a parser-based sanitiser, comms and "
+        "widgets through an allowlist of targets and modules; script in an output would "
+        "run in the user's browser with their Jupyter session, outside the sandbox.",
+    ).tag(config=True)
+    allowed_comm_targets = List(
+        Unicode(),
+        default_value=["jupyter.widget", "jupyter.widget.version"],
+        help="Comm targets the sandbox may open in the frontend (ipywidgets' by default).",
+    ).tag(config=True)
+    allowed_widget_modules = List(
+        Unicode(),
+        default_value=[
+            "@jupyter-widgets/controls",
+            "@jupyter-widgets/base",
+            "@jupyter-widgets/output",
+        ],
+        help="Widget model and view modules the sandbox may create in the frontend. Add a "
+        "library's module (e.g. 'jupyter-matplotlib') only if its frontend code runs "
+        "nothing the model carries; never 'anywidget', whose models carry JavaScript.",
+    ).tag(config=True)
+    max_message_nodes = Int(
+        250_000,
+        help="JSON values one message from the sandbox may hold; a larger one is dropped "
+        "with a notice before it is parsed (each value costs the host a Python object).",
+    ).tag(config=True)
+    max_message_depth = Int(
+        100, help="How deep the JSON of one message from the sandbox may nest."
     ).tag(config=True)
     usage_display = Enum(
         ["always", "slow", "off"],

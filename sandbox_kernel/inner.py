@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -22,7 +21,16 @@ from jupyter_client.session import Session
 
 from .config import SandboxConfig
 from .errors import KernelNotReadyError, ProtocolError, SandboxDiedError, SandboxError
-from .session import UNRESPONSIVE_AFTER, ContainerSession, decode_json
+from .messages import (
+    DELIMITER,
+    JsonLimits,
+    MessageError,
+    RateLimitedLog,
+    decode_json,
+    parse_message,
+)
+from .outputs.guard import OutputGuard
+from .session import UNRESPONSIVE_AFTER, ContainerSession
 from .wire import DROPPED_INFO, MAX_FRAME_BYTES, Kind
 
 log = logging.getLogger(__name__)
@@ -78,6 +86,13 @@ class InnerKernel:
         self._generation = 0
         self._inbox: list[tuple[Kind, Message]] = []
         self._inbox_lock = threading.Lock()
+        self._limits = JsonLimits(config.max_message_nodes, config.max_message_depth)
+        self._bad_messages = RateLimitedLog(log)
+        self.guard = OutputGuard(
+            trust_scripts=config.allow_scripts_in_output,
+            comm_targets=tuple(config.allowed_comm_targets),
+            widget_modules=tuple(config.allowed_widget_modules),
+        )
 
     # -- start --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -274,67 +289,59 @@ class InnerKernel:
                 f"\n[sandbox-kernel: a message of {size / 2**20:.0f} MiB from the sandbox was "
                 f"dropped: larger than the {MAX_FRAME_BYTES / 2**20:.0f} MiB limit]\n"
             )
-            synthetic = {
-                "header": {"msg_type": "stream"},
-                "parent_header": {},
-                "metadata": {},
-                "content": {"name": "stderr", "text": notice},
-                "buffers": [],
-            }
-            loop.call_soon_threadsafe(self.on_iopub, synthetic)
+            loop.call_soon_threadsafe(self.on_iopub, _stream({}, notice))
         elif kind == Kind.EXITED:
             self._exit_status = decode_json(parts[0]) if parts else {}
             self._on_closed("kernel exited")
         elif kind in (Kind.SHELL, Kind.CONTROL, Kind.STDIN, Kind.IOPUB):
-            msg = self._deserialize(kind, parts)
-            if msg is not None:
+            messages = self._deserialize(kind, parts)
+            if messages:
                 # Messages come in bursts (reply, result, idle): one loop wake-up each
                 # burst, not one each message.
                 with self._inbox_lock:
-                    self._inbox.append((kind, msg))
-                    wake = len(self._inbox) == 1
+                    wake = not self._inbox
+                    self._inbox.extend((kind, msg) for msg in messages)
                 if wake:
                     loop.call_soon_threadsafe(self._drain_inbox)
 
-    def _deserialize(self, kind: Kind, parts: list[bytes]) -> Message | None:
-        """Parse one message; stream output stays packed JSON bytes.
+    def _deserialize(self, kind: Kind, parts: list[bytes]) -> list[Message]:
+        """The message to dispatch (with a notice after it), or none.
 
-        Parsed here rather than by ``Session.deserialize``: that checks a signature
-        that proves nothing here (see :meth:`_ready`) and turns every date-like string
-        into a datetime, none of which the relay needs. Printed output is the bulk of
-        what a kernel sends and the outer kernel only passes it on, so stream content
-        is not even parsed.
+        Parsed here within the bounds of :mod:`.messages` rather than by
+        ``Session.deserialize``: that checks a signature that proves nothing here (see
+        :meth:`_ready`), turns every date-like string into a datetime and has no
+        bounds. Then :class:`~.outputs.guard.OutputGuard` judges it. Anything wrong
+        with one message drops that message only.
         """
         try:
-            frames = parts[parts.index(_DELIMITER) + 1 :]
-            if len(frames) < 5:
-                raise ValueError(f"{len(frames)} frames, not a message")
-            _signature, header, parent, metadata, content, *buffers = frames
-            msg: Message = {
-                "header": _json_object(header),
-                "parent_header": _json_object(parent),
-                "metadata": _json_object(metadata),
-                "buffers": buffers,
-            }
-            msg_type = msg["header"].get("msg_type")
-            if not isinstance(msg_type, str):
-                raise ValueError("no msg_type")
-            stream = kind == Kind.IOPUB and msg_type == "stream"
-            if stream and content[:1] == b"{" and content.rstrip()[-1:] == b"}":
-                msg["content"] = content
+            msg = parse_message(parts, iopub=kind == Kind.IOPUB, limits=self._limits)
+            if kind == Kind.IOPUB:
+                judged, note = self.guard.iopub(msg)
+            elif kind == Kind.STDIN:
+                judged, note = self.guard.stdin(msg), ""
             else:
-                msg["content"] = _json_object(content)
-            return msg
-        except (ValueError, UnicodeDecodeError) as err:
-            # A message that is not one is dropped, never trusted.
-            log.warning("dropped an invalid message from the sandbox: %s", err)
-            return None
+                judged, note = self.guard.reply(msg), ""
+        except MessageError as err:
+            self._bad_messages.warning("dropped a message from the sandbox: %s", err)
+            if kind != Kind.IOPUB:
+                return []
+            return [_notice_message(parts, f"[sandbox-kernel: a message from the sandbox was dropped: {err}]\n")]
+        except Exception as err:  # never let a message end the reader thread
+            self._bad_messages.warning("dropped a message the host could not judge: %r", err)
+            return []
+        out = [judged] if judged is not None else []
+        if note:
+            out.append(_stream(msg.get("parent_header") or {}, note))
+        return out
 
     def _drain_inbox(self) -> None:
         with self._inbox_lock:
             batch, self._inbox = self._inbox, []
         for kind, msg in batch:
-            self._dispatch(kind, msg)
+            try:
+                self._dispatch(kind, msg)
+            except Exception:  # one message's handler failing must not lose the rest
+                log.exception("sandbox-kernel: a message from the sandbox was not handled")
 
     def _resolve_hello(self, hello: dict[str, Any]) -> None:
         if self._hello is not None and not self._hello.done():
@@ -432,14 +439,29 @@ class InnerKernel:
         self.on_death(error)
 
 
-_DELIMITER = b"<IDS|MSG>"
+def _stream(parent: dict[str, Any], text: str) -> Message:
+    """A notice from the host, shown on stderr under the cell ``parent`` names."""
+    return {
+        "header": {"msg_type": "stream"},
+        "parent_header": parent,
+        "metadata": {},
+        "content": {"name": "stderr", "text": text},
+        "buffers": [],
+        "wire_bytes": len(text),
+    }
 
 
-def _json_object(data: bytes) -> dict[str, Any]:
-    value = json.loads(data)
-    if not isinstance(value, dict):
-        raise ValueError("not a JSON object")
-    return value
+def _notice_message(parts: list[bytes], text: str) -> Message:
+    """A notice for a dropped message, under its cell when its parent can be read."""
+    parent: dict[str, Any] = {}
+    try:
+        frames = parts[parts.index(DELIMITER) + 1 :]
+        candidate = decode_json(frames[2]) if len(frames) > 2 and len(frames[2]) < 65536 else {}
+        if isinstance(candidate.get("msg_id"), str):
+            parent = {"msg_id": candidate["msg_id"]}
+    except (ValueError, ProtocolError):
+        pass
+    return _stream(parent, text)
 
 
 def _future_for(

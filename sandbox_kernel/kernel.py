@@ -19,6 +19,7 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,6 @@ from . import __version__
 from .config import SandboxConfig
 from .errors import SandboxError
 from .inner import Message
-from .outputs import make_safe
 from .sandbox import ErrorInfo, ExecutionResult, Sandbox, validation_bundle
 
 if TYPE_CHECKING:
@@ -92,6 +92,7 @@ class SandboxKernel(Kernel):
         self._no_cell_running = threading.Event()  # set once a cell's reply is sent
         self._no_cell_running.set()
         self._stop_aborting: asyncio.Future[Any] | None = None
+        self._stdin_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-stdin")
         atexit.register(self.sandbox.stop_now)
 
     # -- startup ------------------------------------------------------------------------
@@ -342,7 +343,7 @@ class SandboxKernel(Kernel):
         if mode == "slow" and usage.wall_time_s < self.settings.usage_min_seconds:
             return
         content = {"data": usage.bundle(), "metadata": {}, "transient": {}}
-        self._publish("display_data", content, parent, ours=True)
+        self._publish("display_data", content, parent)
 
     def _sandbox_magic(self, command: str, parent: Message) -> dict[str, Any]:
         """``%sandbox usage`` / ``%sandbox info``: answered here, never forwarded."""
@@ -406,16 +407,11 @@ class SandboxKernel(Kernel):
         parent: Message,
         metadata: dict[str, Any] | None = None,
         buffers: list[bytes] | None = None,
-        *,
-        ours: bool = False,
     ) -> None:
-        """Publish on IOPub; ``ours`` marks content this kernel built (no output check)."""
+        """Publish on IOPub. What came from the sandbox was judged on arrival (see
+        :mod:`.outputs.guard`); what this kernel built is its own."""
         assert self.session is not None
         self._release_held()
-        if not ours and not self.settings.allow_scripts_in_output and isinstance(content, dict):
-            content, removed = make_safe(msg_type, content)
-            if removed:
-                self.log.info("sandbox-kernel: removed from output: %s", ", ".join(removed))
         # Packed (bytes) content is sent as it is: Session.serialize passes it through.
         self.session.send(
             self.iopub_socket,
@@ -446,10 +442,16 @@ class SandboxKernel(Kernel):
 
     # -- stdin ----------------------------------------------------------------------------
     async def _ask_frontend(self, prompt: str, password: bool, ident: Any, parent: Message) -> str:
+        """Ask the frontend for a line, on the one thread that owns the stdin socket.
+
+        zmq sockets are not thread-safe: a second thread on the same socket can make
+        libzmq abort the whole process. The sandbox asks one question at a time per
+        cell and withdraws it when the cell ends (see ``Sandbox._route_stdin``).
+        """
         cancelled = threading.Event()
         try:
-            return await asyncio.to_thread(
-                self._input_roundtrip, prompt, password, ident, parent, cancelled
+            return await asyncio.get_running_loop().run_in_executor(
+                self._stdin_thread, self._input_roundtrip, prompt, password, ident, parent, cancelled
             )
         finally:
             cancelled.set()

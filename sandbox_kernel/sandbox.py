@@ -21,6 +21,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,9 @@ log = logging.getLogger(__name__)
 OutputHandler = Callable[[str, "dict[str, Any] | bytes", dict[str, Any], list[bytes]], None]
 #: Answers ``input()`` in the sandbox: (prompt, password) -> the line typed.
 InputHandler = Callable[[str, bool], Awaitable[str]]
+
+#: How many finished cells keep charging late output to their own budget.
+_FINISHED_BUDGETS = 512
 
 #: Seconds a stopping sandbox waits for its warm spare to finish starting.
 SPARE_JOIN_TIMEOUT = 15.0
@@ -93,10 +97,34 @@ class ExecutionResult:
         return self.status == "ok"
 
 
-class _CellRun:
-    """Collects one cell's outputs, applying the output cap.
+class OutputBudget:
+    """What one cell, or the sandbox's output with no cell to charge, may still send.
 
-    Stream content may arrive packed (JSON bytes, see :mod:`.inner`); it is parsed
+    Every message counts as it came over the wire: content, metadata and binary
+    buffers, of every type (streams, displays, errors, comms), also after the cell's
+    reply (a thread the cell started, a widget it drew).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.spent = 0
+        self.exhausted = False
+
+    @property
+    def room(self) -> int:
+        return max(0, self.limit - self.spent)
+
+    def notice(self) -> str:
+        return (
+            f"\n[sandbox-kernel: output truncated: this cell's output passed the "
+            f"{format_size(self.limit)} limit; the rest was dropped]\n"
+        )
+
+
+class _CellRun:
+    """Collects one cell's outputs, charging each message to the cell's budget.
+
+    Stream content may arrive packed (JSON bytes, see :mod:`.messages`); it is parsed
     only when something needs its text (``collect``, or a cut at the cap).
     """
 
@@ -107,63 +135,85 @@ class _CellRun:
         input_handler: InputHandler | None,
         collect: bool = True,
     ):
-        self.limit = limit
+        self.budget = OutputBudget(limit)
         self.on_output = on_output
         self.input_handler = input_handler
+        self.asking: asyncio.Future[None] | None = None  # the one input() being answered
         self.collect = collect
-        self.sent_bytes = 0
-        self.truncated = False
+        self.error_shown = False
         self.stdout: list[str] = []
         self.stderr: list[str] = []
         self.outputs: list[dict[str, Any]] = []
+
+    @property
+    def truncated(self) -> bool:
+        return self.budget.exhausted
 
     def accept(self, msg: Message) -> None:
         msg_type = msg["header"]["msg_type"]
         if msg_type in ("status", "execute_input"):
             return  # the outer kernel publishes its own
-        content = msg["content"]
-        buffers = [bytes(b) for b in msg.get("buffers") or []]
-        if msg_type not in _OUTPUT_TYPES:
-            # Comm traffic (widgets, tqdm bars) belongs to the cell but is no output.
-            if self.on_output is not None:
-                self.on_output(msg_type, content, msg.get("metadata") or {}, buffers)
+        budget = self.budget
+        size = message_size(msg)
+        if budget.exhausted or size > budget.room:
+            if msg_type == "stream" and not budget.exhausted and budget.room > 0:
+                # Streams are cut at the limit, so the output up to it is shown.
+                text, room = _unpacked(msg["content"]), budget.room
+                budget.spent = budget.limit
+                cut = {**text, "text": str(text.get("text", ""))[:room]}
+                self._deliver({**msg, "content": cut}, "stream")
+            elif msg_type == "error" and not self.error_shown:
+                # The error's name and message are what the user needs; never lost.
+                self._deliver({**msg, "content": _short_error(msg["content"])}, "error")
+            self._truncate()
             return
-        if msg_type in ("stream", "display_data", "update_display_data", "execute_result"):
-            if self.truncated:
-                return
-            size = _content_size(content) + sum(len(b) for b in buffers)
-            room = self.limit - self.sent_bytes
-            if size > room:
-                if msg_type == "stream" and room > 0:
-                    # Streams are cut at the limit, so the output up to it is shown.
-                    text = _unpacked(content)
-                    self.accept(
-                        {**msg, "content": {**text, "text": str(text.get("text", ""))[:room]}}
-                    )
-                self._truncate()
-                return
-            self.sent_bytes += size
+        budget.spent += size
+        self._deliver(msg, msg_type)
+
+    def _deliver(self, msg: Message, msg_type: str) -> None:
+        content = msg["content"]
         if msg_type == "stream":
             if self.collect:
                 stream = _unpacked(content)
                 target = self.stdout if stream.get("name") == "stdout" else self.stderr
                 target.append(str(stream.get("text", "")))
-        elif msg_type != "clear_output" and isinstance(content, dict):
+        elif msg_type in _OUTPUT_TYPES and msg_type != "clear_output" and isinstance(content, dict):
             self.outputs.append({"output_type": msg_type, **content})
+        if msg_type == "error":
+            self.error_shown = True
         if self.on_output is not None:
+            buffers = [bytes(b) for b in msg.get("buffers") or []]
             self.on_output(msg_type, content, msg.get("metadata") or {}, buffers)
 
     def _truncate(self) -> None:
-        if self.truncated:
+        if self.budget.exhausted:
             return
-        self.truncated = True
-        notice = (
-            f"\n[sandbox-kernel: output truncated: this cell's output passed the "
-            f"{format_size(self.limit)} limit; the rest was dropped]\n"
-        )
+        self.budget.exhausted = True
+        notice = self.budget.notice()
         self.stderr.append(notice)
         if self.on_output is not None:
             self.on_output("stream", {"name": "stderr", "text": notice}, {}, [])
+
+
+def message_size(msg: Message) -> int:
+    """What a message costs the output budget: its bytes as they came over the wire."""
+    size = msg.get("wire_bytes")
+    if isinstance(size, int):
+        return size
+    content = msg["content"]
+    if isinstance(content, bytes):
+        return len(content)
+    text = content.get("text")
+    if isinstance(text, str) and len(content) <= 2:
+        return len(text)
+    return len(json.dumps(content, default=str))
+
+
+def _short_error(content: dict[str, Any] | bytes) -> dict[str, Any]:
+    fields = _unpacked(content)
+    ename = str(fields.get("ename", "Error"))[:200]
+    evalue = str(fields.get("evalue", ""))[:1000]
+    return {"ename": ename, "evalue": evalue, "traceback": [f"{ename}: {evalue}"]}
 
 
 def _unpacked(content: dict[str, Any] | bytes) -> dict[str, Any]:
@@ -174,15 +224,6 @@ def _unpacked(content: dict[str, Any] | bytes) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _content_size(content: dict[str, Any] | bytes) -> int:
-    if isinstance(content, bytes):
-        return len(content)
-    text = content.get("text")
-    if isinstance(text, str) and len(content) <= 2:
-        return len(text)
-    return len(json.dumps(content, default=str))
 
 
 class Sandbox:
@@ -216,9 +257,10 @@ class Sandbox:
         self._meter: UsageMeter | None = None
         self._starting: asyncio.Task[None] | None = None
         self._runs: dict[str, _CellRun] = {}
+        self._finished: OrderedDict[str, OutputBudget] = OrderedDict()
+        self._background = OutputBudget(self.config.max_output_bytes)
         self._closed = False
         self._policy: Policy | None = None
-        self._tasks: set[asyncio.Future[None]] = set()
         self._pending_usage: asyncio.Future[None] | None = None
         self._spare_thread: threading.Thread | None = None
         self._warming: asyncio.Future[None] | None = None
@@ -487,6 +529,12 @@ class Sandbox:
             await self._replace_after_death(died)
         finally:
             self._runs.pop(msg_id, None)
+            if run.asking is not None:
+                run.asking.cancel()  # an input() the cell no longer waits for
+            # Output that comes after the reply (threads, widgets) still counts.
+            self._finished[msg_id] = run.budget
+            while len(self._finished) > _FINISHED_BUDGETS:
+                self._finished.popitem(last=False)
         if meter is not None and on_usage is not None and not measured and not result.restarted:
             # A remote engine's stats can take up to a second: the reply and the next
             # cell do not wait for them, the usage line follows when it comes.
@@ -600,6 +648,11 @@ class Sandbox:
         """Send a message that expects no awaited reply (comm traffic); returns its id."""
         if self._inner is None or self._inner.death is not None:
             return None
+        comm_id = content.get("comm_id")
+        if msg_type == "comm_open" and isinstance(comm_id, str):
+            self._inner.guard.comms.opened_by_frontend(comm_id, str(content.get("target_name")))
+        elif msg_type == "comm_close" and isinstance(comm_id, str):
+            self._inner.guard.comms.closed_by_frontend(comm_id)
         return self._inner.send(
             channel, msg_type, content, metadata=metadata, buffers=buffers, msg_id=msg_id
         )
@@ -618,34 +671,52 @@ class Sandbox:
             [run] = self._runs.values()
         if run is not None:
             run.accept(msg)
-        elif self.on_message is not None:
-            msg_type = msg["header"]["msg_type"]
-            if msg_type not in ("status", "execute_input"):
-                self.on_message(msg)
+            return
+        msg_type = msg["header"]["msg_type"]
+        if self.on_message is None or msg_type in ("status", "execute_input"):
+            return
+        budget = self._finished.get(parent_id or "") or self._background
+        if budget.exhausted:
+            return
+        size = message_size(msg)
+        if size > budget.room:
+            budget.exhausted = True
+            self.on_message(_stream_message("stderr", budget.notice(), msg.get("parent_header")))
+            return
+        budget.spent += size
+        self.on_message(msg)
 
     def _route_stdin(self, msg: Message) -> None:
-        if msg["header"]["msg_type"] != "input_request":
-            return
+        """One ``input()`` at a time, for the running cell that allowed it.
+
+        Any other request (a second prompt while one is open, one from a thread after
+        its cell ended, one from a cell without stdin) is answered at once with EOF
+        inside the sandbox and never reaches the frontend; the open prompt is
+        withdrawn when its cell ends.
+        """
         parent_id = (msg.get("parent_header") or {}).get("msg_id")
         run = self._runs.get(parent_id) if parent_id else None
-        handler = run.input_handler if run is not None else None
-        task = asyncio.ensure_future(self._answer_input(msg, handler))
-        self._tasks.add(task)  # keep a reference until done, or it may be collected
-        task.add_done_callback(self._tasks.discard)
+        if run is None or run.input_handler is None or run.asking is not None:
+            self._reply_input(msg, "\x04")
+            return
+        run.asking = asyncio.ensure_future(self._answer_input(msg, run))
 
-    async def _answer_input(self, request: Message, handler: InputHandler | None) -> None:
+    async def _answer_input(self, request: Message, run: _CellRun) -> None:
         content = request["content"]
+        assert run.input_handler is not None
         try:
-            value = (
-                await handler(str(content.get("prompt", "")), bool(content.get("password")))
-                if handler is not None
-                else "\x04"
+            value = await run.input_handler(
+                str(content.get("prompt", "")), bool(content.get("password"))
             )
         except (EOFError, asyncio.CancelledError):
             value = "\x04"
         except Exception:
             log.exception("input handler failed")
             value = "\x04"
+        run.asking = None  # before the reply: the cell's next input() may come at once
+        self._reply_input(request, value)
+
+    def _reply_input(self, request: Message, value: str) -> None:
         inner = self._inner
         if inner is not None and inner.death is None:
             with contextlib.suppress(SandboxError):
@@ -666,9 +737,10 @@ def _died_ename(died: SandboxDiedError) -> str:
     }.get(died.reason, "SandboxRestarted")
 
 
-def _stream_message(name: str, text: str) -> Message:
+def _stream_message(name: str, text: str, parent: dict[str, Any] | None = None) -> Message:
     return {
         "header": {"msg_type": "stream"},
+        "parent_header": parent or {},
         "content": {"name": name, "text": text},
         "metadata": {},
         "buffers": [],

@@ -15,7 +15,6 @@ The attach stream is the one channel every engine gives us.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import socket
@@ -483,18 +482,3 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def decode_json(part: bytes) -> dict[str, Any]:
-    """Parse a JSON frame part from the relay, bounded and checked.
-
-    Raises:
-        ProtocolError: the part is not a JSON object.
-    """
-    try:
-        value = json.loads(part)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ProtocolError(f"invalid JSON from the sandbox: {err}") from err
-    if not isinstance(value, dict):
-        raise ProtocolError("invalid JSON from the sandbox: not an object")
-    return value

@@ -307,7 +307,7 @@ def test_script_output_never_reaches_the_browser(kernel: Kernel) -> None:
     bundles = [m["content"]["data"] for m in cell.of_type("display_data")]
     assert all("application/javascript" not in b for b in bundles)
     assert all("onerror" not in b.get("text/html", "") for b in bundles)
-    assert any(b.get("text/html") == "<table><tr><td>safe</td></tr></table>" for b in bundles)
+    assert any("<tr><td>safe</td></tr>" in b.get("text/html", "") for b in bundles)
 
 
 def test_a_10_mb_cell_runs(kernel: Kernel) -> None:

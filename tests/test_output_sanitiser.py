@@ -1,0 +1,161 @@
+"""The output sanitiser on hostile and everyday bundles (pure functions, no engine).
+
+Every hostile bundle is first shown to be active by the independent judge in
+``output_oracle`` (the negative control), then shown inert after cleaning.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.dom.minidom
+
+import pytest
+from hostile_outputs import BENIGN, BUNDLES
+from output_oracle import judge_bundle
+
+from sandbox_kernel.outputs.bundles import Context, clean_bundle
+from sandbox_kernel.outputs.css import clean_declarations
+from sandbox_kernel.outputs.guard import OutputGuard
+from sandbox_kernel.outputs.html import clean_html
+from sandbox_kernel.outputs.urls import is_safe_link, is_safe_media
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLES))
+def test_hostile_bundle_is_active_before_and_inert_after(name: str) -> None:
+    bundle = BUNDLES[name]
+    assert judge_bundle(bundle), f"negative control: the judge does not see the attack {name!r}"
+    cleaned, _, verdict = clean_bundle(bundle, {}, Context())
+    assert judge_bundle(cleaned) == [], (name, cleaned)
+    assert verdict, f"{name}: nothing was reported as removed"
+
+
+@pytest.mark.parametrize("name", sorted(BENIGN))
+def test_everyday_outputs_still_show(name: str) -> None:
+    bundle, survivor = BENIGN[name]
+    cleaned, _, verdict = clean_bundle(bundle, {}, Context())
+    text = json.dumps(cleaned) if not isinstance(next(iter(cleaned.values())), str) else next(iter(cleaned.values()))
+    assert survivor in text, (name, cleaned)
+    assert not verdict.removed and not verdict.forged, (name, verdict)
+
+
+def test_svg_stays_well_formed_xml() -> None:
+    bundle, _ = BENIGN["matplotlib svg"]
+    cleaned, _, _ = clean_bundle(bundle, {}, Context())
+    xml.dom.minidom.parseString(cleaned["image/svg+xml"])
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["javascript:alert(1)", "JaVaScRiPt:alert(1)", " javascript:x", "java\tscript:x",
+     "java\nscript:x", "javascript&colon;x", "&#106;avascript:x", "vbscript:x",
+     "data:text/html,x", "\x01javascript:x"],
+)
+def test_no_spelling_of_a_script_url_is_a_safe_link(url: str) -> None:
+    assert not is_safe_link(url)
+
+
+def test_links_and_media_that_stay() -> None:
+    assert is_safe_link("https://example.org") and is_safe_link("notes.html#x")
+    assert is_safe_media("data:image/png;base64,AA") and not is_safe_media("http://x/a.png")
+
+
+def test_css_keeps_the_look_and_drops_what_leaves_the_box() -> None:
+    kept = clean_declarations(
+        "color: red; background: url(http://x); position: fixed; margin-top: -500px; "
+        "padding: 2px; fill: url(#grad)"
+    )
+    assert kept == "color: red; padding: 2px; fill: url(#grad)"
+
+
+def test_ids_are_prefixed_and_fragment_links_follow() -> None:
+    out = clean_html('<a href="#s">go</a><h2 id="s">S</h2>')
+    assert 'href="#sandbox-output-s"' in out and 'id="sandbox-output-s"' in out
+
+
+def test_metadata_keeps_only_display_hints() -> None:
+    _, meta, _ = clean_bundle(
+        {"image/png": "AA=="},
+        {"image/png": {"width": 100, "onload": "x"}, "isolated": True, "anything": {"a": 1}},
+        Context(),
+    )
+    assert meta == {"image/png": {"width": 100}}
+
+
+def _guard() -> OutputGuard:
+    return OutputGuard(
+        trust_scripts=False,
+        comm_targets=("jupyter.widget", "jupyter.widget.version"),
+        widget_modules=("@jupyter-widgets/controls", "@jupyter-widgets/base", "@jupyter-widgets/output"),
+    )
+
+
+def _msg(msg_type: str, content: dict) -> dict:
+    return {"header": {"msg_type": msg_type}, "parent_header": {"msg_id": "p"}, "metadata": {"x": 1},
+            "content": content, "buffers": []}
+
+
+def test_widgets_from_other_modules_are_not_opened() -> None:
+    guard = _guard()
+    state = {"_model_module": "anywidget", "_model_name": "AnyModel", "_view_module": "anywidget",
+             "_esm": "export default {render(){fetch('/api/kernels',{method:'POST'})}}"}
+    msg, note = guard.iopub(_msg("comm_open", {"comm_id": "c1", "target_name": "jupyter.widget",
+                                               "data": {"state": state}}))
+    assert msg is None and "anywidget" in note
+    # Its later messages and a view of it go nowhere either.
+    assert guard.iopub(_msg("comm_msg", {"comm_id": "c1", "data": {"method": "update"}}))[0] is None
+    shown, _ = guard.iopub(_msg("display_data", {"data": {
+        "application/vnd.jupyter.widget-view+json": {"model_id": "c1"}, "text/plain": "w"}}))
+    assert shown is not None and "application/vnd.jupyter.widget-view+json" not in shown["content"]["data"]
+
+
+def test_widget_html_and_output_widget_outputs_are_cleaned() -> None:
+    guard = _guard()
+    html_state = {"_model_module": "@jupyter-widgets/controls", "_model_name": "HTMLModel",
+                  "_view_module": "@jupyter-widgets/controls", "value": '<img src=x onerror="alert(1)">',
+                  "description": "<b>ok</b><script>x</script>"}
+    msg, _ = guard.iopub(_msg("comm_open", {"comm_id": "h", "target_name": "jupyter.widget",
+                                            "data": {"state": html_state}}))
+    assert msg is not None
+    state = msg["content"]["data"]["state"]
+    assert "onerror" not in state["value"] and "<script" not in state["description"]
+    out_state = {"_model_module": "@jupyter-widgets/output", "_model_name": "OutputModel",
+                 "_view_module": "@jupyter-widgets/output", "outputs": [
+                     {"output_type": "display_data", "data": {"application/javascript": "alert(1)",
+                                                              "text/plain": "x"}, "metadata": {}}]}
+    msg, _ = guard.iopub(_msg("comm_open", {"comm_id": "o", "target_name": "jupyter.widget",
+                                            "data": {"state": out_state}}))
+    assert msg is not None
+    assert msg["content"]["data"]["state"]["outputs"][0]["data"] == {"text/plain": "x"}
+    # A later update cannot switch the model to another module.
+    switched, note = guard.iopub(_msg("comm_msg", {"comm_id": "o", "data": {
+        "method": "update", "state": {"_view_module": "anywidget"}}}))
+    assert switched is None and "anywidget" in note
+
+
+def test_unknown_comm_targets_and_iopub_types_are_dropped() -> None:
+    guard = _guard()
+    assert guard.iopub(_msg("comm_open", {"comm_id": "x", "target_name": "evil", "data": {}}))[0] is None
+    assert guard.iopub(_msg("debug_event", {}))[0] is None
+
+
+def test_page_payload_and_user_expressions_are_cleaned() -> None:
+    guard = _guard()
+    reply = _msg("execute_reply", {
+        "status": "ok",
+        "payload": [
+            {"source": "page", "data": {"text/html": '<img src=x onerror="alert(1)">'}},
+            {"source": "something_else", "data": {}},
+        ],
+        "user_expressions": {"a": {"status": "ok", "data": {"application/javascript": "x", "text/plain": "1"}}},
+    })
+    cleaned = guard.reply(reply)
+    assert cleaned is not None
+    content = cleaned["content"]
+    assert len(content["payload"]) == 1 and "onerror" not in content["payload"][0]["data"]["text/html"]
+    assert content["user_expressions"]["a"]["data"] == {"text/plain": "1"}
+
+
+def test_trusting_mode_passes_scripts() -> None:
+    guard = OutputGuard(trust_scripts=True, comm_targets=(), widget_modules=())
+    msg, _ = guard.iopub(_msg("display_data", {"data": {"application/javascript": "x"}}))
+    assert msg is not None and "application/javascript" in msg["content"]["data"]
