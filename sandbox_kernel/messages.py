@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,7 @@ Message = dict[str, Any]
 DELIMITER = b"<IDS|MSG>"
 
 _BRACKETS_ONLY = bytes(b for b in range(256) if b not in b"[]{}")
+_INNERMOST = re.compile(rb"\[\]|\{\}")
 
 
 class MessageError(ValueError):
@@ -64,34 +66,67 @@ def check_cost(data: bytes, limits: JsonLimits) -> None:
     rough_nodes = opens + data.count(b",") + data.count(b":")
     if rough_nodes < limits.max_nodes and opens <= limits.max_depth:
         return  # cannot break either limit: the common case, four C-speed passes
-    structure = _outside_strings(data)
-    opens = structure.count(b"{") + structure.count(b"[")
-    nodes = opens + structure.count(b",") + structure.count(b":") + 1
+    text = _without_escapes(data)
+    # Every string literal is a value: more literals than values allowed is enough to
+    # refuse, before the literals are walked.
+    literals = text.count(b'"') // 2
+    if literals > limits.max_nodes:
+        raise MessageError(f"about {literals:,} JSON strings, over the {limits.max_nodes:,} limit")
+    gaps = _outside_strings(text)
+    opens = sum(text.count(b"{", s, e) + text.count(b"[", s, e) for s, e in gaps)
+    nodes = opens + 1 + sum(text.count(b",", s, e) + text.count(b":", s, e) for s, e in gaps)
     if nodes > limits.max_nodes:
         raise MessageError(f"about {nodes:,} JSON values, over the {limits.max_nodes:,} limit")
-    if opens > limits.max_depth and _deeper_than(structure, limits.max_depth):
+    if opens > limits.max_depth and _deeper_than(text, gaps, limits.max_depth):
         raise MessageError(f"JSON nested deeper than {limits.max_depth} levels")
 
 
-def _outside_strings(data: bytes) -> bytes:
-    """The bytes of a JSON text that are not inside string literals (linear time).
+def _without_escapes(data: bytes) -> bytes:
+    """The text with escaped backslashes, then escaped quotes, removed (C-speed passes).
 
-    Escaped backslashes go first, then escaped quotes: what is left of each string is
-    its content between two plain quotes, so splitting on quotes leaves structure at
-    even positions. (Backslashes outside strings are invalid JSON, which the parser
-    refuses anyway; here they can only make the estimate larger.)
+    What is left of each string literal is its content between two plain quotes.
+    (Backslashes outside strings are invalid JSON, which the parser refuses anyway;
+    here they can only make the estimate larger.) Nothing is copied when there is no
+    backslash.
     """
-    unescaped = data.replace(b"\\\\", b"").replace(b'\\"', b"")
-    return b"".join(unescaped.split(b'"')[::2])
+    if b"\\" not in data:
+        return data
+    if b"\\\\" in data:
+        data = data.replace(b"\\\\", b"")
+    return data.replace(b'\\"', b"")
 
 
-def _deeper_than(structure: bytes, depth: int) -> bool:
-    """Whether brackets nest more than ``depth`` levels (``depth`` C-speed passes)."""
-    brackets = structure.translate(None, _BRACKETS_ONLY)
+def _outside_strings(text: bytes) -> list[tuple[int, int]]:
+    """The spans of an escape-free JSON text outside its string literals (no copy).
+
+    One more span than there are literals, which the caller has bounded.
+    """
+    gaps = []
+    start = 0
+    while True:
+        opening = text.find(b'"', start)
+        if opening < 0:
+            break
+        gaps.append((start, opening))
+        closing = text.find(b'"', opening + 1)
+        if closing < 0:
+            return gaps  # unterminated: invalid JSON, and no structure after it
+        start = closing + 1
+    gaps.append((start, len(text)))
+    return gaps
+
+
+def _deeper_than(text: bytes, gaps: list[tuple[int, int]], depth: int) -> bool:
+    """Whether brackets nest more than ``depth`` levels (``depth`` C-speed passes).
+
+    Called once the values are known to be within the node limit, so the brackets
+    gathered here are few.
+    """
+    brackets = b"".join(bytes(text[s:e]).translate(None, _BRACKETS_ONLY) for s, e in gaps)
     for _ in range(depth):
         if not brackets:
             return False
-        shorter = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        shorter = _INNERMOST.sub(b"", brackets)  # one level: innermost pairs of this pass
         if len(shorter) == len(brackets):
             return True  # mismatched brackets: invalid JSON, refused as such
         brackets = shorter
@@ -188,7 +223,9 @@ def parse_message(parts: list[bytes], *, iopub: bool, limits: JsonLimits) -> Mes
             raise MessageError("stream content is not {name, text}")
         if not isinstance(stream["text"], str):
             raise MessageError("stream text is not a string")
-        msg["content"] = content
+        # Relayed as it came (a large part arrives as a bytearray; the frontend's
+        # session wants bytes).
+        msg["content"] = content if isinstance(content, bytes) else bytes(content)
     else:
         msg["content"] = loads_object(content, limits)
     return msg

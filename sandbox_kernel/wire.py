@@ -92,7 +92,7 @@ class FrameDecoder:
         self._parts_left = -1  # -1: expecting a frame header
         self._parts: list[bytes] = []
         self._part_len = -1  # -1: expecting a part length
-        self._part_chunks: list[memoryview] = []
+        self._part_buffer: bytearray | None = None
         self._part_have = 0
         self._frame_size = 0
         self._skipping = False
@@ -211,13 +211,19 @@ class FrameDecoder:
             return True
         while self._part_have < self._part_len and self._pending:
             segment = self._pop(self._part_len - self._part_have)
-            self._part_have += len(segment)
             if not self._skipping:
-                self._part_chunks.append(segment)
+                # Copied into the part as it arrives, so each received chunk is freed
+                # at once: a part costs its size once, not twice (chunks, then a join).
+                if self._part_buffer is None:
+                    self._part_buffer = bytearray(self._part_len)
+                self._part_buffer[self._part_have : self._part_have + len(segment)] = segment
+            self._part_have += len(segment)
         if self._part_have < self._part_len:
             return False
         if not self._skipping:
-            self._parts.append(b"".join(self._part_chunks))
-        self._part_chunks, self._part_have, self._part_len = [], 0, -1
+            # A bytearray is bytes-like and is not copied again; an empty part is b"".
+            part = self._part_buffer
+            self._parts.append(part if part is not None else b"")  # type: ignore[arg-type]
+        self._part_buffer, self._part_have, self._part_len = None, 0, -1
         self._parts_left -= 1
         return True

@@ -188,22 +188,15 @@ class CommGuard:
         return None, verdict
 
 
-#: Longest ``ename``/``evalue`` and traceback kept from an error (the budget counts them
-#: too; these bounds keep one error readable).
-_MAX_ERROR_TEXT = 64 * 1024
-_MAX_TRACEBACK_LINES = 2000
-
-
 def clean_error(content: dict[str, Any]) -> dict[str, Any]:
-    """An error's fields as strings (tracebacks are shown as text with ANSI colours)."""
+    """An error's fields as strings (tracebacks are shown as text with ANSI colours).
+
+    Their size is the output budget's business (see ``Sandbox``), like any output's.
+    """
     traceback = content.get("traceback")
-    lines = (
-        [line[:_MAX_ERROR_TEXT] for line in traceback[:_MAX_TRACEBACK_LINES] if isinstance(line, str)]
-        if isinstance(traceback, list)
-        else []
-    )
+    lines = [line for line in traceback if isinstance(line, str)] if isinstance(traceback, list) else []
     return {
-        "ename": str(content.get("ename", "Error"))[:_MAX_ERROR_TEXT],
-        "evalue": str(content.get("evalue", ""))[:_MAX_ERROR_TEXT],
+        "ename": str(content.get("ename", "Error")),
+        "evalue": str(content.get("evalue", "")),
         "traceback": lines,
     }
