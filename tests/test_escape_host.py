@@ -77,7 +77,7 @@ def _deliver(kernel: Kernel, code: str, *, linger: float = 0.0, answer: bool = T
     while reply is None or idle_at is None or time.monotonic() < idle_at + linger:
         assert time.monotonic() < deadline, f"no reply in {timeout} s; the host stopped answering"
         try:
-            request = kc.get_stdin_msg(timeout=0.01)
+            kc.get_stdin_msg(timeout=0.01)
             delivery.stdin_requests += 1
             if answer:
                 kc.input("ok")
