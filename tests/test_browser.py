@@ -1,0 +1,284 @@
+"""JupyterLab in a real browser: hostile outputs from the sandbox run no script there.
+
+The chain this guards: a cell displays HTML whose script, running in JupyterLab with
+the user's session, starts a plain kernel on the host through Jupyter Server's REST
+API. Here JupyterLab (its normal token and XSRF protection) runs in Debian's headless
+Chromium, driven by Playwright, and a notebook of hostile outputs runs through the
+sandbox kernel. With the defaults:
+
+* no script ran: the marker every script would set stays unset, and the server still
+  has one kernel, the sandbox;
+* no request left the page: the loopback listener the outputs point at hears nothing,
+  and the browser made no request to another origin;
+* every cell's real usage line is visible (a ``<style>`` output cannot hide them).
+
+Negative control: the same notebook through a kernel with ``allow_scripts_in_output``
+does run script (the marker is set, and a second kernel is started on the host).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import KernelSpecs
+
+pytestmark = pytest.mark.docker
+
+CHROMIUM = "/usr/bin/chromium"
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():  # setup.sh installs it; without it this must fail, not skip
+    raise RuntimeError(f"{CHROMIUM} is missing: run scripts/setup.sh (it installs Debian's chromium)")
+
+
+class Listener:
+    """A loopback HTTP server that records every request (data leaving the page)."""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        listener = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                listener.requests.append(self.path)
+                self.send_response(204)
+                self.end_headers()
+
+            do_POST = do_GET  # noqa: N815
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+#: What every script in the notebook does: set the marker, then try the escape itself.
+def _script(leak: str) -> str:
+    return (
+        "window.__sandbox_pwned = true; "
+        "var x = document.cookie.match(/_xsrf=([^;]+)/); "
+        "fetch('/api/kernels', {method: 'POST', headers: {'X-XSRFToken': x ? decodeURIComponent(x[1]) : ''}, "
+        "body: JSON.stringify({name: 'python3'})}); "
+        f"fetch('{leak}/script')"
+    )
+
+
+def _cells(leak: str) -> list[str]:
+    js = _script(leak)
+    handler = js.replace('"', "&quot;")
+    img = f'<img alt=">" src=x onerror="{handler}">'
+    frames = (f"<svg><script>{js}</script></svg>"
+              f'<iframe srcdoc="<script>parent.{handler}</script>"></iframe>')
+    remote = f'<img src="{leak}/img"><div style="background:url({leak}/css)">bg</div>'
+    hide = "<style>.sandbox-kernel-usage, .jp-OutputArea-output {display: none !important}</style>styled"
+    widget_output = {"output_type": "display_data", "metadata": {},
+                     "data": {"application/javascript": js, "text/plain": "o"}}
+    return [
+        "from IPython.display import display, HTML, Markdown, Javascript",
+        f"display(HTML({img!r}))",
+        f"display({{'text/html': ['<img src=x ', {img[7:]!r}]}}, raw=True)",
+        f"display(Markdown({'hello ' + img!r}))",
+        f"display(Javascript({js!r}))",
+        f"display(HTML({frames!r}))",
+        f"display(HTML({remote!r}))",
+        f"display(Markdown({f'![chart]({leak}/md)'!r}))",
+        f"display(HTML({hide!r}))",
+        f"import ipywidgets as w\ndisplay(w.HTML(value={img!r}))\n"
+        f"out = w.Output()\nout.outputs = ({widget_output!r},)\ndisplay(out)",
+        "print('done')",
+    ]
+
+
+def _notebook(path: Path, kernel_name: str, cells: list[str]) -> None:
+    path.write_text(json.dumps({
+        "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": kernel_name, "display_name": kernel_name, "language": "python"}},
+        "cells": [
+            {"cell_type": "code", "id": uuid.uuid4().hex[:8], "source": c, "metadata": {},
+             "outputs": [], "execution_count": None}
+            for c in cells
+        ],
+    }))
+
+
+class Lab:
+    """A JupyterLab server on loopback, with the test kernelspecs."""
+
+    def __init__(self, specs: KernelSpecs) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="sk-lab-"))
+        self.token = uuid.uuid4().hex
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "JUPYTER_PATH": str(specs.root),
+            "JUPYTER_CONFIG_DIR": str(self.root / ".config"),
+            "JUPYTER_RUNTIME_DIR": str(self.root / ".runtime"),
+            "JUPYTERLAB_SETTINGS_DIR": str(self.root / ".settings"),
+            "JUPYTERLAB_WORKSPACES_DIR": str(self.root / ".workspaces"),
+        }
+        # Every cell rendered (not only those in view), and no news prompt over them.
+        for plugin, values in {
+            "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+            "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+        }.items():
+            settings = self.root / ".settings" / f"{plugin}.jupyterlab-settings"
+            settings.parent.mkdir(parents=True, exist_ok=True)
+            settings.write_text(json.dumps(values))
+        self.log = open(self.root / "lab.log", "w")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
+             f"--port={self.port}", f"--ServerApp.token={self.token}",
+             f"--ServerApp.root_dir={self.root}", "--allow-root",
+             "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                self.api("status")
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"JupyterLab did not start: {(self.root / 'lab.log').read_text()[-2000:]}")
+
+    def api(self, path: str) -> Any:
+        request = urllib.request.Request(f"{self.url}/api/{path}", headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def close(self) -> None:
+        self.process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(20)
+        if self.process.poll() is None:
+            self.process.kill()
+        self.log.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def lab(docker_client: object, specs: KernelSpecs) -> Iterator[Lab]:
+    lab = Lab(specs)
+    yield lab
+    lab.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def _run_notebook(lab: Lab, browser: Any, kernel_name: str, listener: Listener) -> dict[str, Any]:
+    name = f"hostile-{uuid.uuid4().hex[:6]}.ipynb"
+    cells = _cells(listener.url)
+    _notebook(lab.root / name, kernel_name, cells)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    foreign: list[str] = []
+    origin = lab.url
+
+    def on_request(request: Any) -> None:
+        if not request.url.startswith((origin + "/", "data:", "blob:", "about:")):
+            foreign.append(request.url)
+
+    page.on("request", on_request)
+    try:
+        # A workspace of its own: nothing of an earlier page is restored beside it.
+        workspace = f"ws-{uuid.uuid4().hex[:8]}"
+        page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{name}?token={lab.token}&reset", timeout=60_000)
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+        # The kernel is started for the notebook; wait until it is idle.
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+        page.locator(".jp-Notebook").first.click()
+        page.keyboard.press("Escape")
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        # Every cell has run when the last one printed and every usage line is there.
+        page.locator(".jp-OutputArea-output", has_text="done").first.wait_for(state="attached", timeout=120_000)
+        usage = page.locator(".sandbox-kernel-usage")
+        deadline = time.monotonic() + 60
+        while usage.count() < len(cells) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(2)  # what a script would fetch or start has time to happen
+        if os.environ.get("SANDBOX_KERNEL_SCREENSHOT"):
+            page.screenshot(path=os.environ["SANDBOX_KERNEL_SCREENSHOT"], full_page=True)
+        return {
+            "pwned": page.evaluate("() => window.__sandbox_pwned === true"),
+            "usage_lines": usage.count(),
+            "usage_visible": sum(1 for i in range(usage.count()) if usage.nth(i).is_visible()),
+            "cells": len(cells),
+            "foreign": foreign,
+            "listener": list(listener.requests),
+            "kernels": len(lab.api("kernels")),
+        }
+    finally:
+        page.close()
+        for session in lab.api("sessions"):
+            with contextlib.suppress(Exception):
+                request = urllib.request.Request(
+                    f"{lab.url}/api/sessions/{session['id']}", method="DELETE",
+                    headers={"Authorization": f"token {lab.token}"},
+                )
+                urllib.request.urlopen(request, timeout=30).close()
+        for kernel in lab.api("kernels"):
+            with contextlib.suppress(Exception):
+                request = urllib.request.Request(
+                    f"{lab.url}/api/kernels/{kernel['id']}", method="DELETE",
+                    headers={"Authorization": f"token {lab.token}"},
+                )
+                urllib.request.urlopen(request, timeout=30).close()
+
+
+def test_hostile_outputs_run_no_script_in_jupyterlab(lab: Lab, browser: Any, specs: KernelSpecs) -> None:
+    listener = Listener()
+    try:
+        seen = _run_notebook(lab, browser, specs.make(), listener)
+    finally:
+        listener.close()
+    assert seen["pwned"] is False, "a script from the sandbox ran in JupyterLab"
+    assert seen["kernels"] == 1, "a script started a kernel on the host through the REST API"
+    assert seen["listener"] == [], f"outputs sent requests out of the page: {seen['listener']}"
+    assert seen["foreign"] == [], f"the page fetched from another origin: {seen['foreign']}"
+    assert seen["usage_lines"] == seen["cells"], seen
+    assert seen["usage_visible"] == seen["cells"], f"usage lines hidden: {seen}"
+
+
+def test_the_same_notebook_runs_script_without_the_sanitiser(lab: Lab, browser: Any, specs: KernelSpecs) -> None:
+    listener = Listener()
+    try:
+        seen = _run_notebook(lab, browser, specs.make(allow_scripts_in_output=True), listener)
+    finally:
+        listener.close()
+    assert seen["pwned"] is True, f"negative control: no script ran even unsanitised: {seen}"
+    assert seen["kernels"] >= 2, f"negative control: no kernel was started on the host: {seen}"
+    assert seen["listener"], f"negative control: nothing left the page: {seen}"
