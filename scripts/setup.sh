@@ -7,7 +7,8 @@
 #   3. a virtualenv in .venv with this project and its test tools;
 #   4. the sandbox image (sandbox-kernel image build: no registry needed);
 #   5. the kernelspec, into the virtualenv (sandbox-kernel install --sys-prefix);
-#   6. examples/backtest.ipynb, executed through the sandbox kernel.
+#   6. examples/backtest.ipynb, executed through the sandbox kernel;
+#   7. Debian's chromium, for the browser test (JupyterLab driven by Playwright).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,3 +33,10 @@ log "sandbox-kernel doctor"
 
 log "example: examples/backtest.ipynb through the sandbox kernel"
 .venv/bin/python examples/run_example.py
+
+if ! [ -x /usr/bin/chromium ]; then
+    log "chromium for the browser test (Debian's; Playwright's own download is not used)"
+    as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
