@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .bundles import Verdict, clean_bundle, notice
+from .bundles import clean_bundle, notice
 from .widgets import CommGuard, clean_error
 
 Message = dict[str, Any]
@@ -199,11 +199,3 @@ def _note_only(msg: Message) -> Message:
     keeps its display id)."""
     msg["content"]["data"] = {"text/plain": ""}
     return msg
-
-
-def combined_notice(verdicts: list[Verdict]) -> str:
-    """One notice for several verdicts (an Output widget's outputs)."""
-    total = Verdict()
-    for verdict in verdicts:
-        total.extend(verdict)
-    return notice(total) if total else ""
