@@ -224,7 +224,14 @@ def _run_notebook(lab: Lab, browser: Any, kernel_name: str, listener: Listener) 
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
         # Every cell has run when the last one printed and every usage line is there.
-        page.locator(".jp-OutputArea-output", has_text="done").first.wait_for(state="attached", timeout=120_000)
+        done = page.locator(".jp-OutputArea-output", has_text="done").first
+        try:
+            done.wait_for(state="attached", timeout=120_000)
+        except playwright_api.TimeoutError:
+            shot = lab.root.parent / f"{lab.root.name}-{name}.png"
+            page.screenshot(path=str(shot))
+            log = (lab.root / "lab.log").read_text()[-3000:]
+            raise AssertionError(f"the notebook did not finish (screenshot {shot}); server log:\n{log}") from None
         usage = page.locator(".sandbox-kernel-usage")
         deadline = time.monotonic() + 60
         while usage.count() < len(cells) and time.monotonic() < deadline:
