@@ -708,7 +708,12 @@ class Sandbox:
             value = await run.input_handler(
                 str(content.get("prompt", "")), bool(content.get("password"))
             )
-        except (EOFError, asyncio.CancelledError):
+        except asyncio.CancelledError:
+            # The cell ended (interrupted): its input() is gone. An answer now would be
+            # taken by the next cell's input() as its own.
+            run.asking = None
+            return
+        except EOFError:
             value = "\x04"
         except Exception:
             log.exception("input handler failed")

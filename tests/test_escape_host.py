@@ -279,9 +279,13 @@ def test_host_attack_succeeds_when_weakened(attack: HostAttack, kernels: dict[st
     _check_succeeded(attack, result, _peak_rss(pid) - before)
 
 
-def test_interrupted_prompts_do_not_use_up_the_host(kernels: dict[str, Kernel]) -> None:
+def test_interrupted_prompts_do_not_use_up_the_host(docker_client: object, specs: KernelSpecs) -> None:
     """Seven input() calls interrupted while they wait: the eighth still prompts."""
-    kernel = kernels[_key({})]
+    with start_kernel(specs) as kernel:
+        _interrupt_prompts(kernel)
+
+
+def _interrupt_prompts(kernel: Kernel) -> None:
     kc = kernel.kc
     for _ in range(7):
         msg_id = kc.execute("input('waiting')", allow_stdin=True)
