@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from sandbox_kernel.errors import ConfigError
-from sandbox_kernel.rules import RULES
+from sandbox_kernel.validator.rules import RULES
 from sandbox_kernel.validator import (
     MAX_SOURCE_CHARS,
     Policy,
@@ -414,7 +414,7 @@ def test_internal_failure_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*args: object) -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(mod._Judge, "run", boom)
+    monkeypatch.setattr(mod.walker.Walker, "run", boom)
     result = validate("x = 1")
     assert result.blocked and result.violations[0].rule_id == "SK803"
 
@@ -540,7 +540,7 @@ def test_bad_custom_rule_path_is_a_config_error(rules_module: str) -> None:
 def test_entry_point_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     import sandbox_kernel.validator as mod
 
-    monkeypatch.setattr(mod, "_entry_point_rules", lambda: (("org", _no_print_rule, ""),))
+    monkeypatch.setattr(mod.policy, "entry_point_rules", lambda: (("org", _no_print_rule, ""),))
     assert rule_ids("print(1)") == {"ORG001"}
     assert rule_ids("print(1)", Policy(entry_point_rules=False)) == set()
 
