@@ -84,13 +84,18 @@ def measure(folder: Path, profile: str, sample: int) -> dict[str, Any]:
             result = V.validate(source, policy)
             timings.append(time.perf_counter() - started)
             counts["cells"] += 1
+            if result.blocked and result.install_message() is not None:
+                # answered with the command that adds the package, not refused
+                counts["install answers (mixed cells)"] += 1
+                continue
             if result.blocked:
                 clean = False
                 counts["refused cells"] += 1
                 found = {v.rule_id for v in result.violations}
                 rules.update(found)
-                refused.append((str(path.relative_to(folder)), index, source,
-                                result.format_report()))
+                refused.append(
+                    (str(path.relative_to(folder)), index, source, result.format_report())
+                )
         counts["clean notebooks"] += clean
     total: collections.Counter[str] = collections.Counter()
     for counts in kinds.values():
@@ -98,7 +103,9 @@ def measure(folder: Path, profile: str, sample: int) -> dict[str, Any]:
     figures: dict[str, Any] = {"profile": profile, "kinds": {}, "total": {}}
     for name, counts in [*sorted(kinds.items()), ("total", total)]:
         entry = dict(counts)
-        entry["clean notebooks %"] = round(100 * counts["clean notebooks"] / max(1, counts["notebooks"]), 1)
+        entry["clean notebooks %"] = round(
+            100 * counts["clean notebooks"] / max(1, counts["notebooks"]), 1
+        )
         entry["refused cells %"] = round(100 * counts["refused cells"] / max(1, counts["cells"]), 2)
         if name == "total":
             figures["total"] = entry
@@ -128,13 +135,17 @@ def main(argv: list[str] | None = None) -> int:
     figures = measure(args.folder, args.profile, args.sample)
     refused = figures.pop("_refused_sources")
     print(f"profile {figures['profile']}")
-    header = f"{'kind':<10} {'notebooks':>9} {'clean %':>8} {'cells':>7} {'refused %':>9} {'install':>7}"
+    header = (
+        f"{'kind':<10} {'notebooks':>9} {'clean %':>8} {'cells':>7} {'refused %':>9} "
+        f"{'install-only':>12} {'install+code':>12}"
+    )
     print(header)
     for name, entry in [*figures["kinds"].items(), ("total", figures["total"])]:
         print(
             f"{name:<10} {entry.get('notebooks', 0):>9} {entry['clean notebooks %']:>8} "
             f"{entry.get('cells', 0):>7} {entry['refused cells %']:>9} "
-            f"{entry.get('install cells', 0):>7}"
+            f"{entry.get('install cells', 0):>12} "
+            f"{entry.get('install answers (mixed cells)', 0):>12}"
         )
     skipped = figures["total"].get("skipped (not Python)", 0)
     if skipped:

@@ -48,11 +48,11 @@ def read_code_cells(path: Path) -> list[tuple[int, str]]:
         raise ValueError("not a Jupyter notebook (the file is not a JSON object)")
     try:
         major = int(data.get("nbformat", 4))
-        notebook = nbformat.reads(json.dumps(data), as_version=max(4, major))
+        notebook = nbformat.reads(json.dumps(data), as_version=max(4, major))  # type: ignore[no-untyped-call]
     except Exception as exc:
         raise ValueError(f"not a notebook nbformat can read ({type(exc).__name__}: {exc})") from exc
     if major < 4:
-        notebook = nbformat.convert(notebook, 4)
+        notebook = nbformat.convert(notebook, 4)  # type: ignore[no-untyped-call]
     language = notebook_language(notebook.get("metadata"))
     if language not in ("python", "python3", "python2", "ipython"):
         raise NotebookSkipped(f"kernel language is {language}, not Python")

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 import pytest
 
 from sandbox_kernel.errors import ConfigError
-from sandbox_kernel.validator.rules import RULES
 from sandbox_kernel.validator import (
     MAX_SOURCE_CHARS,
     Policy,
@@ -21,6 +20,7 @@ from sandbox_kernel.validator import (
     Violation,
     validate,
 )
+from sandbox_kernel.validator.rules import RULES
 
 
 def rule_ids(source: str | bytes, policy: Policy | None = None) -> set[str]:

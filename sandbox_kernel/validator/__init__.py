@@ -41,7 +41,7 @@ from . import families  # noqa: F401  (registers every family's checks)
 from .families.ipython import install_packages, is_install_cell
 from .policy import ENTRY_POINT_GROUP, Policy, RuleFunc, default_policy
 from .prepare import MAX_SOURCE_CHARS, CannotJudge, line_of
-from .registry import node_rule, register
+from .registry import TEXT_CHECKS, node_rule, register
 from .results import (
     Mode,
     Profile,
@@ -51,7 +51,6 @@ from .results import (
     Violation,
     install_answer,
 )
-from .registry import TEXT_CHECKS
 from .rules import FORCE_BLOCK_RULES, PROFILES, RULES, Rule
 from .walker import Analysis
 
@@ -76,6 +75,7 @@ __all__ = [
     "register",
     "validate",
 ]
+
 
 def _decode(source: str | bytes, analysis: Analysis) -> str | None:
     if isinstance(source, str):

@@ -200,7 +200,6 @@ class Policy:
         return policy
 
 
-
 _FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(Policy) if f.init)
 _CONFIG_KEYS = {
     "validation": "mode",
@@ -210,12 +209,10 @@ _CONFIG_KEYS = {
 }
 
 
-
 @functools.lru_cache(maxsize=1)
 def default_policy() -> Policy:
     """The default policy (immutable, built once)."""
     return Policy()
-
 
 
 @functools.lru_cache(maxsize=64)
@@ -260,7 +257,6 @@ def entry_point_rules() -> tuple[tuple[str, RuleFunc | None, str], ...]:
     return tuple(found)
 
 
-
 def _node_rules(rules: tuple[RuleFunc | str, ...]) -> Iterable[tuple[tuple[type, ...], Check]]:
     """Custom rules registered for node types (see :func:`.registry.node_rule`)."""
     for rule in rules:
@@ -279,6 +275,24 @@ class Tables:
     Built once per distinct (profile, scores, names, node rules) and shared: the
     kernel may build a :class:`Policy` per cell.
     """
+
+    # set by the families' ``build_tables`` (see :mod:`.families`)
+    chain_names: frozenset[str]
+    relaxed_modules: frozenset[str]
+    dangerous_attrs: dict[str, str]
+    module_apis: dict[str, dict[str, str]]
+    dyn_builtins: frozenset[str]
+    dynamic_imports: frozenset[str]
+    breakpoint: bool
+    escape_dunders: frozenset[str]
+    weak_dunders: frozenset[str]
+    frame_attrs: frozenset[str]
+    sys_attrs: dict[str, str]
+    escape_names: frozenset[str]
+    attr_sinks: frozenset[str]
+    namespace_builtins: frozenset[str]
+    fs_mutation: frozenset[str]
+    system_roots: frozenset[str]
 
     def __init__(
         self,

@@ -66,7 +66,6 @@ def transformer() -> TransformerManager:
     return TransformerManager()  # type: ignore[no-untyped-call]
 
 
-
 def prepare(text: str) -> tuple[str, ast.Module | None, SyntaxError | None, int]:
     """Transform (only if needed) and parse a cell.
 
@@ -110,4 +109,3 @@ def prepare(text: str) -> tuple[str, ast.Module | None, SyntaxError | None, int]
         raise CannotJudge(f"too deeply nested for Python's parser ({type(exc).__name__})") from exc
     except ValueError as exc:  # e.g. "source code string cannot contain null bytes"
         raise CannotJudge(f"Python's parser refused the cell: {shorten(str(exc))}") from exc
-

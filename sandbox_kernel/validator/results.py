@@ -163,4 +163,3 @@ class ValidationResult:
             )
         lines.append(self.summary())
         return "\n".join(lines)
-

@@ -14,6 +14,7 @@ interpreter-internals access scores 40 or more, so it blocks on its own; weak si
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from .results import Severity
 
 
@@ -115,7 +116,6 @@ RULES: dict[str, Rule] = {rule.rule_id: rule for rule in _RULE_LIST}
 #: Rules whose findings block in ``block`` mode whatever the threshold: the cell could
 #: not be judged at all, so a low score would be meaningless.
 FORCE_BLOCK_RULES = frozenset({"SK801", "SK802", "SK803"})
-
 
 
 #: Per-profile scores that differ from the defaults above (``strict`` uses the

@@ -12,6 +12,7 @@ import re
 import unicodedata
 from typing import cast
 
+
 def nfkc(text: str) -> str:
     # Python itself normalises identifiers with NFKC; strings are matched the same way.
     return text if text.isascii() else unicodedata.normalize("NFKC", text)
@@ -20,6 +21,7 @@ def nfkc(text: str) -> str:
 def shorten(text: str, limit: int = 60) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
 
 _FOLD_MAX = 4096
 _WIDE_FORMAT = re.compile(r"%[-#0 +]*[1-9]")

@@ -61,10 +61,6 @@ def build_tables(t: Tables) -> None:
     allowed = t.allowed_names
     t.attr_sinks = ATTR_NAME_SINKS - allowed
     t.namespace_builtins = NAMESPACE_BUILTINS - allowed
-    t.globals_ok = "globals" in allowed
-    # a name at a by-name sink is judged as if written out; the names of sys's
-    # dangerous attributes count too (attrgetter("modules")(sys))
-    t.byname_names = t.sink_names | frozenset(t.sys_attrs)
     t.unparseable_words |= {"__import__", "getattr", "setattr", "delattr", "globals"}
 
 
@@ -103,8 +99,10 @@ def attribute_sink(w: Walker, node: ast.Call, arg: ast.expr, func: str, computed
     for part in nfkc(name).split("."):
         if part in t.banned_attrs:
             w.emit("SK902", node, f"{func}() of {part!r} — banned by the administrator")
-        elif part in t.sink_names or part in t.weak_dunders or (
-            func in ATTR_NAME_SINK_FACTORIES and part in t.sys_attrs
+        elif (
+            part in t.sink_names
+            or part in t.weak_dunders
+            or (func in ATTR_NAME_SINK_FACTORIES and part in t.sys_attrs)
         ):
             how = "builds" if built else "names"
             rule = "SK303" if part in t.weak_dunders else "SK404"
@@ -201,7 +199,9 @@ def check_name(w: Walker, node: ast.Name) -> None:
     elif name in t.namespace_builtins and not w.shadowed(name):
         if name == "globals":
             w.emit(
-                "SK402", node, "globals referenced — the namespace dict reaches every global by name"
+                "SK402",
+                node,
+                "globals referenced — the namespace dict reaches every global by name",
             )
         else:
             w.emit("SK403", node, f"{name} referenced — a namespace dict by name")
@@ -306,9 +306,7 @@ def _built_string(w: Walker, arg: ast.expr) -> None:
 @register(ast.Constant)
 def check_constant(w: Walker, node: ast.Constant) -> None:
     value = node.value
-    if not isinstance(value, str) or (
-        value.isascii() and "__" not in value and "{" not in value
-    ):
+    if not isinstance(value, str) or (value.isascii() and "__" not in value and "{" not in value):
         return
     if id(node) in w.handled:
         return

@@ -185,13 +185,17 @@ def check_import_from(w: Walker, node: ast.ImportFrom) -> None:
     module = node.module or ""
     for alias in node.names:
         if alias.name in PICKLE_READERS:
-            w.emit("SK501", node, f"import of {module}.{alias.name} — it unpickles whatever it reads")
+            w.emit(
+                "SK501", node, f"import of {module}.{alias.name} — it unpickles whatever it reads"
+            )
         elif (
             w.notebook
             and alias.name in PICKLE_MODULE_LOADERS
             and module.rpartition(".")[2] in PICKLE_MODULES
         ):
-            w.emit("SK501", node, f"import of {module}.{alias.name} — unpickling runs arbitrary code")
+            w.emit(
+                "SK501", node, f"import of {module}.{alias.name} — unpickling runs arbitrary code"
+            )
 
 
 @register(ast.Constant)

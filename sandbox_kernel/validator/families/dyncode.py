@@ -125,7 +125,7 @@ def _string_exec(w: Walker, node: ast.Call, dotted: str) -> None:
     ):
         # a literal statement is code written in the cell: judge it as such
         for value in strings:
-            assert isinstance(value, ast.Constant)
+            assert isinstance(value, ast.Constant) and isinstance(value.value, str)
             w.handled.add(id(value))
             try:
                 w.analysis.judge_cell(value.value, w.depth + 1, node.lineno - 1 + w.line_offset)
@@ -179,9 +179,8 @@ def check_name(w: Walker, node: ast.Name) -> None:
     elif name == "breakpoint" and t.breakpoint:
         if not w.shadowed(name):
             w.emit("SK203", node, "breakpoint referenced — it starts a debugger")
-    elif name in CODE_OBJECT_NAMES:
-        if not w.shadowed(name):
-            w.emit("SK204", node, f"{name} — builds functions or code objects from parts")
+    elif name in CODE_OBJECT_NAMES and not w.shadowed(name):
+        w.emit("SK204", node, f"{name} — builds functions or code objects from parts")
 
 
 @register(ast.Attribute)

@@ -94,7 +94,7 @@ def _is_sys_modules(w: Walker, expr: ast.expr) -> bool:
 def check_compare(w: Walker, node: ast.Compare) -> None:
     if not w.notebook:
         return
-    for op, right in zip(node.ops, node.comparators):
+    for op, right in zip(node.ops, node.comparators, strict=True):
         if isinstance(op, (ast.In, ast.NotIn)) and _is_sys_modules(w, right):
             w.handled.add(id(right))  # "x" in sys.modules: a name, not a module
 

@@ -121,8 +121,9 @@ DANGEROUS_MAGICS: dict[str, str] = {
     "killbgscripts": "kills processes",
     "pylab": "floods the namespace with star imports",
     "gui": "starts a GUI event loop",
-    **dict.fromkeys(["cython", "cython_inline", "cython_pyximport", "fortran"],
-                    "compiles and loads native code"),
+    **dict.fromkeys(
+        ["cython", "cython_inline", "cython_pyximport", "fortran"], "compiles and loads native code"
+    ),
 }
 
 #: Harmless line magics. ``time``, ``timeit`` and ``prun`` run their argument as
@@ -179,9 +180,13 @@ CONFIG_TRAITS = frozenset(
 
 #: Read-only shell commands allowed as a whole line in ``notebook``.
 READONLY_COMMANDS = frozenset({"ls", "head", "tail", "wc", "cat", "pwd", "du"})
+#: IPython's default aliases that are read-only commands.
+_READONLY_ALIASES = {"ls": "ls", "cat": "cat", "ll": "ls", "lf": "ls", "lk": "ls", "lx": "ls",
+                     "ldir": "ls", "less": "cat", "more": "cat"}  # fmt: skip
 _PLAIN_WORD = re.compile(r"^[A-Za-z0-9_./,:=+@%*?\[\]-]+$")
 # redirections that only silence an install line (`!pip install -q x > /dev/null 2>&1`)
 _SILENCING = re.compile(r"\s*(?:&>|2?>>?)\s*/dev/null(?:\s+2>&1)?\s*$|\s+2>&1\s*$")
+_VERSION_OPS = re.compile(r"(?<=\w)(?:>=|<=|==|~=|!=|<|>)(?=[\w.*])")
 _SHELL_META = re.compile(r"[$`{};|&<>()\\\n~]")
 
 #: Package managers: the words that start an install, and the options that take a value.
@@ -198,13 +203,17 @@ _OPTIONS_WITH_VALUE = frozenset(
      "--platform", "--python-version", "--implementation", "--abi", "--trusted-host"}
 )  # fmt: skip
 
-_ESCAPE_START = re.compile(r"^[ \t\f\v]*(?:[A-Za-z_]\w*[ \t]*=[ \t]*)?(!|%%?)([\w!]*)", re.MULTILINE)
+_ESCAPE_START = re.compile(
+    r"^[ \t\f\v]*(?:[A-Za-z_]\w*[ \t]*=[ \t]*)?(!|%%?)([\w!]*)", re.MULTILINE
+)
 _AUTOMAGIC_LINE = re.compile(r"^[ \t\f\v]*([A-Za-z_][\w.*]*)(.*)$")
 _AUGMENTED_ASSIGN = re.compile(r"^[-+*/%&|^@<>]*=")
 _SCRIPT_MARKUP = re.compile(
     r"<\s*(?:script|iframe|object|embed)\b|<[^>]*\son\w+\s*=|javascript:", re.IGNORECASE
 )
-_IPYTHON_CALLS = frozenset({"run_line_magic", "run_cell_magic", "system", "getoutput", "show_usage"})
+_IPYTHON_CALLS = frozenset(
+    {"run_line_magic", "run_cell_magic", "system", "getoutput", "show_usage"}
+)
 _PY_SUFFIXES = (".py", ".ipy", ".pyw")
 
 
@@ -220,7 +229,8 @@ def install_packages(command: str) -> list[str] | None:
     line is not one plain install (other subcommands, shell expansion, pipes).
     """
     command = _SILENCING.sub("", command.strip())
-    if _SHELL_META.search(command):
+    # version specifiers (numpy>=1.26) read as words, as pip reads them
+    if _SHELL_META.search(_VERSION_OPS.sub("", command)):
         return None
     words = command.split()
     if len(words) >= 3 and _PYTHONS.match(words[0]) and words[1] == "-m":
@@ -231,7 +241,7 @@ def install_packages(command: str) -> list[str] | None:
         words = ["pip", *words[1:]]
     for prefix in _INSTALLERS:
         if tuple(words[: len(prefix)]) == prefix:
-            rest = words[len(prefix):]
+            rest = words[len(prefix) :]
             break
     else:
         return None
@@ -240,7 +250,7 @@ def install_packages(command: str) -> list[str] | None:
         return None
     packages: list[str] = []
     skip = False
-    for word in rest[rest.index("install") + 1:]:
+    for word in rest[rest.index("install") + 1 :]:
         if skip:
             skip = False
             continue
@@ -258,9 +268,7 @@ def is_install_cell(source: str) -> bool:
         text = line.strip()
         if not text or text.startswith("#"):
             continue
-        if text.startswith("!"):
-            command = text[1:]
-        elif text.startswith("%") and not text.startswith("%%"):
+        if text.startswith("!") or (text.startswith("%") and not text.startswith("%%")):
             command = text[1:]
         else:
             return False
@@ -308,8 +316,12 @@ class MagicJudge:
         packages = install_packages(command)
         if packages is None:
             return False
-        self.analysis.install_packages.extend(p for p in packages if p not in self.analysis.install_packages)
-        self.emit("SK607", f"package install `{shorten(command, 50)}` — " + install_answer(packages))
+        self.analysis.install_packages.extend(
+            p for p in packages if p not in self.analysis.install_packages
+        )
+        self.emit(
+            "SK607", f"package install `{shorten(command, 50)}` — " + install_answer(packages)
+        )
         return True
 
     def judge(self, kind: str, name: str, args: str, body: str) -> None:
@@ -334,12 +346,15 @@ class MagicJudge:
             return
         if name in t.allowed_magics:
             return
-        if kind == "line" and name in ("pip", "conda", "mamba", "micromamba", "uv"):
-            if self._install(f"{name} {args}"):
-                return
+        installer = kind == "line" and name in ("pip", "conda", "mamba", "micromamba", "uv")
+        if installer and self._install(f"{name} {args}"):
+            return
         if name in SHELL_MAGICS:
             if kind == "line" and name in ("system", "sx"):
                 self.judge("system", "", args, "")
+                return
+            alias = _READONLY_ALIASES.get(name)
+            if notebook and kind == "line" and alias and _readonly_shell(t, f"{alias} {args}"):
                 return
             what = f" {shorten(args or body, 40)}" if (args or body).strip() else ""
             self.emit("SK601", f"{shown}{what} — runs a shell command")
@@ -376,9 +391,12 @@ class MagicJudge:
         words = [w for w in args.split() if not w.startswith("-")]
         if name == "config":
             target = words[0].split("=")[0].strip() if words else ""
-            if target and target.split(".")[0] not in CONFIG_TARGETS and (
-                target not in CONFIG_TRAITS
-            ) and "." in target:
+            if (
+                target
+                and target.split(".")[0] not in CONFIG_TARGETS
+                and (target not in CONFIG_TRAITS)
+                and "." in target
+            ):
                 self.emit("SK602", f"{shown} {shorten(target, 40)} — changes kernel settings")
         elif name in ("load_ext", "reload_ext", "unload_ext"):
             for ext in words[:1]:
@@ -558,7 +576,11 @@ def check_attribute(w: Walker, node: ast.Attribute) -> None:
 def check_import_from(w: Walker, node: ast.ImportFrom) -> None:
     for alias in node.names:
         if alias.name in BROWSER_SCRIPT_NAMES:
-            w.emit("SK605", node, f"import of {node.module}.{alias.name} — it sends script to the browser")
+            w.emit(
+                "SK605",
+                node,
+                f"import of {node.module}.{alias.name} — it sends script to the browser",
+            )
 
 
 @register(ast.Constant)

@@ -173,6 +173,9 @@ NOTEBOOK_MODULE_APIS: dict[str, dict[str, str]] = {
                          "start_unix_server"], "opens network connections"),
     },
     "importlib": dict.fromkeys(["__import__"], "imports modules by name"),
+    "IPython": dict.fromkeys(
+        ["embed", "embed_kernel", "start_kernel", "start_ipython"], "starts another shell or kernel"
+    ),
     "IPython.core.interactiveshell": dict.fromkeys(
         ["instance", "InteractiveShell.instance"], "reaches the kernel's shell"
     ),
@@ -200,8 +203,15 @@ def build_tables(t: Tables) -> None:
     t.unparseable_words |= t.chain_names | set(t.dangerous_attrs)
 
 
+#: In ``notebook``, package names that pass as such (``import IPython`` for
+#: ``IPython.display``) while their submodules are still judged one by one.
+NOTEBOOK_TOP_LEVEL = frozenset({"IPython"})
+
+
 def module_reason(t: Tables, dotted: str) -> tuple[str, str] | None:
     """(matched module, why) when importing ``dotted`` is refused. Longest prefix decides."""
+    if t.notebook and dotted in NOTEBOOK_TOP_LEVEL:
+        return None
     parts = dotted.split(".")
     for end in range(len(parts), 0, -1):
         prefix = ".".join(parts[:end])
