@@ -32,7 +32,7 @@ def notebook(*cells: tuple[str, str | list[str]]) -> str:
 def files(tmp_path: Path) -> dict[str, Path]:
     paths = {
         "clean.py": "import numpy as np\nx = np.arange(3)\n",
-        "bad.py": "import os\nos.system('id')\n",
+        "bad.py": "import subprocess\nsubprocess.run(['id'])\n",
         "clean.ipynb": notebook(
             ("markdown", "# Title\nimport os is fine in markdown"),
             ("code", ["%matplotlib inline\n", "import pandas as pd\n"]),
@@ -138,7 +138,7 @@ def test_folders_are_searched(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     (tmp_path / "sub").mkdir()
     (tmp_path / ".ipynb_checkpoints").mkdir()
     (tmp_path / "sub" / "a.py").write_text("x = 1\n")
-    (tmp_path / "sub" / "b.ipy").write_text("!ls\n")
+    (tmp_path / "sub" / "b.ipy").write_text("!curl example.org\n")
     (tmp_path / ".ipynb_checkpoints" / "c.py").write_text("import os\n")
     (tmp_path / "notes.txt").write_text("import os\n")
     code, out = invoke(capsys, "--json", str(tmp_path))

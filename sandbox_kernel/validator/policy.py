@@ -185,6 +185,8 @@ class Policy:
                 if hasattr(config, attr):
                     merged[key] = getattr(config, attr)
         merged.update(values)
+        if merged.get("profile") is None:
+            merged.pop("profile", None)  # unset: the library's default
         unknown = set(merged) - _FIELD_NAMES
         if unknown:
             raise ConfigError(f"unknown validator setting(s): {', '.join(sorted(unknown))}")
