@@ -120,12 +120,14 @@ FORCE_BLOCK_RULES = frozenset({"SK801", "SK802", "SK803"})
 
 #: Per-profile scores that differ from the defaults above (``strict`` uses the
 #: defaults: it is the behaviour of the executor this project grew from). In
-#: ``notebook`` an unknown magic (defined by an extension the image carries) and a
-#: file deletion inside the sandbox are notes, not refusals: the container holds
-#: nothing of the user's but the working area, which dies with it.
+#: ``notebook`` these are notes, not refusals: an unknown magic (an extension's; the
+#: extension was judged when loaded), a file deleted inside the sandbox (the container
+#: holds nothing of the user's but the working area, which dies with it), a class built
+#: with ``type()``, a ``__dict__`` read and ``globals()`` (each reaches something
+#: dangerous only through a lookup by name, which is judged on its own).
 PROFILE_SCORES: dict[str, dict[str, int]] = {
     "strict": {},
-    "notebook": {"SK603": 10, "SK504": 10, "SK205": 10, "SK303": 10},
+    "notebook": {"SK603": 10, "SK504": 10, "SK205": 10, "SK303": 10, "SK402": 10},
 }
 
 #: The profiles, with one line each for the banner, ``%sandbox info`` and ``doctor``.

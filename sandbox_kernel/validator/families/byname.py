@@ -120,6 +120,9 @@ def attribute_sink(w: Walker, node: ast.Call, arg: ast.expr, func: str, computed
 def check_call(w: Walker, node: ast.Call) -> None:
     func = node.func
     t = w.t
+    if id(node) in w.handled:
+        w.handled.add(id(func))
+        return
     if isinstance(func, ast.Name):
         name = func.id
         if name in t.attr_sinks:
@@ -249,6 +252,7 @@ def check_subscript(w: Walker, node: ast.Subscript) -> None:
                 w.emit("SK404", node, f"namespace lookup builds the name {built!r}")
                 return
         if w.notebook and not isinstance(node.ctx, ast.Load):
+            w.handled.add(id(node.value))
             return  # globals()[f"df_{i}"] = x creates a variable; it reaches nothing
         w.emit(
             "SK401",

@@ -51,10 +51,6 @@ SYSTEM_PATH_ROOTS = frozenset(
     }
 )  # fmt: skip
 
-#: In ``notebook``, these roots are the author's own data folders (``/home/me/x.csv``)
-#: and hold nothing in the sandbox: reading them fails, it reaches nothing.
-NOTEBOOK_DATA_ROOTS = frozenset({"home", "srv", "opt", "snap"})
-
 #: Harmless device files that code legitimately writes to.
 HARMLESS_SYSTEM_PATHS = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr"})
 
@@ -64,7 +60,7 @@ _LEADING_PARENT_DIRS = re.compile(r"^(?:\.\./)+")
 def build_tables(t: Tables) -> None:
     allowed = t.allowed_names
     t.fs_mutation = FS_MUTATION_METHODS - allowed
-    t.system_roots = SYSTEM_PATH_ROOTS - (NOTEBOOK_DATA_ROOTS if t.notebook else frozenset())
+    t.system_roots = SYSTEM_PATH_ROOTS
     t.unparseable_words |= PICKLE_READERS - allowed
 
 

@@ -96,6 +96,10 @@ def check_call(w: Walker, node: ast.Call) -> None:
         elif name == "import_module" and name in t.dynamic_imports:
             w.handled.add(id(func))
             _dynamic_import(w, node, first, "import_module()")
+        elif name in _STRING_EXEC_LAST:
+            dotted = w.resolve(func)
+            if dotted in STRING_EXEC_CALLS:
+                _string_exec(w, node, dotted)
     elif isinstance(func, ast.Attribute):
         if func.attr == "import_module" and func.attr in t.dynamic_imports:
             w.handled.add(id(func))
@@ -123,7 +127,11 @@ def _string_exec(w: Walker, node: ast.Call, dotted: str) -> None:
     if w.notebook and all(
         isinstance(v, ast.Constant) and isinstance(v.value, str) for v in strings
     ):
-        # a literal statement is code written in the cell: judge it as such
+        # a literal statement is code written in the cell: judge it as such; the
+        # namespace it runs in (globals=globals()) reaches nothing by itself
+        for kw in node.keywords:
+            if kw.arg == "globals":
+                w.handled.add(id(kw.value))
         for value in strings:
             assert isinstance(value, ast.Constant) and isinstance(value.value, str)
             w.handled.add(id(value))

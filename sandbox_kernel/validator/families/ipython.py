@@ -287,9 +287,16 @@ def _readonly_shell(t: Tables, command: str) -> bool:
     for word in words[1:]:
         if not _PLAIN_WORD.match(word):
             return False
-        if not word.startswith("-") and system_path(t, word) is not None:
+        if not word.startswith("-") and not _working_area(word):
             return False
     return True
+
+
+def _working_area(path: str) -> bool:
+    """Whether ``path`` stays in the working directory or the read-only data mounts."""
+    if path.startswith("/"):
+        return path.startswith(("/data/", "/tmp/work/")) and ".." not in path
+    return ".." not in path.split("/")
 
 
 class MagicJudge:
@@ -406,6 +413,8 @@ class MagicJudge:
             if self._path_ok(shown, words[:1]) and words and words[0].endswith(_PY_SUFFIXES):
                 # a module written here is imported later: judge it now, as a cell
                 self._nested(body, self.line)
+        elif name in ("load", "loadpy") and any("://" in w for w in words):
+            self.emit("SK602", f"{shown} of a URL — fetches code from the network")
         else:
             self._path_ok(shown, words)
 
