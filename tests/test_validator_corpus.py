@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from validator_corpus import STRICT_ONLY, load
 
 from sandbox_kernel.validator import Policy, validate
+
+from validator_corpus import STRICT_ONLY, load
 
 DANGEROUS = load("dangerous")
 BENIGN = load("benign")
@@ -49,9 +50,7 @@ def test_benign_cell_passes_untouched(name: str, source: str) -> None:
         assert result.syntax_error is None, result.syntax_error
 
 
-@pytest.mark.parametrize(
-    ("name", "source"), BENIGN_NOTEBOOK, ids=[n for n, _ in BENIGN_NOTEBOOK]
-)
+@pytest.mark.parametrize(("name", "source"), BENIGN_NOTEBOOK, ids=[n for n, _ in BENIGN_NOTEBOOK])
 def test_everyday_notebook_cell_passes_in_notebook(name: str, source: str) -> None:
     result = validate(source, NOTEBOOK)
     assert not result.blocked

@@ -59,7 +59,7 @@ def _dynamic_import(w: Walker, node: ast.Call, arg: ast.expr | None, what: str) 
     name = fold(arg) if arg is not None else None
     if name is not None:
         found = module_reason(w.t, nfkc(name))
-        if found is None and w.notebook:
+        if found is None and w.notebook and what == "import_module()":
             return  # import_module("numpy"): an import, judged as one
         extra = f"; '{found[0]}' {found[1]}" if found else ""
         w.emit("SK104", node, f"{what} of {name!r} — imports a module by name{extra}")
