@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from validator_corpus import load  # noqa: E402
-
 from sandbox_kernel.validator import validate  # noqa: E402
+
+from validator_corpus import load  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "validator.json"
 
