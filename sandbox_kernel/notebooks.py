@@ -9,6 +9,7 @@ are not Python and the sandbox kernel would not run it.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -41,18 +42,20 @@ def read_code_cells(path: Path) -> list[tuple[int, str]]:
 
     raw = path.read_bytes()
     try:
-        data = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        data = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ValueError("not a Jupyter notebook (the file is not a JSON object)")
     try:
-        major = int(data.get("nbformat", 4))
-        notebook = nbformat.reads(json.dumps(data), as_version=max(4, major))  # type: ignore[no-untyped-call]
+        # nbformat warns about what Jupyter fixes silently (cells without ids): the
+        # notebook is only read here, never written back
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            notebook = nbformat.reads(text, as_version=4)  # type: ignore[no-untyped-call]
     except Exception as exc:
         raise ValueError(f"not a notebook nbformat can read ({type(exc).__name__}: {exc})") from exc
-    if major < 4:
-        notebook = nbformat.convert(notebook, 4)  # type: ignore[no-untyped-call]
     language = notebook_language(notebook.get("metadata"))
     if language not in ("python", "python3", "python2", "ipython"):
         raise NotebookSkipped(f"kernel language is {language}, not Python")
