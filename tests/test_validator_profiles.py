@@ -5,13 +5,14 @@ from __future__ import annotations
 import ast
 
 import pytest
-from validator_checks import NOTEBOOK, STRICT, blocked, rule_ids
 
 from sandbox_kernel.config import SandboxConfig
 from sandbox_kernel.errors import ConfigError
 from sandbox_kernel.sandbox import Sandbox
 from sandbox_kernel.validator import PROFILES, Policy, Violation, node_rule, validate
 from sandbox_kernel.validator.walker import Walker
+
+from validator_checks import NOTEBOOK, STRICT, blocked, rule_ids
 
 # The executor this project grew from refused these with a risk score of at least 30
 # (its status report's "dangerous os / eval / file I/O detection" and "block code with
