@@ -84,7 +84,8 @@ def measure(folder: Path, profile: str, sample: int) -> dict[str, Any]:
             result = V.validate(source, policy)
             timings.append(time.perf_counter() - started)
             counts["cells"] += 1
-            if result.blocked and result.install_message() is not None:
+            answer = getattr(result, "install_message", lambda: None)()
+            if result.blocked and answer is not None:
                 # answered with the command that adds the package, not refused
                 counts["install answers (mixed cells)"] += 1
                 continue
