@@ -48,3 +48,15 @@ def test_import_module_of_a_literal_is_an_import_in_notebook() -> None:
 @pytest.mark.parametrize("source", ["eval('1+1')", "exec('x = 1')", "f = eval", "breakpoint()"])
 def test_strings_run_as_code_are_refused_in_both_profiles(source: str) -> None:
     assert blocked(source, NOTEBOOK) and blocked(source, STRICT)
+
+
+def test_a_variable_named_like_a_builtin_passes_in_notebook() -> None:
+    assert passes_in_notebook("breakpoint = 1200\nx = breakpoint * 2")
+    assert passes_in_notebook("import numpy as np\neval, evec = np.linalg.eig(a)\ng = eval * 2")
+    # rebinding to the builtin itself, or reading before the binding, counts as the builtin
+    assert blocked("eval = eval\ng = eval", NOTEBOOK)
+    assert blocked("g = eval\neval = 3", NOTEBOOK)
+    assert blocked("eval = getattr(b, 'ev' + 'al')\neval('1')", NOTEBOOK)
+    assert blocked("eval = 3\neval('1')", NOTEBOOK)  # a call stays a call
+    assert blocked("[eval for eval in [eval]]", NOTEBOOK)
+    assert blocked("breakpoint = 1200\nx = breakpoint * 2", STRICT)

@@ -184,8 +184,9 @@ class Walker:
 
     Attributes the checks use: ``t`` (the policy's tables), ``aliases`` (local name ->
     dotted origin, from the cell's imports), ``handled`` (ids of nodes a check already
-    judged as part of a bigger node), ``decorators``, ``bound`` (names the cell
-    assigns), ``built_names_done`` (built strings a sink judged already).
+    judged as part of a bigger node), ``decorators``, ``bound`` (module names the cell
+    uses as variables), ``rebound`` (builtins such as ``eval`` the cell rebinds to a
+    plain value), ``built_names_done`` (built strings a sink judged already).
     """
 
     def __init__(self, analysis: Analysis, line_offset: int, depth: int) -> None:
@@ -198,6 +199,7 @@ class Walker:
         self.handled: set[int] = set()
         self.decorators: set[int] = set()
         self.bound: set[str] = set()
+        self.rebound: set[str] = set()  # builtins the cell rebinds to plain values
         self.built_names_done: set[int] = set()
 
     def run(self, tree: ast.AST) -> None:

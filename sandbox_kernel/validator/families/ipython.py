@@ -179,7 +179,7 @@ CONFIG_TRAITS = frozenset(
 )
 
 #: Read-only shell commands allowed as a whole line in ``notebook``.
-READONLY_COMMANDS = frozenset({"ls", "head", "tail", "wc", "cat", "pwd", "du"})
+READONLY_COMMANDS = frozenset({"ls", "head", "tail", "wc", "cat", "pwd", "du", "file"})
 #: IPython's default aliases that are read-only commands.
 _READONLY_ALIASES = {"ls": "ls", "cat": "cat", "ll": "ls", "lf": "ls", "lk": "ls", "lx": "ls",
                      "ldir": "ls", "less": "cat", "more": "cat"}  # fmt: skip
