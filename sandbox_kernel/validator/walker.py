@@ -29,9 +29,10 @@ _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def _child_fields(cls: type) -> tuple[str, ...]:
+    """The fields of ``cls`` that may hold child nodes, last field first."""
     fields = _CHILD_FIELDS.get(cls)
     if fields is None:
-        fields = tuple(f for f in getattr(cls, "_fields", ()) if f not in _SKIP_FIELDS)
+        fields = tuple(f for f in reversed(getattr(cls, "_fields", ())) if f not in _SKIP_FIELDS)
         _CHILD_FIELDS[cls] = fields
     return fields
 
@@ -205,24 +206,24 @@ class Walker:
     def run(self, tree: ast.AST) -> None:
         dispatch = self.t.dispatch
         stack: list[ast.AST] = [tree]
-        pop, push = stack.pop, stack.extend
+        pop, push = stack.pop, stack.append
         ast_type = ast.AST
         while stack:
             node = pop()
-            checks = dispatch.get(node.__class__)
+            cls = node.__class__
+            checks = dispatch.get(cls)
             if checks is not None:
                 for check in checks:
                     check(self, node)
-            children: list[ast.AST] = []
-            for name in _child_fields(node.__class__):
+            # children pushed last-first, so that they are visited in source order
+            for name in _child_fields(cls):
                 value = getattr(node, name, None)
-                if isinstance(value, list):
-                    children.extend(v for v in value if isinstance(v, ast_type))
+                if value.__class__ is list:
+                    for item in reversed(value):
+                        if isinstance(item, ast_type):
+                            push(item)
                 elif isinstance(value, ast_type):
-                    children.append(value)
-            if children:
-                children.reverse()
-                push(children)
+                    push(value)
 
     # -- recording -----------------------------------------------------------------------
     def emit(self, rule_id: str, node: Any, message: str, score: int | None = None) -> None:
