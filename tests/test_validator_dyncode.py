@@ -60,3 +60,9 @@ def test_a_variable_named_like_a_builtin_passes_in_notebook() -> None:
     assert blocked("eval = 3\neval('1')", NOTEBOOK)  # a call stays a call
     assert blocked("[eval for eval in [eval]]", NOTEBOOK)
     assert blocked("breakpoint = 1200\nx = breakpoint * 2", STRICT)
+
+
+def test_a_parameter_named_eval_is_a_variable_inside_its_function_only() -> None:
+    assert passes_in_notebook("def bias(n, m, eval):\n    gamma = eval * m / n\n    return gamma")
+    assert blocked("def f(eval):\n    return 1\n\ng = eval", NOTEBOOK)
+    assert blocked("def f(eval=eval):\n    return eval", NOTEBOOK)

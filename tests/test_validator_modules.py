@@ -91,3 +91,26 @@ def test_a_variable_named_like_a_module_is_still_judged_in_strict() -> None:
     assert blocked("socket = 1\nprint(socket)", STRICT)
     assert not blocked("socket = 1\nprint(socket)", NOTEBOOK)
     assert blocked("print(socket)", NOTEBOOK)  # never bound here: the module
+
+
+def test_variables_named_like_modules_follow_pythons_scopes() -> None:
+    assert passes_in_notebook("def f(socket):\n    return socket['port']")
+    assert passes_in_notebook("with open('x') as pickle:\n    pickle.read()")
+    # a parameter is a variable only inside its function
+    assert blocked("def f(subprocess):\n    return 1\n\nsubprocess.run(['id'])", NOTEBOOK)
+    # defaults and annotations are evaluated outside the function
+    assert blocked("def f(subprocess=subprocess):\n    return subprocess", NOTEBOOK)
+    # a local assignment does not rebind the module-level name
+    assert blocked("def f():\n    subprocess = 1\n\nsubprocess.run(['id'])", NOTEBOOK)
+    # a class attribute is not seen by methods; global reaches the module-level name
+    assert blocked(
+        "class A:\n    subprocess = 1\n\n    def m(self):\n        return subprocess", NOTEBOOK
+    )
+    assert blocked(
+        "def f(subprocess):\n    def g():\n        global subprocess\n        return subprocess\n"
+        "    return g",
+        NOTEBOOK,
+    )
+    # rebinding to the module again does not count
+    assert blocked("subprocess = subprocess\nsubprocess.run(['id'])", NOTEBOOK)
+    assert blocked("subprocess = getattr(m, 'x')\nsubprocess.run(['id'])", NOTEBOOK)

@@ -327,6 +327,8 @@ class Tables:
         self.banned_magics = banned_magics
         # each family adds its own tables, filtered by the policy
         self.sink_names: frozenset[str] = frozenset(banned_attrs)
+        # names a notebook may give a variable (see .scopes), filled by the families
+        self.variable_names: frozenset[str] = frozenset()
         self.unparseable_words: set[str] = set(banned_calls)
         families.build_tables(self)
         self.unparseable_words -= self.allowed_names

@@ -16,6 +16,7 @@ from . import registry
 from .prepare import EXCERPT_CHARS, MAX_MAGIC_DEPTH, CannotJudge, prepare
 from .results import SyntaxErrorInfo, Violation
 from .rules import RULES
+from .scopes import Scopes
 from .text import shorten
 
 if TYPE_CHECKING:
@@ -185,9 +186,9 @@ class Walker:
 
     Attributes the checks use: ``t`` (the policy's tables), ``aliases`` (local name ->
     dotted origin, from the cell's imports), ``handled`` (ids of nodes a check already
-    judged as part of a bigger node), ``decorators``, ``bound`` (module names the cell
-    uses as variables), ``rebound`` (builtins such as ``eval`` the cell rebinds to a
-    plain value), ``built_names_done`` (built strings a sink judged already).
+    judged as part of a bigger node), ``decorators``, ``scopes`` (variables that share
+    a dangerous name, see :mod:`.scopes`), ``built_names_done`` (built strings a sink
+    judged already).
     """
 
     def __init__(self, analysis: Analysis, line_offset: int, depth: int) -> None:
@@ -199,8 +200,7 @@ class Walker:
         self.aliases: dict[str, str] = {}
         self.handled: set[int] = set()
         self.decorators: set[int] = set()
-        self.bound: set[str] = set()
-        self.rebound: set[str] = set()  # builtins the cell rebinds to plain values
+        self.scopes = Scopes()
         self.built_names_done: set[int] = set()
 
     def run(self, tree: ast.AST) -> None:
@@ -241,6 +241,15 @@ class Walker:
         """
         origin = self.aliases.get(name)
         return origin is not None and (origin == name or origin in safe_namesakes)
+
+    def is_variable(self, node: ast.Name) -> bool:
+        """Whether ``node`` names a variable rather than the builtin or module of that
+        name (``notebook`` only; a store is never a reference)."""
+        if not self.notebook:
+            return False
+        if not isinstance(node.ctx, ast.Load):
+            return True
+        return self.scopes.is_variable(node.id, getattr(node, "lineno", 1))
 
     def resolve(self, expr: ast.expr, aliases: bool = True) -> str | None:
         """Dotted name of a Name/Attribute chain, with import aliases resolved."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .. import scopes  # noqa: F401  (first: bindings are known before the names are read)
 from . import byname, data, dyncode, introspection, ipython, modules, names, unicode
 
 if TYPE_CHECKING:

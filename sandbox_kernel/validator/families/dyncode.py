@@ -42,6 +42,9 @@ STRING_EXEC_CALLS = frozenset(
 )  # fmt: skip
 _STRING_EXEC_LAST = frozenset(name.rpartition(".")[2] for name in STRING_EXEC_CALLS)
 
+#: Builtins a notebook may name a variable after (``eval`` for eigenvalues).
+_REBINDABLE = DYNAMIC_CODE_BUILTINS | {"breakpoint"}
+
 #: Imports after which a dangerous builtin's name is a harmless namesake.
 SAFE_NAMESAKES = frozenset({"re.compile", "regex.compile"})
 
@@ -52,6 +55,7 @@ def build_tables(t: Tables) -> None:
     t.dynamic_imports = DYNAMIC_IMPORT_NAMES - allowed
     t.breakpoint = "breakpoint" not in allowed
     t.sink_names |= t.dyn_builtins | t.dynamic_imports | {"breakpoint"}
+    t.variable_names |= _REBINDABLE
     t.unparseable_words |= t.dyn_builtins | t.dynamic_imports | {"__import__"}
 
 
@@ -170,45 +174,14 @@ def check_definition(
         w.decorators.add(id(deco.func if isinstance(deco, ast.Call) else deco))
 
 
-#: Names whose binding in the cell makes later reads a variable (``eval, evec =
-#: np.linalg.eig(a)``, ``breakpoint = 1200``) in ``notebook``; the builtins that hand
-#: them out again keep the binding from counting.
-_REBINDABLE = DYNAMIC_CODE_BUILTINS | {"breakpoint"}
-_HANDS_OUT_BUILTINS = _REBINDABLE | {"getattr", "globals", "vars", "locals", "__builtins__"}
-
-
-@register(ast.Assign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.NamedExpr, ast.comprehension)
-def check_binding(w: Walker, node: ast.AST) -> None:
-    """In ``notebook``, a plain value bound to ``eval`` makes it a variable."""
-    if not w.notebook:
-        return
-    targets = getattr(node, "targets", None) or [getattr(node, "target", None)]
-    names = {
-        n.id
-        for target in targets
-        if target is not None
-        for n in ast.walk(target)
-        if isinstance(n, ast.Name) and n.id in _REBINDABLE
-    }
-    if not names:
-        return
-    value = getattr(node, "value", None) or getattr(node, "iter", None)
-    if value is not None and any(
-        isinstance(n, ast.Name) and n.id in _HANDS_OUT_BUILTINS for n in ast.walk(value)
-    ):
-        return  # eval = eval, eval = getattr(...): the builtin again, judged where read
-    w.rebound.update(names)
-
-
 @register(ast.Name)
 def check_name(w: Walker, node: ast.Name) -> None:
     name = node.id
     t = w.t
     if id(node) in w.handled:
         return
-    variable = not isinstance(node.ctx, ast.Load) or name in w.rebound
-    if w.notebook and variable and name in _REBINDABLE:
-        return  # a variable of that name, not the builtin
+    if name in _REBINDABLE and w.is_variable(node):
+        return  # `eval, evec = np.linalg.eig(a)`: a variable of that name, not the builtin
     if name in t.dyn_builtins:
         if w.shadowed(name, SAFE_NAMESAKES):
             return

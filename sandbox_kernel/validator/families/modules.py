@@ -200,6 +200,7 @@ def build_tables(t: Tables) -> None:
     t.dangerous_attrs = {k: v for k, v in attrs.items() if k not in allowed}
     t.module_apis = NOTEBOOK_MODULE_APIS if t.notebook else {}
     t.sink_names |= t.chain_names | frozenset(t.dangerous_attrs)
+    t.variable_names |= t.chain_names
     t.unparseable_words |= t.chain_names | set(t.dangerous_attrs)
 
 
@@ -294,22 +295,13 @@ def check_name(w: Walker, node: ast.Name) -> None:
     name = node.id
     if name not in w.t.chain_names or id(node) in w.handled:
         return
-    if not isinstance(node.ctx, ast.Load):
-        w.bound.add(name)  # `socket = ...`: a variable of that name, not the module
-        return
-    if w.shadowed(name) or (w.notebook and name in w.bound):
-        return
+    if w.shadowed(name) or w.is_variable(node):
+        return  # `socket = {...}`, `def f(socket)`: a variable of that name
     w.emit(
         "SK102",
         node,
         f"name '{name}' refers to a dangerous module — '{name}' {module_why(name)}",
     )
-
-
-@register(ast.arg)
-def check_argument(w: Walker, node: ast.arg) -> None:
-    if node.arg in w.t.chain_names:
-        w.bound.add(node.arg)  # `def f(socket): ...` binds a variable
 
 
 @register(ast.Attribute)
