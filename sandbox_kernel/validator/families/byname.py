@@ -185,20 +185,10 @@ def check_name(w: Walker, node: ast.Name) -> None:
     t = w.t
     if id(node) in w.handled or not isinstance(node.ctx, ast.Load):
         return
-    if name in t.attr_sinks and name != "hasattr":
-        if not w.shadowed(name):
-            w.emit(
-                "SK401",
-                node,
-                f"{name} passed as a value — it can look up any computed attribute name",
-            )
-    elif name in ATTR_NAME_SINK_FACTORIES:
-        if w.aliases.get(name, "").endswith(name):
-            w.emit(
-                "SK401",
-                node,
-                f"{name} passed as a value — it can look up any computed attribute name",
-            )
+    if (name in t.attr_sinks and name != "hasattr" and not w.shadowed(name)) or (
+        name in ATTR_NAME_SINK_FACTORIES and w.aliases.get(name, "").endswith(name)
+    ):
+        _passed_as_value(w, node, name)
     elif name in t.namespace_builtins and not w.shadowed(name):
         if name == "globals":
             w.emit(
@@ -213,11 +203,12 @@ def check_name(w: Walker, node: ast.Name) -> None:
 @register(ast.Attribute)
 def check_attribute(w: Walker, node: ast.Attribute) -> None:
     if node.attr in ATTR_NAME_SINK_FACTORIES and id(node) not in w.handled:
-        w.emit(
-            "SK401",
-            node,
-            f"{node.attr} passed as a value — it can look up any computed attribute name",
-        )
+        _passed_as_value(w, node, node.attr)
+
+
+def _passed_as_value(w: Walker, node: ast.expr, name: str) -> None:
+    # functools.partial(getattr, sys), map(getattr, ...), [operator.attrgetter]
+    w.emit("SK401", node, f"{name} passed as a value — it can look up any computed attribute name")
 
 
 @register(ast.Subscript)
