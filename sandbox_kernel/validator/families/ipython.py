@@ -32,6 +32,8 @@ from ..registry import register, register_cell
 from ..results import install_answer
 from ..text import shorten
 from .data import system_path
+from .installs import SHELL_META as _SHELL_META
+from .installs import install_packages
 from .modules import module_reason
 
 if TYPE_CHECKING:
@@ -184,24 +186,6 @@ READONLY_COMMANDS = frozenset({"ls", "head", "tail", "wc", "cat", "pwd", "du", "
 _READONLY_ALIASES = {"ls": "ls", "cat": "cat", "ll": "ls", "lf": "ls", "lk": "ls", "lx": "ls",
                      "ldir": "ls", "less": "cat", "more": "cat"}  # fmt: skip
 _PLAIN_WORD = re.compile(r"^[A-Za-z0-9_./,:=+@%*?\[\]-]+$")
-# redirections that only silence an install line (`!pip install -q x > /dev/null 2>&1`)
-_SILENCING = re.compile(r"\s*(?:&>|2?>>?)\s*/dev/null(?:\s+2>&1)?\s*$|\s+2>&1\s*$")
-_VERSION_OPS = re.compile(r"(?<=\w)(?:>=|<=|==|~=|!=|<|>)(?=[\w.*])")
-_SHELL_META = re.compile(r"[$`{};|&<>()\\\n~]")
-
-#: Package managers: the words that start an install, and the options that take a value.
-_INSTALLERS = {
-    ("pip",): "pip", ("pip3",): "pip", ("uv", "pip"): "pip",
-    ("conda",): "conda", ("mamba",): "conda", ("micromamba",): "conda",
-}  # fmt: skip
-_PYTHONS = re.compile(r"^(?:python|python3|python3\.\d+)$")
-_PIP_NAME = re.compile(r"^pip(?:3(?:\.\d+)?)?$")
-_OPTIONS_WITH_VALUE = frozenset(
-    {"-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-i", "--index-url",
-     "--extra-index-url", "-f", "--find-links", "-t", "--target", "--prefix", "--root",
-     "--src", "--upgrade-strategy", "--channel", "-n", "--name", "-p", "--python",
-     "--platform", "--python-version", "--implementation", "--abi", "--trusted-host"}
-)  # fmt: skip
 
 _ESCAPE_START = re.compile(
     r"^[ \t\f\v]*(?:[A-Za-z_]\w*[ \t]*=[ \t]*)?(!|%%?)([\w!]*)", re.MULTILINE
@@ -220,62 +204,6 @@ _PY_SUFFIXES = (".py", ".ipy", ".pyw")
 def build_tables(t: Tables) -> None:
     t.unparseable_words |= {"get_ipython"}
     t.sink_names |= {"get_ipython"}
-
-
-def install_packages(command: str) -> list[str] | None:
-    """The packages a shell line or ``%pip``/``%conda`` line installs, or None.
-
-    ``pip install -q numpy pandas>=2`` -> ``["numpy", "pandas>=2"]``; None when the
-    line is not one plain install (other subcommands, shell expansion, pipes).
-    """
-    command = _SILENCING.sub("", command.strip())
-    # version specifiers (numpy>=1.26) read as words, as pip reads them
-    if _SHELL_META.search(_VERSION_OPS.sub("", command)):
-        return None
-    words = command.split()
-    if len(words) >= 3 and _PYTHONS.match(words[0]) and words[1] == "-m":
-        words = words[2:]
-    if not words:
-        return None
-    if _PIP_NAME.match(words[0]):
-        words = ["pip", *words[1:]]
-    for prefix in _INSTALLERS:
-        if tuple(words[: len(prefix)]) == prefix:
-            rest = words[len(prefix) :]
-            break
-    else:
-        return None
-    first_plain = next((word for word in rest if not word.startswith("-")), None)
-    if first_plain != "install":
-        return None
-    packages: list[str] = []
-    skip = False
-    for word in rest[rest.index("install") + 1 :]:
-        if skip:
-            skip = False
-            continue
-        if word.startswith("-"):
-            skip = word in _OPTIONS_WITH_VALUE
-            continue
-        packages.append(word.strip("'\""))
-    return packages
-
-
-def is_install_cell(source: str) -> bool:
-    """Whether every line of the cell that does something is a package install."""
-    found = False
-    for line in source.splitlines():
-        text = line.strip()
-        if not text or text.startswith("#"):
-            continue
-        if text.startswith("!") or (text.startswith("%") and not text.startswith("%%")):
-            command = text[1:]
-        else:
-            return False
-        if install_packages(command) is None:
-            return False
-        found = True
-    return found
 
 
 def _readonly_shell(t: Tables, command: str) -> bool:
