@@ -142,3 +142,31 @@ def test_unknown_magic_is_a_note_in_notebook() -> None:
     result = validate("%watermark -v", NOTEBOOK)
     assert not result.blocked and {v.rule_id for v in result.violations} == {"SK603"}
     assert blocked("%watermark -v", STRICT)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "%who {__import__('os').system('id')}",  # IPython evaluates {expr} in magic lines
+        "%precision {exec(payload)}",
+        "%%capture {exec(payload)}\nx = 1",
+        "%config $setting",  # the setting is only known when the line runs
+        "%matplotlib $backend",
+        "%aimport $name",
+        "%load_ext {name}",
+        "%%writefile $name\nimport subprocess",
+        "%config IPCompleter.evaluation = 'unsafe'",  # Tab would run unjudged code
+        "%config IPCompleter.greedy = True",
+        "def load_ipython_extension(ip):\n    ip.run_cell(code)",
+        "shell.user_ns['x'] = 1",
+    ],
+)
+def test_magic_arguments_and_the_shell_object_are_judged(source: str) -> None:
+    assert blocked(source, NOTEBOOK), validate(source, NOTEBOOK).format_report()
+    assert blocked(source, STRICT)
+
+
+def test_literal_braces_in_magic_arguments_pass_in_notebook() -> None:
+    assert passes_in_notebook("%config InlineBackend.rc = {'figure.figsize': (6, 4)}")
+    assert passes_in_notebook("%timeit {k: k for k in range(10)}")
+    assert passes_in_notebook("%%writefile notes.md\nUse {braces} and $dollars freely.")

@@ -82,12 +82,15 @@ def build_tables(t: Tables) -> None:
     t.unparseable_words |= t.escape_dunders | t.frame_attrs
 
 
+def is_sys(w: Walker, expr: ast.expr) -> bool:
+    """Whether ``expr`` is the ``sys`` module, also through a chain (``np.sys``,
+    ``os.sys``, ``from os import sys``)."""
+    owner = w.resolve(expr)
+    return owner is not None and (owner == "sys" or owner.endswith(".sys"))
+
+
 def _is_sys_modules(w: Walker, expr: ast.expr) -> bool:
-    return (
-        isinstance(expr, ast.Attribute)
-        and expr.attr == "modules"
-        and w.resolve(expr.value) == "sys"
-    )
+    return isinstance(expr, ast.Attribute) and expr.attr == "modules" and is_sys(w, expr.value)
 
 
 @register(ast.Compare)
@@ -108,7 +111,7 @@ def check_attribute(w: Walker, node: ast.Attribute) -> None:
     if w.notebook and attr in _MODULE_NAME_METHODS and _is_sys_modules(w, node.value):
         w.handled.add(id(node.value))
         return
-    if attr in t.sys_attrs and w.resolve(node.value) == "sys":
+    if attr in t.sys_attrs and is_sys(w, node.value):
         w.emit("SK103", node, f"sys.{attr} — it {t.sys_attrs[attr]}")
     elif attr in t.escape_dunders:
         if attr != "__import__":  # judged by the dynamic-code family
@@ -136,7 +139,7 @@ def check_name(w: Walker, node: ast.Name) -> None:
 
 @register(ast.ImportFrom)
 def check_import_from(w: Walker, node: ast.ImportFrom) -> None:
-    if node.module != "sys":
+    if node.module != "sys" and not (node.module or "").endswith(".sys"):
         return
     for alias in node.names:
         why = w.t.sys_attrs.get(alias.name)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import re
+import string
 from typing import TYPE_CHECKING
 
 from ..prepare import CannotJudge
@@ -174,11 +175,32 @@ NOTEBOOK_LINE_MAGICS = frozenset(
 #: Cell magics that pass in ``notebook`` after a check.
 NOTEBOOK_CELL_MAGICS = frozenset({"writefile", "file"})
 
-#: ``%config`` targets that only change display and completion.
-CONFIG_TARGETS = frozenset({"InlineBackend", "IPCompleter", "Completer"})
+#: ``%config`` settings that only change how results are shown. Completion settings
+#: are not among them: ``IPCompleter.evaluation = 'unsafe'`` (or ``greedy``) makes
+#: Tab completion run the code typed so far, which no validator sees.
+CONFIG_CLASSES = frozenset({"InlineBackend"})
 CONFIG_TRAITS = frozenset(
-    {"InteractiveShell.ast_node_interactivity", "ZMQInteractiveShell.ast_node_interactivity"}
-)
+    {
+        "InteractiveShell.ast_node_interactivity", "ZMQInteractiveShell.ast_node_interactivity",
+        "Completer.use_jedi", "IPCompleter.use_jedi", "IPCompleter.limit_to__all__",
+        "PlainTextFormatter.pprint", "PlainTextFormatter.max_width",
+    }
+)  # fmt: skip
+
+#: Magics whose arguments name what they act on: a ``$var`` or ``{expr}`` there makes
+#: the target unknown until run time, so they are refused with one.
+_LITERAL_ARGUMENT_MAGICS = frozenset(
+    {"config", "load_ext", "reload_ext", "unload_ext", "writefile", "file", "aimport",
+     "matplotlib", "load", "loadpy", "run"}
+)  # fmt: skip
+
+#: Suffixes of files ``%%writefile`` writes that Python does not import; the body of
+#: any other file (``.py``, no suffix, a computed name) is judged as a cell.
+DATA_SUFFIXES = (
+    ".csv", ".tsv", ".txt", ".md", ".rst", ".json", ".yaml", ".yml", ".toml", ".ini",
+    ".cfg", ".html", ".htm", ".css", ".xml", ".svg", ".tex", ".bib", ".sql", ".dat",
+    ".r", ".c", ".h", ".cpp", ".f", ".f90", ".pyx", ".pxd", ".sh",
+)  # fmt: skip
 
 #: Read-only shell commands allowed as a whole line in ``notebook``.
 READONLY_COMMANDS = frozenset({"ls", "head", "tail", "wc", "cat", "pwd", "du", "file"})
@@ -195,10 +217,17 @@ _AUGMENTED_ASSIGN = re.compile(r"^[-+*/%&|^@<>]*=")
 _SCRIPT_MARKUP = re.compile(
     r"<\s*(?:script|iframe|object|embed)\b|<[^>]*\son\w+\s*=|javascript:", re.IGNORECASE
 )
+#: Methods of IPython's shell that run code or commands, whatever object they are
+#: reached on (an extension's ``load_ipython_extension(ip)`` gets the shell itself).
+SHELL_METHODS = frozenset(
+    {"run_cell", "run_cell_async", "run_line_magic", "run_cell_magic", "run_code",
+     "run_ast_nodes", "safe_execfile", "safe_execfile_ipy", "safe_run_module", "getoutput",
+     "user_ns", "user_global_ns", "ev", "ex"}
+)  # fmt: skip
+
 _IPYTHON_CALLS = frozenset(
     {"run_line_magic", "run_cell_magic", "system", "getoutput", "show_usage"}
 )
-_PY_SUFFIXES = (".py", ".ipy", ".pyw")
 
 
 def build_tables(t: Tables) -> None:
@@ -276,6 +305,8 @@ class MagicJudge:
             return
         name = name.lstrip("%")
         shown = ("%" if kind == "line" else "%%") + name
+        if self._expansions(shown, name, args):
+            return
         if name in t.banned_magics:
             self.emit("SK602", f"{shown} — banned by the administrator")
             return
@@ -314,6 +345,21 @@ class MagicJudge:
         else:
             self.emit("SK603", f"{shown} is not a magic the validator knows (an extension's?)")
 
+    def _expansions(self, shown: str, name: str, args: str) -> bool:
+        """Judge what IPython expands in a magic's arguments before the magic runs:
+        ``{expr}`` is evaluated as Python (judged here as a cell), ``$var`` substituted.
+        Returns True when the magic is refused for it."""
+        if "{" not in args and "$" not in args:
+            return False
+        fields = _format_fields(args)
+        for field in fields:
+            self._nested(field, self.line - 1)
+        computed = "$" in args or not all(_is_literal(field) for field in fields)
+        if computed and name in _LITERAL_ARGUMENT_MAGICS:
+            self.emit("SK602", f"{shown} with a computed argument — what it acts on is unknown")
+            return True
+        return False
+
     def _path_ok(self, shown: str, words: list[str]) -> bool:
         for word in words:
             path = system_path(self.t, word.strip("'\""))
@@ -325,12 +371,11 @@ class MagicJudge:
     def _judge_notebook(self, name: str, shown: str, args: str, body: str) -> None:
         words = [w for w in args.split() if not w.startswith("-")]
         if name == "config":
-            target = words[0].split("=")[0].strip() if words else ""
+            target = args.split("=")[0].strip()
             if (
-                target
-                and target.split(".")[0] not in CONFIG_TARGETS
-                and (target not in CONFIG_TRAITS)
-                and "." in target
+                "." in target
+                and target.split(".")[0] not in CONFIG_CLASSES
+                and target not in CONFIG_TRAITS
             ):
                 self.emit("SK602", f"{shown} {shorten(target, 40)} — changes kernel settings")
         elif name in ("load_ext", "reload_ext", "unload_ext"):
@@ -338,8 +383,9 @@ class MagicJudge:
                 if module_reason(self.t, ext) is not None:
                     self.emit("SK602", f"{shown} {ext} — '{ext}' {module_reason(self.t, ext)[1]}")  # type: ignore[index]
         elif name in ("writefile", "file"):
-            if self._path_ok(shown, words[:1]) and words and words[0].endswith(_PY_SUFFIXES):
-                # a module written here is imported later: judge it now, as a cell
+            target = words[0].strip("'\"").lower() if words else ""
+            if self._path_ok(shown, words[:1]) and not target.endswith(DATA_SUFFIXES):
+                # a module written here may be imported later: judge it now, as a cell
                 self._nested(body, self.line)
         elif name in ("load", "loadpy") and any("://" in w for w in words):
             self.emit("SK602", f"{shown} of a URL — fetches code from the network")
@@ -383,6 +429,32 @@ class MagicJudge:
             self.analysis.judge_cell(code, self.depth + 1, base_line)
         except CannotJudge as exc:
             self.analysis.emit("SK803", self.line, self.col, f"magic body cannot be judged: {exc}")
+
+
+def _is_literal(text: str) -> bool:
+    # `%config InlineBackend.rc = {'figure.figsize': (6, 4)}`: IPython tries the field,
+    # fails, and leaves the text as written
+    try:
+        ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def _format_fields(text: str, depth: int = 0) -> list[str]:
+    """The expressions IPython's variable expansion evaluates in ``text`` (``{expr}``,
+    also inside format specs), as :class:`string.Formatter` splits them."""
+    fields: list[str] = []
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError:
+        return fields  # IPython leaves text it cannot parse unexpanded
+    for _literal, field, spec, _conversion in parsed:
+        if field:
+            fields.append(field)
+        if spec and depth < 4:
+            fields.extend(_format_fields(spec, depth + 1))
+    return fields
 
 
 def _strip_magic_options(args: str) -> str:
@@ -505,6 +577,8 @@ def check_attribute(w: Walker, node: ast.Attribute) -> None:
         return
     if node.attr == "get_ipython":
         w.emit("SK606", node, "get_ipython reached through a module — the shell object")
+    elif node.attr in SHELL_METHODS:
+        w.emit("SK606", node, f".{node.attr} — IPython's shell runs code or commands with it")
     elif node.attr in BROWSER_SCRIPT_NAMES:
         w.emit("SK605", node, f"{node.attr} — it sends script to the browser")
 

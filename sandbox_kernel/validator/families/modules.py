@@ -131,6 +131,17 @@ DANGEROUS_ATTRIBUTES: dict[str, str] = {
     **dict.fromkeys(["_getframe", "settrace", "setprofile", "addaudithook"],
                     "reaches the frames or hooks of the interpreter"),
     **dict.fromkeys(["enable_load_extension", "load_extension"], "loads native SQLite extensions"),
+    **dict.fromkeys(
+        ["create_subprocess_exec", "create_subprocess_shell", "subprocess_exec",
+         "subprocess_shell"],
+        "starts programs (asyncio)",
+    ),
+    **dict.fromkeys(
+        ["open_connection", "start_server", "open_unix_connection", "start_unix_server",
+         "create_connection", "create_server", "create_datagram_endpoint",
+         "create_unix_connection", "create_unix_server", "sock_connect"],
+        "opens network connections (asyncio)",
+    ),
 }  # fmt: skip
 
 #: Modules whose import carries no score in the ``notebook`` profile: the file, path
@@ -159,19 +170,20 @@ NOTEBOOK_MODULE_APIS: dict[str, dict[str, str]] = {
                          "chroot", "unshare", "setns"], "changes the process's identity"),
         "memfd_create": "creates an anonymous executable file",
     },
-    "inspect": dict.fromkeys(
-        ["currentframe", "stack", "trace", "getouterframes", "getinnerframes", "getframeinfo",
-         "getclosurevars"],
-        "reaches the frames and globals of other code",
-    ),
+    "inspect": {
+        **dict.fromkeys(
+            ["currentframe", "stack", "trace", "getouterframes", "getinnerframes",
+             "getframeinfo", "getclosurevars"],
+            "reaches the frames and globals of other code",
+        ),
+        **dict.fromkeys(
+            ["getmembers", "getmembers_static"],
+            "hands out every attribute by name, modules included",
+        ),
+    },
     "gc": dict.fromkeys(
         ["get_objects", "get_referrers", "get_referents"], "walks every live object"
     ),
-    "asyncio": {
-        **dict.fromkeys(["create_subprocess_exec", "create_subprocess_shell"], "starts programs"),
-        **dict.fromkeys(["open_connection", "start_server", "open_unix_connection",
-                         "start_unix_server"], "opens network connections"),
-    },
     "importlib": dict.fromkeys(["__import__"], "imports modules by name"),
     "IPython": dict.fromkeys(
         ["embed", "embed_kernel", "start_kernel", "start_ipython"], "starts another shell or kernel"
@@ -199,6 +211,8 @@ def build_tables(t: Tables) -> None:
             attrs.pop(name)
     t.dangerous_attrs = {k: v for k, v in attrs.items() if k not in allowed}
     t.module_apis = NOTEBOOK_MODULE_APIS if t.notebook else {}
+    for apis in t.module_apis.values():
+        t.sink_names |= frozenset(apis)  # getattr(os, "kill") is os.kill
     t.sink_names |= t.chain_names | frozenset(t.dangerous_attrs)
     t.variable_names |= t.chain_names
     t.unparseable_words |= t.chain_names | set(t.dangerous_attrs)
@@ -317,6 +331,9 @@ def check_attribute(w: Walker, node: ast.Attribute) -> None:
             if why is not None:
                 w.emit("SK103", node, f"{owner}.{attr} — it {why}")
                 return
+            if owner.partition(".")[0] in NOTEBOOK_TOP_LEVEL and attr not in _VERSION_ATTRS:
+                _package_chain(w, node, f"{owner}.{attr}")
+                return
     if attr in t.chain_names:
         chain = w.resolve(node) or f"….{attr}"
         if w.notebook and chain == attr:
@@ -329,6 +346,21 @@ def check_attribute(w: Walker, node: ast.Attribute) -> None:
     elif attr in t.dangerous_attrs:
         dotted = w.resolve(node) or attr
         w.emit("SK103", node, f"{_short(dotted)} — {attr} {t.dangerous_attrs[attr]}")
+
+
+_VERSION_ATTRS = frozenset({"__version__", "version_info"})
+
+
+def _package_chain(w: Walker, node: ast.Attribute, dotted: str) -> None:
+    """``IPython.display.HTML`` passes; ``IPython.lib.backgroundjobs`` is judged as the
+    import it amounts to. The chain is judged once, at its outermost attribute."""
+    inner = node.value
+    while isinstance(inner, ast.Attribute):
+        w.handled.add(id(inner))
+        inner = inner.value
+    found = module_reason(w.t, dotted)
+    if found is not None:
+        w.emit("SK102", node, f"{_short(dotted)} — '{found[0]}' {found[1]}")
 
 
 @register(ast.Call)
