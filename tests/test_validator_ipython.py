@@ -170,3 +170,11 @@ def test_literal_braces_in_magic_arguments_pass_in_notebook() -> None:
     assert passes_in_notebook("%config InlineBackend.rc = {'figure.figsize': (6, 4)}")
     assert passes_in_notebook("%timeit {k: k for k in range(10)}")
     assert passes_in_notebook("%%writefile notes.md\nUse {braces} and $dollars freely.")
+
+
+def test_install_answers_name_packages_only() -> None:
+    assert install_packages("pip install -q --upgrade pip") == []
+    assert install_packages("pip install quantecon  # for Colab") == ["quantecon"]
+    assert install_packages("pip install -U pip setuptools wheel jax") == ["jax"]
+    result = validate("!pip install --upgrade pip\n!pip install jax", NOTEBOOK)
+    assert result.install_packages == ["jax"]

@@ -9,9 +9,14 @@ import re
 
 # redirections that only silence an install line (`!pip install -q x > /dev/null 2>&1`)
 _SILENCING = re.compile(r"\s*(?:&>|2?>>?)\s*/dev/null(?:\s+2>&1)?\s*$|\s+2>&1\s*$")
+_COMMENT = re.compile(r"(?:^|\s)#.*$")
 _VERSION_OPS = re.compile(r"(?<=\w)(?:>=|<=|==|~=|!=|<|>)(?=[\w.*])")
 #: Characters that make a line more than one plain command.
 SHELL_META = re.compile(r"[$`{};|&<>()\\\n~]")
+
+#: What notebooks upgrade before installing (`pip install -U pip`): the installer
+#: itself, not a package to add to the image.
+_TOOLING = frozenset({"pip", "setuptools", "wheel"})
 
 #: Package managers: the words that start an install, and the options that take a value.
 _INSTALLERS = {
@@ -34,7 +39,8 @@ def install_packages(command: str) -> list[str] | None:
     ``pip install -q numpy pandas>=2`` -> ``["numpy", "pandas>=2"]``; None when the
     line is not one plain install (other subcommands, shell expansion, pipes).
     """
-    command = _SILENCING.sub("", command.strip())
+    # a shell comment ends the line (`!pip install x  # for Colab`)
+    command = _SILENCING.sub("", _COMMENT.sub("", command).strip())
     # version specifiers (numpy>=1.26) read as words, as pip reads them
     if SHELL_META.search(_VERSION_OPS.sub("", command)):
         return None
@@ -63,7 +69,9 @@ def install_packages(command: str) -> list[str] | None:
         if word.startswith("-"):
             skip = word in _OPTIONS_WITH_VALUE
             continue
-        packages.append(word.strip("'\""))
+        name = word.strip("'\"")
+        if name.lower() not in _TOOLING:
+            packages.append(name)
     return packages
 
 
