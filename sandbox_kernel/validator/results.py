@@ -15,7 +15,13 @@ INSTALL_RULE = "SK607"
 
 def install_answer(packages: list[str]) -> str:
     """The one sentence that answers ``%pip install x``: the only place it is worded."""
-    names = " ".join(packages) if packages else "<package>"
+    if not packages:  # `pip install -U pip`: the installer, nothing to add
+        return (
+            "The sandbox has no network, so packages come from its image: add one with "
+            "`sandbox-kernel image build --add PACKAGE`, then "
+            "`sandbox-kernel install --image <the new tag>` and restart the kernel."
+        )
+    names = " ".join(packages)
     them = "them" if len(packages) > 1 else "it"
     return (
         "The sandbox has no network, so packages come from its image: add "
