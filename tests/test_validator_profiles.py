@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import json
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +100,14 @@ def test_custom_rules_use_the_same_registration_in_both_profiles() -> None:
 def test_verdict_names_its_profile() -> None:
     assert validate("x = 1", NOTEBOOK).to_json()["profile"] == "notebook"
     assert validate("x = 1", STRICT).to_json()["profile"] == "strict"
+
+
+def test_install_writes_the_profile_into_the_kernelspec(tmp_path: Path) -> None:
+    from sandbox_kernel.cli import main
+
+    assert main(["install", "--prefix", str(tmp_path), "--validation-profile", "strict"]) == 0
+    [spec] = tmp_path.glob("share/jupyter/kernels/*/kernel.json")
+    argv = json.loads(spec.read_text())["argv"]
+    assert "--SandboxConfig.validation_profile=strict" in argv
+    with pytest.raises(SystemExit):
+        main(["install", "--prefix", str(tmp_path), "--validation-profile", "lax"])
