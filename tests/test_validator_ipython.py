@@ -178,3 +178,11 @@ def test_install_answers_name_packages_only() -> None:
     assert install_packages("pip install -U pip setuptools wheel jax") == ["jax"]
     result = validate("!pip install --upgrade pip\n!pip install jax", NOTEBOOK)
     assert result.install_packages == ["jax"]
+
+
+def test_read_only_shell_lines_stay_in_the_working_area() -> None:
+    assert passes_in_notebook("!ls /data")
+    assert passes_in_notebook("!wc -l --total=only data.csv")
+    assert blocked("!wc --files0-from=/etc/list", NOTEBOOK)
+    assert blocked("!cat ../../etc/passwd", NOTEBOOK)
+    assert blocked("!ls /data/../etc", NOTEBOOK)

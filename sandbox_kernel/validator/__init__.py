@@ -38,7 +38,7 @@ from __future__ import annotations
 import warnings
 
 from . import families  # noqa: F401  (registers every family's checks)
-from .families.installs import install_packages, is_install_cell
+from .families.shell_lines import install_packages, is_install_cell
 from .policy import ENTRY_POINT_GROUP, Policy, RuleFunc, default_policy
 from .prepare import MAX_SOURCE_CHARS, CannotJudge, line_of
 from .registry import TEXT_CHECKS, node_rule, register

@@ -33,9 +33,8 @@ from ..registry import register, register_cell
 from ..results import install_answer
 from ..text import shorten
 from .data import system_path
-from .installs import SHELL_META as _SHELL_META
-from .installs import install_packages
 from .modules import module_reason
+from .shell_lines import READONLY_ALIASES, install_packages, readonly_shell
 
 if TYPE_CHECKING:
     from ..policy import Tables
@@ -202,12 +201,6 @@ DATA_SUFFIXES = (
     ".r", ".c", ".h", ".cpp", ".f", ".f90", ".pyx", ".pxd", ".sh",
 )  # fmt: skip
 
-#: Read-only shell commands allowed as a whole line in ``notebook``.
-READONLY_COMMANDS = frozenset({"ls", "head", "tail", "wc", "cat", "pwd", "du", "file"})
-#: IPython's default aliases that are read-only commands.
-_READONLY_ALIASES = {"ls": "ls", "cat": "cat", "ll": "ls", "lf": "ls", "lk": "ls", "lx": "ls",
-                     "ldir": "ls", "less": "cat", "more": "cat"}  # fmt: skip
-_PLAIN_WORD = re.compile(r"^[A-Za-z0-9_./,:=+@%*?\[\]-]+$")
 
 _ESCAPE_START = re.compile(
     r"^[ \t\f\v]*(?:[A-Za-z_]\w*[ \t]*=[ \t]*)?(!|%%?)([\w!]*)", re.MULTILINE
@@ -233,27 +226,6 @@ _IPYTHON_CALLS = frozenset(
 def build_tables(t: Tables) -> None:
     t.unparseable_words |= {"get_ipython"}
     t.sink_names |= {"get_ipython"}
-
-
-def _readonly_shell(t: Tables, command: str) -> bool:
-    if _SHELL_META.search(command) or "'" in command or '"' in command:
-        return False
-    words = command.split()
-    if not words or words[0] not in READONLY_COMMANDS:
-        return False
-    for word in words[1:]:
-        if not _PLAIN_WORD.match(word):
-            return False
-        if not word.startswith("-") and not _working_area(word):
-            return False
-    return True
-
-
-def _working_area(path: str) -> bool:
-    """Whether ``path`` stays in the working directory or the read-only data mounts."""
-    if path.startswith("/"):
-        return path.startswith(("/data/", "/tmp/work/")) and ".." not in path
-    return ".." not in path.split("/")
 
 
 class MagicJudge:
@@ -296,7 +268,7 @@ class MagicJudge:
         if kind == "system":
             if self._install(args):
                 return
-            if notebook and _readonly_shell(t, args):
+            if notebook and readonly_shell(args):
                 return
             self.emit(
                 "SK601",
@@ -319,8 +291,8 @@ class MagicJudge:
             if kind == "line" and name in ("system", "sx"):
                 self.judge("system", "", args, "")
                 return
-            alias = _READONLY_ALIASES.get(name)
-            if notebook and kind == "line" and alias and _readonly_shell(t, f"{alias} {args}"):
+            alias = READONLY_ALIASES.get(name)
+            if notebook and kind == "line" and alias and readonly_shell(f"{alias} {args}"):
                 return
             what = f" {shorten(args or body, 40)}" if (args or body).strip() else ""
             self.emit("SK601", f"{shown}{what} — runs a shell command")

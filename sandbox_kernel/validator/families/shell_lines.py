@@ -1,6 +1,10 @@
-"""Package installs (``%pip install x``, ``!pip install x``, ``%conda install x``):
+"""Shell lines the ``ipython`` family lets through or answers.
+
+Package installs (``%pip install x``, ``!pip install x``, ``%conda install x``) are
 recognised, so that the cell is answered with the command that adds the packages to
 the image (rule SK607, wording in :func:`..results.install_answer`) rather than run.
+Read-only commands over the working area (``!ls``, ``!head data.csv``) pass in the
+``notebook`` profile: they read what ``open()`` reads.
 """
 
 from __future__ import annotations
@@ -90,3 +94,35 @@ def is_install_cell(source: str) -> bool:
             return False
         found = True
     return found
+
+
+#: Read-only shell commands allowed as a whole line in ``notebook``.
+READONLY_COMMANDS = frozenset({"ls", "head", "tail", "wc", "cat", "pwd", "du", "file"})
+#: IPython's default aliases that are read-only commands.
+READONLY_ALIASES = {"ls": "ls", "cat": "cat", "ll": "ls", "lf": "ls", "lk": "ls", "lx": "ls",
+                     "ldir": "ls", "less": "cat", "more": "cat"}  # fmt: skip
+_PLAIN_WORD = re.compile(r"^[A-Za-z0-9_./,:=+@%*?\[\]-]+$")
+
+
+def readonly_shell(command: str) -> bool:
+    """Whether ``command`` is one read-only command over the working area."""
+    if SHELL_META.search(command) or "'" in command or '"' in command:
+        return False
+    words = command.split()
+    if not words or words[0] not in READONLY_COMMANDS:
+        return False
+    for word in words[1:]:
+        if not _PLAIN_WORD.match(word):
+            return False
+        path = word.partition("=")[2] if word.startswith("-") else word
+        if path and not _working_area(path):  # also `--files0-from=/etc/x`
+            return False
+    return True
+
+
+def _working_area(path: str) -> bool:
+    """Whether ``path`` stays in the working directory or the read-only data mounts."""
+    if path.startswith("/"):
+        inside = path in ("/data", "/tmp/work") or path.startswith(("/data/", "/tmp/work/"))
+        return inside and ".." not in path
+    return ".." not in path.split("/")
