@@ -129,6 +129,7 @@ def check_call(w: Walker, node: ast.Call) -> None:
             w.handled.add(id(func))
             if len(node.args) >= 2:
                 attribute_sink(w, node, node.args[1], name, computed_ok=name == "hasattr")
+                _package_by_name(w, node, node.args[0], node.args[1])
                 if w.resolve(node.args[0]) == "sys":
                     built = fold(node.args[1])
                     if built is None or nfkc(built) in t.sys_attrs:
@@ -143,6 +144,9 @@ def check_call(w: Walker, node: ast.Call) -> None:
                 )
             elif node.args and w.resolve(node.args[0]) == "sys":
                 w.emit("SK103", node, f"{name}(sys) — the sys namespace, sys.modules included")
+            elif node.args and _relaxed_module(w, node.args[0]):
+                owner = w.resolve(node.args[0])
+                w.emit("SK103", node, f"{name}({owner}) — hands out {owner}'s functions by name")
             elif not node.args:
                 w.emit(
                     "SK403", node, f"{name}() — a namespace dict allows lookups by computed name"
@@ -250,6 +254,28 @@ def check_subscript(w: Walker, node: ast.Subscript) -> None:
             node,
             "namespace dict subscripted with a computed key — reaches any global or builtin by name",
         )
+
+
+def _package_by_name(w: Walker, node: ast.Call, owner_expr: ast.expr, arg: ast.expr) -> None:
+    """``getattr(IPython, "lib")`` is ``IPython.lib``: judged as the import it is."""
+    from .modules import NOTEBOOK_TOP_LEVEL, module_reason
+
+    owner = w.resolve(owner_expr)
+    name = fold(arg)
+    if not w.notebook or owner is None or name is None:
+        return
+    if owner.partition(".")[0] in NOTEBOOK_TOP_LEVEL:
+        dotted = f"{owner}.{nfkc(name)}"
+        found = module_reason(w.t, dotted)
+        if found is not None:
+            w.emit("SK102", node, f"getattr() reaches {dotted} — '{found[0]}' {found[1]}")
+
+
+def _relaxed_module(w: Walker, expr: ast.expr) -> bool:
+    from .modules import is_relaxed
+
+    owner = w.resolve(expr)
+    return owner is not None and is_relaxed(w.t, owner)
 
 
 def _names_module(w: Walker, name: str) -> bool:

@@ -119,7 +119,8 @@ DANGEROUS_ATTRIBUTES: dict[str, str] = {
             "execv", "execve", "execvp", "execvpe", "fork", "forkpty", "posix_spawn",
             "posix_spawnp", "Popen", "check_output", "check_call", "getoutput",
             "getstatusoutput", "spawnv_passfds", "fork_exec", "startfile", "putenv", "environ",
-            "exec_command",
+            "exec_command", "fexecve", "set_executable", "_make_subprocess_transport",
+            "_UnixSubprocessTransport",
         ],
         "runs programs or changes the process environment",
     ),
@@ -240,6 +241,16 @@ def module_reason(t: Tables, dotted: str) -> tuple[str, str] | None:
     return None
 
 
+def is_relaxed(t: Tables, module: str) -> bool:
+    """Whether ``module`` passes only because the ``notebook`` profile relaxes it (its
+    dangerous APIs are then refused by name: they must not be reached without one)."""
+    return t.notebook and (
+        module in NOTEBOOK_TOP_LEVEL
+        or module.partition(".")[0] in t.relaxed_modules
+        or module in t.relaxed_modules
+    )
+
+
 def module_why(name: str) -> str:
     """Why a module name is dangerous, for messages."""
     base = "ctypes" if name == "ctypeslib" else name
@@ -292,6 +303,15 @@ def check_import_from(w: Walker, node: ast.ImportFrom) -> None:
     for alias in node.names:
         if alias.name == "*":
             judge_module(w, node, module, f"{module}.*")
+            if is_relaxed(t, module):
+                # `from os import *` then `system("id")`: the APIs refused by name
+                # would arrive as bare names
+                w.emit(
+                    "SK101",
+                    node,
+                    f"from {module} import * — brings {module}'s process and escape "
+                    "APIs in by bare name; import the names you use",
+                )
             continue
         name = alias.name
         full = f"{module}.{name}"
@@ -333,6 +353,9 @@ def check_attribute(w: Walker, node: ast.Attribute) -> None:
                 return
             if owner.partition(".")[0] in NOTEBOOK_TOP_LEVEL and attr not in _VERSION_ATTRS:
                 _package_chain(w, node, f"{owner}.{attr}")
+                return
+            if attr == "__dict__" and is_relaxed(t, w.aliases.get(owner, owner)):
+                w.emit("SK103", node, f"{owner}.__dict__ — hands out {owner}'s functions by name")
                 return
     if attr in t.chain_names:
         chain = w.resolve(node) or f"….{attr}"
