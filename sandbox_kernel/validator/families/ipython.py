@@ -215,7 +215,11 @@ _SCRIPT_MARKUP = re.compile(
 SHELL_METHODS = frozenset(
     {"run_cell", "run_cell_async", "run_line_magic", "run_cell_magic", "run_code",
      "run_ast_nodes", "safe_execfile", "safe_execfile_ipy", "safe_run_module", "getoutput",
-     "user_ns", "user_global_ns", "ev", "ex"}
+     "user_ns", "user_global_ns", "ev", "ex", "system_piped", "system_raw",
+     "find_line_magic", "find_cell_magic", "find_magic", "magics_manager",
+     "register_magic_function", "define_macro", "prefilter_manager",
+     "input_transformers_post", "input_transformers_cleanup", "input_transformer_manager",
+     "ast_transformers", "do_execute", "get_comm_manager", "comm_manager"}
 )  # fmt: skip
 
 _IPYTHON_CALLS = frozenset(

@@ -153,7 +153,7 @@ NOTEBOOK_MODULES = frozenset(
         "os", "shutil", "pickle", "_pickle", "cPickle", "dill", "cloudpickle", "importlib",
         "importlib.metadata", "importlib.resources", "importlib.util", "inspect", "gc",
         "asyncio", "mmap", "urllib.parse", "urllib.error", "IPython.core.pylabtools",
-        "IPython.lib.display", "IPython.core.interactiveshell", "fcntl", "termios",
+        "IPython.lib.display", "fcntl", "termios",
     }
 )  # fmt: skip
 
@@ -188,9 +188,6 @@ NOTEBOOK_MODULE_APIS: dict[str, dict[str, str]] = {
     "importlib": dict.fromkeys(["__import__"], "imports modules by name"),
     "IPython": dict.fromkeys(
         ["embed", "embed_kernel", "start_kernel", "start_ipython"], "starts another shell or kernel"
-    ),
-    "IPython.core.interactiveshell": dict.fromkeys(
-        ["instance", "InteractiveShell.instance"], "reaches the kernel's shell"
     ),
 }  # fmt: skip
 
