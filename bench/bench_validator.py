@@ -8,11 +8,15 @@ Measures, per cell and after a warm-up:
 * Bandit as a command per cell (``bandit -q -f json cell.py``, what a hook that runs
   the tool per cell pays), on a sample of cells because each run takes a while.
 
-and the detection rates on the corpus: the fraction of dangerous cells we block and
-Bandit flags (any severity, any confidence), and the false positives on benign cells.
+and the detection rates on the corpus: the fraction of dangerous cells we block (in
+both profiles) and Bandit flags (any severity, any confidence), and the false
+positives on benign cells. With ``--notebooks FOLDER`` (public notebooks kept outside
+the repository, see ``bench/bench_notebooks.py``) the timings are also taken on a
+sample of real notebook cells, the ``notebook`` profile as the kernel judges them.
 Prints a table and writes ``bench/results/validator.json``.
 
-Usage: ``python bench/bench_validator.py [--repeat N] [--cli-sample N]``.
+Usage: ``python bench/bench_validator.py [--repeat N] [--cli-sample N]
+[--notebooks FOLDER] [--sample N]``.
 """
 
 from __future__ import annotations
@@ -37,9 +41,30 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from validator_corpus import load  # noqa: E402
+from sandbox_kernel.notebooks import read_code_cells  # noqa: E402
+from sandbox_kernel.validator import Policy, validate  # noqa: E402
 
-from sandbox_kernel.validator import validate  # noqa: E402
+NOTEBOOK = Policy(profile="notebook")
+
+
+def validate_notebook(cell: str) -> object:
+    return validate(cell, NOTEBOOK)
+
+
+def real_cells(folder: Path, count: int) -> list[str]:
+    """A fixed random sample of ``count`` non-empty code cells of the notebooks below."""
+    import random
+
+    cells: list[str] = []
+    for path in sorted(folder.rglob("*.ipynb")):
+        try:
+            cells.extend(source for _, source in read_code_cells(path) if source.strip())
+        except Exception:
+            continue  # other languages and unreadable files: not cells to time
+    return random.Random(9).sample(cells, min(count, len(cells)))
+
+
+from validator_corpus import load  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "validator.json"
 
@@ -110,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=20, help="timed passes over the corpus")
     parser.add_argument("--cli-sample", type=int, default=12, help="cells run through bandit CLI")
+    parser.add_argument("--notebooks", type=Path, help="folder of real notebooks to time")
+    parser.add_argument("--sample", type=int, default=3000, help="real cells to time")
     args = parser.parse_args(argv)
 
     dangerous = load("dangerous")
@@ -122,7 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     theirs = time_per_cell(bandit, cells, max(1, args.repeat // 4))
     cli = bandit_cli([src for _, src in benign][: args.cli_sample + 1])
 
+    real: dict[str, Any] | None = None
+    if args.notebooks:
+        sample = real_cells(args.notebooks, args.sample)
+        mine_real = summary(time_per_cell(validate_notebook, sample, max(1, args.repeat // 4)))
+        theirs_real = summary(time_per_cell(bandit, sample, 1))
+        real = {"cells": len(sample), "validator_notebook": mine_real, "bandit": theirs_real}
+
     blocked = [name for name, src in dangerous if validate(src).blocked]
+    blocked_notebook = [name for name, src in dangerous if validate(src, NOTEBOOK).blocked]
     flagged = [name for name, src in dangerous if bandit(src)]
     ours_fp = [name for name, src in benign if validate(src).violations]
     ours_fp_blocked = [name for name, src in benign if validate(src).blocked]
@@ -139,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         "corpus": {"dangerous": len(dangerous), "benign": len(benign)},
         "validator": {"all_cells": o, "benign_cells": summary(ours_benign)},
         "bandit_in_process": t,
+        "real_notebook_cells": real,
         "bandit_cli_per_cell": summary(cli) if cli else None,
         "speedup_p50": {
             "vs_bandit_in_process": t["p50_ms"] / o["p50_ms"],
@@ -146,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "detection": {
             "validator_blocked": len(blocked) / len(dangerous),
+            "validator_blocked_notebook_profile": len(blocked_notebook) / len(dangerous),
             "bandit_flagged_any_severity": len(flagged) / len(dangerous),
             "missed_by_validator": sorted(set(n for n, _ in dangerous) - set(blocked)),
             "missed_by_bandit": sorted(set(n for n, _ in dangerous) - set(flagged)),
@@ -170,6 +207,16 @@ def main(argv: list[str] | None = None) -> int:
         fmt = "{:>12.3f}{:>14.3f}" if "ms" in label else "{:>12.1%}{:>14.1%}"
         print(f"{label:24}" + fmt.format(mine, other))
     print(f"typical (benign) cell p50: {result['validator']['benign_cells']['p50_ms']:.3f} ms")
+    print(
+        f"dangerous refused by the notebook profile: {len(blocked_notebook) / len(dangerous):.1%}"
+    )
+    if real is not None:
+        mine_r, theirs_r = real["validator_notebook"], real["bandit"]
+        print(
+            f"{real['cells']} real notebook cells: p50 {mine_r['p50_ms']:.3f} ms, "
+            f"p99 {mine_r['p99_ms']:.3f} ms (bandit in-process p50 {theirs_r['p50_ms']:.3f} ms, "
+            f"p99 {theirs_r['p99_ms']:.3f} ms)"
+        )
     if cli:
         c = summary(cli)
         print(f"bandit CLI per cell: p50 {c['p50_ms']:.0f} ms, p99 {c['p99_ms']:.0f} ms")

@@ -54,6 +54,12 @@ def _add_setting_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=help_text)
     parser.add_argument("--validation", choices=["block", "warn", "off"], help="validator policy")
     parser.add_argument(
+        "--validation-profile",
+        dest="validation_profile",
+        choices=["notebook", "strict"],
+        help="what the validator refuses (notebook: capabilities; strict: also any os use)",
+    )
+    parser.add_argument(
         "--mount",
         dest="mounts",
         action="append",
@@ -67,7 +73,7 @@ def _cmd_install(args: argparse.Namespace, extra: list[str]) -> int:
 
     settings: dict[str, Any] = {
         name: getattr(args, name)
-        for name in [*_SETTING_OPTIONS, "validation", "mounts"]
+        for name in [*_SETTING_OPTIONS, "validation", "validation_profile", "mounts"]
         if getattr(args, name, None) is not None
     }
     for flag in extra:  # --SandboxConfig.NAME=VALUE passes through as is

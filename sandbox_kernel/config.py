@@ -190,6 +190,16 @@ class SandboxConfig(Configurable):
         default_value="block",
         help="What the validator does with a risky cell: block it, warn and run it, or nothing.",
     ).tag(config=True)
+    validation_profile = Enum(
+        ["notebook", "strict"],
+        default_value=None,
+        allow_none=True,
+        help="What the validator refuses: 'notebook' (capabilities: processes, shells, "
+        "network, native code, interpreter escapes, strings run as code, unsafe "
+        "deserialisation, system paths, kernel control; everyday os/pathlib/shutil code "
+        "passes) or 'strict' (also any os, shutil, file-writing magic: the original "
+        "executor's behaviour). Unset: 'notebook' in the kernel, 'strict' in the Sandbox API.",
+    ).tag(config=True)
     validation_threshold = Int(
         30, help="Risk score at which the validator blocks a cell (block mode)."
     ).tag(config=True)
@@ -290,6 +300,7 @@ class SandboxConfig(Configurable):
             "pids": self.pids,
             "timeout": self.timeout,
             "validation": self.validation,
+            "validation_profile": self.validation_profile,
             "network": self.network_mode,
             "runtime": self.runtime or "default",
             "mounts": list(self.mounts),

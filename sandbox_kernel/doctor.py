@@ -96,6 +96,8 @@ def run_doctor(
         report.ok("seccomp profile", config.seccomp_profile)
     except SandboxError as err:
         report.fail("seccomp profile", str(err))
+    profile = config.validation_profile or "notebook"  # the kernel's default
+    report.ok("validation", f"{config.validation}, profile {profile}")
     from jupyter_client.kernelspec import KernelSpecManager
 
     specs = KernelSpecManager().find_kernel_specs()

@@ -85,6 +85,7 @@ class SandboxKernel(Kernel):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.sandbox = Sandbox(self.settings, on_message=self._relay_unsolicited)
+        self.sandbox.default_profile = "notebook"  # people's own notebooks
         self._parents: OrderedDict[str, Message] = OrderedDict()
         self._start_task: asyncio.Future[None] | None = None
         self._after_idle: list[Callable[[], None]] = []
@@ -156,7 +157,7 @@ class SandboxKernel(Kernel):
             f"image: {cfg.image} = {self.sandbox.image_ref or 'not started'}\n"
             f"limits: memory {cfg.memory}, {cfg.cpus:g} CPUs, {cfg.pids} pids, "
             f"timeout {f'{cfg.timeout:g} s' if cfg.timeout else 'none'}, network {cfg.network_mode}\n"
-            f"validation: {cfg.validation}"
+            f"validation: {cfg.validation}, profile {self.sandbox.validation_profile}"
         )
 
     @property
@@ -174,6 +175,7 @@ class SandboxKernel(Kernel):
             "supported_features": [],
             "sandbox": {
                 **self.settings.summary(),
+                "validation_profile": self.sandbox.validation_profile,
                 "image_ref": self.sandbox.image_ref,
                 "container": self.sandbox.container_id,
                 "startup_error": str(self.sandbox.startup_error or "") or None,
@@ -325,10 +327,10 @@ class SandboxKernel(Kernel):
     def _blocked_reply(self, result: ExecutionResult, parent: Message) -> dict[str, Any]:
         verdict = result.validation
         assert verdict is not None
-        self._publish_validation(verdict, parent)
-        report = verdict.format_report().splitlines()
-        error = ErrorInfo("SandboxValidationError", report[-1] if report else "blocked", report)
-        return self._error_reply(error, parent)
+        assert result.error is not None
+        if result.error.ename != "SandboxPackageInstall":
+            self._publish_validation(verdict, parent)
+        return self._error_reply(result.error, parent)
 
     def _publish_validation(self, verdict: ValidationResult, parent: Message) -> None:
         bundle = validation_bundle(verdict)

@@ -236,6 +236,11 @@ class Sandbox:
             :meth:`execute` (widget and comm traffic, output of background threads).
     """
 
+    #: The validator profile when the settings name none: programs running code an
+    #: LLM just wrote get the original executor's ``strict`` judge; the kernel sets
+    #: ``notebook`` for people's own notebooks.
+    default_profile = "strict"
+
     def __init__(
         self,
         config: SandboxConfig | None = None,
@@ -391,8 +396,13 @@ class Sandbox:
         if self._policy is None:
             from .validator import Policy
 
-            self._policy = Policy.from_config(self.config)
+            self._policy = Policy.from_config(self.config, profile=self.validation_profile)
         return self._policy
+
+    @property
+    def validation_profile(self) -> str:
+        """The validator profile in force: the setting, else :attr:`default_profile`."""
+        return self.config.validation_profile or self.default_profile
 
     async def execute(
         self,
@@ -446,7 +456,7 @@ class Sandbox:
             return ExecutionResult(
                 status="blocked",
                 validation=verdict,
-                error=ErrorInfo("SandboxValidationError", verdict.format_report().splitlines()[-1]),
+                error=_refusal(verdict),
             )
         restarted_before = await self._ensure_running()
         if self._warming is not None:
@@ -766,6 +776,17 @@ def _error_message(error: ErrorInfo) -> Message:
 
 
 VALIDATION_MIME_TYPE = "application/vnd.sandbox-kernel.validation+json"
+
+
+def _refusal(verdict: ValidationResult) -> ErrorInfo:
+    """The error of a refused cell: the install answer for ``%pip install x`` (so Run
+    All stops where the package is missing, with the command that adds it), else the
+    findings' summary."""
+    install = verdict.install_message()
+    if install is not None:
+        return ErrorInfo("SandboxPackageInstall", install, [f"SandboxPackageInstall: {install}"])
+    report = verdict.format_report().splitlines()
+    return ErrorInfo("SandboxValidationError", report[-1] if report else "blocked", report)
 
 
 def validation_bundle(verdict: ValidationResult) -> dict[str, Any]:

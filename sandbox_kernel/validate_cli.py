@@ -5,8 +5,11 @@ Teams run it in CI over their notebooks::
     sandbox-kernel validate notebooks/ scripts/backtest.py
     sandbox-kernel validate --json --policy warn analysis.ipynb
 
-Each code cell of a notebook (read with plain :mod:`json`) is judged on its own, as
-the kernel would judge it; a ``.py`` (or any other) file is one cell. Folders are
+Each code cell of a notebook is judged on its own, as the kernel would judge it by
+default (profile ``notebook``; ``--profile strict`` judges as the ``Sandbox`` API
+does); a ``.py`` (or any other) file is one cell. Notebooks in old formats (v3) are
+upgraded in memory with nbformat, as Jupyter opens them; notebooks whose kernel
+language is not Python are skipped with a note. Folders are
 searched for ``*.py``, ``*.ipy`` and ``*.ipynb``, skipping hidden folders and
 ``.ipynb_checkpoints``.
 
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .notebooks import NotebookSkipped, read_code_cells
 from .validator import Policy, ValidationResult, validate
 
 EXIT_OK = 0
@@ -41,6 +45,7 @@ class _FileReport:
     path: str
     cells: list[tuple[int, ValidationResult]] = field(default_factory=list)
     error: str | None = None
+    skipped: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -58,6 +63,8 @@ class _FileReport:
         }
         if self.error is not None:
             data["error"] = self.error
+        if self.skipped is not None:
+            data["skipped"] = self.skipped
         return data
 
 
@@ -72,6 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["block", "warn", "off"],
         default="block",
         help="block: risky cells fail the run (default); warn: report only; off: judge nothing",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=["notebook", "strict"],
+        default="notebook",
+        help="notebook: judge as the kernel does by default; strict: as the Sandbox API does",
     )
     parser.add_argument(
         "--threshold", type=int, default=30, metavar="N", help="risk score that blocks (30)"
@@ -90,27 +103,6 @@ def _expand(path: Path) -> Iterator[Path]:
             yield child
 
 
-def _notebook_cells(data: Any) -> list[tuple[int, str]]:
-    """(index in the notebook, source) of each code cell.
-
-    Raises:
-        ValueError: when the JSON is not a notebook.
-    """
-    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
-        raise ValueError("not a Jupyter notebook (no 'cells' list)")
-    cells = []
-    for index, cell in enumerate(data["cells"]):
-        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
-            continue
-        source = cell.get("source", "")
-        if isinstance(source, list) and all(isinstance(s, str) for s in source):
-            source = "".join(source)
-        if not isinstance(source, str):
-            raise ValueError(f"cell {index} has no text source")
-        cells.append((index, source))
-    return cells
-
-
 def _judge_file(path: Path, policy: Policy) -> _FileReport:
     report = _FileReport(str(path))
     try:
@@ -120,8 +112,11 @@ def _judge_file(path: Path, policy: Policy) -> _FileReport:
         return report
     if path.suffix == ".ipynb":
         try:
-            cells = _notebook_cells(json.loads(raw.decode("utf-8")))
-        except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
+            cells = read_code_cells(path)
+        except NotebookSkipped as exc:
+            report.skipped = str(exc)
+            return report
+        except (OSError, ValueError) as exc:
             report.error = f"cannot parse notebook: {exc}"
             return report
         report.cells = [(index, validate(source, policy)) for index, source in cells]
@@ -137,6 +132,9 @@ def _format_text(reports: list[_FileReport]) -> str:
         if report.error is not None:
             out.append(f"{report.path}: ERROR {report.error}")
             continue
+        if report.skipped is not None:
+            out.append(f"{report.path}: skipped ({report.skipped})")
+            continue
         notebook = report.path.endswith(".ipynb")
         for index, result in report.cells:
             cells += 1
@@ -148,9 +146,11 @@ def _format_text(reports: list[_FileReport]) -> str:
             out.append(f"{where}: {state} (risk score {result.risk_score})")
             out.extend("  " + line for line in result.format_report().splitlines()[:-1])
     errors = sum(r.error is not None for r in reports)
+    skipped = sum(r.skipped is not None for r in reports)
     out.append(
         f"{len(reports)} file(s), {cells} cell(s) judged: {blocked} blocked"
         + (f", {errors} unreadable" if errors else "")
+        + (f", {skipped} skipped (not Python)" if skipped else "")
     )
     return "\n".join(out)
 
@@ -167,7 +167,9 @@ def _print(text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Judge ``args.paths`` and print the report; returns the exit status (0, 1 or 2)."""
     try:
-        policy = Policy.from_config(mode=args.policy, threshold=args.threshold)
+        policy = Policy.from_config(
+            mode=args.policy, threshold=args.threshold, profile=getattr(args, "profile", "notebook")
+        )
     except ConfigError as exc:
         print(f"sandbox-kernel validate: {exc}", file=sys.stderr)
         return EXIT_ERROR

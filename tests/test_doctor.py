@@ -36,6 +36,7 @@ def test_a_working_setup_passes_every_check_and_names_the_image_digest() -> None
     [image_line] = [line for line in out.splitlines() if line.startswith("  ok    image: ")]
     assert "sha256:" in image_line  # named by its digest, for reproducible notebooks
     assert "ran a cell with Python 3." in out
+    assert "  ok    validation: block, profile notebook" in out  # the kernel's default
     assert out.rstrip().endswith("all good")
 
 

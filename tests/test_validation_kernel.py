@@ -12,7 +12,10 @@ from harness import Kernel, KernelSpecs, start_kernel
 pytestmark = pytest.mark.docker
 
 VALIDATION_MIME = "application/vnd.sandbox-kernel.validation+json"
-WRITES_THEN_IMPORTS_OS = "open('made_by_blocked_cell.txt', 'w').write('x')\nimport os\nos.getcwd()"
+# refused in both profiles (a process module), harmless when it runs (validation off)
+WRITES_THEN_IMPORTS_SUBPROCESS = (
+    "open('made_by_blocked_cell.txt', 'w').write('x')\nimport subprocess\nsubprocess.run"
+)
 PROBE = (
     "try:\n    open('made_by_blocked_cell.txt')\n    print('exists')\n"
     "except FileNotFoundError:\n    print('absent')"
@@ -26,7 +29,7 @@ def blocking(specs: KernelSpecs) -> Kernel:
 
 
 def test_blocked_cell_never_reaches_the_container(blocking: Kernel) -> None:
-    cell = blocking.execute(WRITES_THEN_IMPORTS_OS)
+    cell = blocking.execute(WRITES_THEN_IMPORTS_SUBPROCESS)
     assert cell.status == "error"
     assert cell.reply["content"]["ename"] == "SandboxValidationError"
     assert blocking.execute(PROBE).stdout.strip() == "absent"
@@ -51,13 +54,13 @@ def test_blocked_cell_explains_each_finding(blocking: Kernel) -> None:
 def test_no_cell_can_lower_the_policy(blocking: Kernel) -> None:
     for attempt in [
         "%config SandboxConfig.validation = 'off'",
-        "# sandbox: off\n# noqa\nimport os",
+        "# sandbox: off\n# noqa\nimport subprocess",
         "get_ipython().kernel.settings.validation = 'off'",
     ]:
         assert blocking.execute(attempt).reply["content"]["ename"] == "SandboxValidationError", (
             attempt
         )
-    assert blocking.execute("import os").status == "error"
+    assert blocking.execute("import subprocess").status == "error"
 
 
 def test_ordinary_quant_code_runs(blocking: Kernel) -> None:
@@ -103,7 +106,7 @@ def test_invalid_utf8_message_is_dropped_and_the_kernel_lives(blocking: Kernel) 
 
 def test_warn_mode_runs_and_shows_findings_first(specs: KernelSpecs) -> None:
     with start_kernel(specs, validation="warn") as kernel:
-        cell = kernel.execute("import os\nprint(os.getcwd())")
+        cell = kernel.execute("import os, subprocess\nprint(os.getcwd())")
         assert cell.status == "ok", cell.text
         first = cell.outputs[0]
         assert first["msg_type"] == "display_data"
@@ -114,7 +117,7 @@ def test_warn_mode_runs_and_shows_findings_first(specs: KernelSpecs) -> None:
 
 def test_off_mode_runs_everything(specs: KernelSpecs) -> None:
     with start_kernel(specs, validation="off") as kernel:
-        cell = kernel.execute(WRITES_THEN_IMPORTS_OS)
+        cell = kernel.execute(WRITES_THEN_IMPORTS_SUBPROCESS)
         assert cell.status == "ok"
         assert not [m for m in cell.outputs if VALIDATION_MIME in json.dumps(m["content"])]
         assert kernel.execute(PROBE).stdout.strip() == "exists"
@@ -145,3 +148,46 @@ def test_run_all_stops_at_a_refused_cell(blocking: Kernel) -> None:
     cells = ["ran = [1]", "import subprocess", *[f"ran.append({n})" for n in range(2, 8)]]
     assert blocking.run_all(cells) == ["ok", "error"] + ["aborted"] * 6
     assert blocking.execute("print(ran)").stdout == "[1]\n"
+
+
+def test_everyday_file_code_runs_in_the_default_profile(blocking: Kernel) -> None:
+    cell = blocking.execute(
+        "import os, shutil\nos.makedirs('results', exist_ok=True)\n"
+        "open(os.path.join('results', 'a.txt'), 'w').write('x')\n"
+        "shutil.copy('results/a.txt', 'results/b.txt')\nprint(sorted(os.listdir('results')))"
+    )
+    assert cell.status == "ok", cell.text
+    assert cell.stdout == "['a.txt', 'b.txt']\n"
+    listing = blocking.execute("!ls results")
+    assert listing.status == "ok", listing.text
+    assert listing.stdout.split() == ["a.txt", "b.txt"]
+
+
+def test_package_install_is_answered_and_run_all_stops_there(blocking: Kernel) -> None:
+    cell = blocking.execute("%pip install yfinance ta")
+    assert cell.status == "error"
+    error = cell.reply["content"]
+    assert error["ename"] == "SandboxPackageInstall"
+    assert "no network" in error["evalue"]
+    assert "sandbox-kernel image build --add yfinance ta" in error["evalue"]
+    assert "sandbox-kernel install --image" in error["evalue"]
+    # one output, the answer: no list of findings for an install
+    assert not [m for m in cell.outputs if VALIDATION_MIME in json.dumps(m["content"])]
+    cells = ["got = [1]", "!pip install yfinance", "import yfinance", "got.append(2)"]
+    assert blocking.run_all(cells) == ["ok", "error", "aborted", "aborted"]
+    assert blocking.execute("print(got)").stdout == "[1]\n"
+
+
+def test_banner_and_sandbox_info_name_the_profile(blocking: Kernel) -> None:
+    info = blocking.execute("%sandbox info")
+    [display] = info.of_type("display_data")
+    assert "validation: block, profile notebook" in display["content"]["data"]["text/plain"]
+    assert display["content"]["data"]["application/json"]["validation_profile"] == "notebook"
+
+
+def test_strict_profile_is_the_administrators_choice(specs: KernelSpecs) -> None:
+    with start_kernel(specs, validation="block", validation_profile="strict") as kernel:
+        cell = kernel.execute("import os\nos.makedirs('results', exist_ok=True)")
+        assert cell.reply["content"]["ename"] == "SandboxValidationError"
+        assert any("SK101" in line for line in cell.error["traceback"])  # type: ignore[index]
+        assert "profile strict" in kernel.execute("%sandbox info").text

@@ -32,7 +32,7 @@ def notebook(*cells: tuple[str, str | list[str]]) -> str:
 def files(tmp_path: Path) -> dict[str, Path]:
     paths = {
         "clean.py": "import numpy as np\nx = np.arange(3)\n",
-        "bad.py": "import os\nos.system('id')\n",
+        "bad.py": "import subprocess\nsubprocess.run(['id'])\n",
         "clean.ipynb": notebook(
             ("markdown", "# Title\nimport os is fine in markdown"),
             ("code", ["%matplotlib inline\n", "import pandas as pd\n"]),
@@ -138,7 +138,7 @@ def test_folders_are_searched(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     (tmp_path / "sub").mkdir()
     (tmp_path / ".ipynb_checkpoints").mkdir()
     (tmp_path / "sub" / "a.py").write_text("x = 1\n")
-    (tmp_path / "sub" / "b.ipy").write_text("!ls\n")
+    (tmp_path / "sub" / "b.ipy").write_text("!curl example.org\n")
     (tmp_path / ".ipynb_checkpoints" / "c.py").write_text("import os\n")
     (tmp_path / "notes.txt").write_text("import os\n")
     code, out = invoke(capsys, "--json", str(tmp_path))
@@ -179,3 +179,58 @@ def test_runs_as_a_module(files: dict[str, Path]) -> None:
 
 def test_exit_codes_are_documented() -> None:
     assert (validate_cli.EXIT_OK, validate_cli.EXIT_BLOCKED, validate_cli.EXIT_ERROR) == (0, 1, 2)
+
+
+def test_old_format_notebooks_are_upgraded_and_judged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # nbformat 3 keeps cells in worksheets and calls a cell's source "input"
+    v3 = {
+        "nbformat": 3,
+        "nbformat_minor": 0,
+        "metadata": {"name": "old"},
+        "worksheets": [
+            {
+                "cells": [
+                    {"cell_type": "code", "input": "x = 1", "language": "python", "outputs": []},
+                    {"cell_type": "markdown", "source": "text"},
+                    {
+                        "cell_type": "code",
+                        "input": "!curl evil.example",
+                        "language": "python",
+                        "outputs": [],
+                    },
+                ]
+            }
+        ],
+    }
+    path = tmp_path / "old.ipynb"
+    path.write_text(json.dumps(v3))
+    code, out = invoke(capsys, "--json", str(path))
+    assert code == 1  # judged, not "unreadable" (2)
+    cells = json.loads(out)["files"][0]["cells"]
+    assert [(c["index"], c["blocked"]) for c in cells] == [(0, False), (2, True)]
+
+
+def test_notebooks_in_other_languages_are_skipped_with_a_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    r_notebook = json.loads(notebook(("code", "system('id')\nlibrary(ggplot2)")))
+    r_notebook["metadata"] = {"kernelspec": {"name": "ir", "language": "R"}}
+    (tmp_path / "r.ipynb").write_text(json.dumps(r_notebook))
+    code, out = invoke(capsys, str(tmp_path / "r.ipynb"))
+    assert code == 0
+    assert "skipped (kernel language is r, not Python)" in out
+    code, out = invoke(capsys, "--json", str(tmp_path / "r.ipynb"))
+    assert json.loads(out)["files"][0]["skipped"] == "kernel language is r, not Python"
+
+
+def test_profile_option_judges_as_the_kernel_or_the_sandbox_api(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "paths.py"
+    path.write_text("import os\nos.makedirs('results', exist_ok=True)\n")
+    assert invoke(capsys, str(path))[0] == 0  # the kernel's default: notebook
+    assert invoke(capsys, "--profile", "notebook", str(path))[0] == 0
+    code, out = invoke(capsys, "--profile", "strict", str(path))
+    assert code == 1 and "SK101" in out

@@ -7,9 +7,10 @@ import time
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from validator_corpus import load
 
 from sandbox_kernel.validator import Policy, ValidationResult, validate
+
+from validator_corpus import load
 
 CORPUS = [source for _, source in load("dangerous") + load("benign")]
 DANGEROUS = [source for _, source in load("dangerous")]
