@@ -203,7 +203,7 @@ class SandboxKernel(Kernel):
         abort on the next loop turn, before most queued requests have run, so "Run
         All" would go on past a failing cell. End it as its threaded path does: with
         its "stop aborting" marker, queued the way a request is, behind every request
-        received before the error's reply went out (``do_execute`` takes them in).
+        received so far.
         """
         if (
             subshell_id is not None
@@ -213,6 +213,7 @@ class SandboxKernel(Kernel):
             super()._abort_queues(subshell_id)
             return
         self._aborting = True
+        self.shell_stream.flush()  # requests waiting in the socket join the queue first
         marker = _async_in_context(partial(self.shell_main, None))
         self._stop_aborting = asyncio.ensure_future(marker([zmq.Frame(b"stop aborting")]))
 
@@ -233,11 +234,6 @@ class SandboxKernel(Kernel):
         # reply follows them as with a plain kernel (which gets this from flushing
         # its sys.stdout before replying).
         self._flush_iopub()
-        if reply.get("status") == "error" and self.shell_stream is not None:
-            # "Run All" aborts the requests sent before the client saw this error. Take
-            # in what has arrived now, before the reply goes out: a request the client
-            # sends after reading the reply comes behind the abort's end marker.
-            self.shell_stream.flush()
         return reply
 
     def _flush_iopub(self) -> None:

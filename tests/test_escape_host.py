@@ -293,6 +293,13 @@ def _interrupt_prompts(kernel: Kernel) -> None:
         kernel.km.interrupt_kernel()
         while kc.get_shell_msg(timeout=30)["parent_header"].get("msg_id") != msg_id:
             pass
+        # As a notebook does, the next cell goes after this one's idle status (a request
+        # sent the instant an error's reply arrives may still be aborted, as "Run All"
+        # aborts the burst that arrived with the error).
+        while True:
+            msg = kc.get_iopub_msg(timeout=30)
+            if msg["parent_header"].get("msg_id") == msg_id and msg["content"].get("execution_state") == "idle":
+                break
     kernel.drain_iopub()
     last = kernel.execute("print('got', input('last'))", stdin=["it"], timeout=30)
     assert last.stdout.strip() == "got it", last.text
