@@ -159,3 +159,19 @@ def test_trusting_mode_passes_scripts() -> None:
     guard = OutputGuard(trust_scripts=True, comm_targets=(), widget_modules=())
     msg, _ = guard.iopub(_msg("display_data", {"data": {"application/javascript": "x"}}))
     assert msg is not None and "application/javascript" in msg["content"]["data"]
+
+
+def test_the_inner_kernel_info_keeps_only_short_language_fields() -> None:
+    guard = _guard()
+    reply = guard.reply(_msg("kernel_info_reply", {
+        "language_info": {"name": "python", "version": "3.11.2", "mimetype": "text/x-python",
+                          "codemirror_mode": {"name": "ipython", "version": 3, "x": "<script>"},
+                          "file_extension": ".py", "help": {"<script>": 1}, "pygments_lexer": "x" * 10_000},
+        "banner": "b" * 100_000,
+        "help_links": [{"text": "x", "url": "javascript:alert(1)"}],
+    }))
+    assert reply is not None
+    info = reply["content"]["language_info"]
+    assert info["name"] == "python" and info["codemirror_mode"] == {"name": "ipython", "version": 3}
+    assert "help" not in info and len(info["pygments_lexer"]) == 100
+    assert len(reply["content"]["banner"]) == 4096

@@ -149,6 +149,11 @@ class OutputGuard:
                 if isinstance(expressions, dict)
                 else {}
             )
+        elif msg_type == "kernel_info_reply":
+            # The host answers kernel_info itself; of the inner reply it uses the
+            # language (which frontends save into the notebook) and the banner's text.
+            content["language_info"] = _language_info(content.get("language_info"))
+            content["banner"] = str(content.get("banner", ""))[:_MAX_BANNER]
         elif msg_type == "inspect_reply" and not self.trust_scripts:
             data, metadata, _ = clean_bundle(content.get("data"), content.get("metadata"), self.comms.context())
             content["data"], content["metadata"] = data, metadata
@@ -191,6 +196,28 @@ class OutputGuard:
             "password": bool(content.get("password", False)),
         }
         return msg
+
+
+_MAX_BANNER = 4096
+_LANGUAGE_KEYS = ("name", "version", "mimetype", "file_extension", "pygments_lexer",
+                  "nbconvert_exporter")
+
+
+def _language_info(value: Any) -> dict[str, Any]:
+    """The inner kernel's language_info, as short strings of the keys the protocol names."""
+    info = value if isinstance(value, dict) else {}
+    kept: dict[str, Any] = {
+        key: info[key][:100] for key in _LANGUAGE_KEYS if isinstance(info.get(key), str)
+    }
+    mode = info.get("codemirror_mode")
+    if isinstance(mode, str):
+        kept["codemirror_mode"] = mode[:100]
+    elif isinstance(mode, dict):
+        kept["codemirror_mode"] = {
+            k: v for k, v in mode.items()
+            if k in ("name", "version") and isinstance(v, (str, int)) and len(str(v)) <= 100
+        }
+    return kept
 
 
 def _note_only(msg: Message) -> Message:
