@@ -174,6 +174,13 @@ class Lab:
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())
 
+    def delete(self, path: str) -> None:
+        request = urllib.request.Request(
+            f"{self.url}/api/{path}", method="DELETE", headers={"Authorization": f"token {self.token}"}
+        )
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(request, timeout=30).close()
+
     def close(self) -> None:
         self.process.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -251,19 +258,9 @@ def _run_notebook(lab: Lab, browser: Any, kernel_name: str, listener: Listener) 
     finally:
         page.close()
         for session in lab.api("sessions"):
-            with contextlib.suppress(Exception):
-                request = urllib.request.Request(
-                    f"{lab.url}/api/sessions/{session['id']}", method="DELETE",
-                    headers={"Authorization": f"token {lab.token}"},
-                )
-                urllib.request.urlopen(request, timeout=30).close()
+            lab.delete(f"sessions/{session['id']}")
         for kernel in lab.api("kernels"):
-            with contextlib.suppress(Exception):
-                request = urllib.request.Request(
-                    f"{lab.url}/api/kernels/{kernel['id']}", method="DELETE",
-                    headers={"Authorization": f"token {lab.token}"},
-                )
-                urllib.request.urlopen(request, timeout=30).close()
+            lab.delete(f"kernels/{kernel['id']}")
 
 
 def test_hostile_outputs_run_no_script_in_jupyterlab(lab: Lab, browser: Any, specs: KernelSpecs) -> None:
