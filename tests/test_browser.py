@@ -174,6 +174,17 @@ class Lab:
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())
 
+    def wait_for_kernel(self, notebook: str, timeout: float = 120) -> None:
+        """Until the server has an idle kernel in a session for ``notebook``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for session in self.api("sessions"):
+                kernel = session.get("kernel") or {}
+                if session.get("path") == notebook and kernel.get("execution_state") == "idle":
+                    return
+            time.sleep(0.5)
+        raise AssertionError(f"no kernel started for {notebook}: {self.api('sessions')}")
+
     def delete(self, path: str) -> None:
         request = urllib.request.Request(
             f"{self.url}/api/{path}", method="DELETE", headers={"Authorization": f"token {self.token}"}
@@ -224,7 +235,8 @@ def _run_notebook(lab: Lab, browser: Any, kernel_name: str, listener: Listener) 
         workspace = f"ws-{uuid.uuid4().hex[:8]}"
         page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{name}?token={lab.token}&reset", timeout=60_000)
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-        # The kernel is started for the notebook; wait until it is idle.
+        # The page starts the notebook's kernel: wait until the server has it, idle.
+        lab.wait_for_kernel(name)
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
         page.locator(".jp-Notebook").first.click()
         page.keyboard.press("Escape")
