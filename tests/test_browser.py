@@ -14,6 +14,9 @@ sandbox kernel. With the defaults:
 
 Negative control: the same notebook through a kernel with ``allow_scripts_in_output``
 does run script (the marker is set, and a second kernel is started on the host).
+
+And what people display every day still renders in JupyterLab after the cleaning: a
+DataFrame, a pandas ``Styler`` with its colours, a matplotlib SVG, a Vega-Lite chart.
 """
 
 from __future__ import annotations
@@ -217,9 +220,28 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
-def _run_notebook(lab: Lab, browser: Any, kernel_name: str, listener: Listener) -> dict[str, Any]:
+#: Everyday outputs that must still render after the sanitiser (as on a plain kernel).
+_VEGA_LITE = {
+    "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+    "data": {"values": [{"day": 1, "pnl": 3}, {"day": 2, "pnl": -1}, {"day": 3, "pnl": 4}]},
+    "mark": "bar",
+    "encoding": {"x": {"field": "day", "type": "ordinal"}, "y": {"field": "pnl", "type": "quantitative"}},
+}
+EVERYDAY_CELLS = [
+    "import pandas as pd\ndf = pd.DataFrame({'close': [101.5, 99.25, 103.0]})\ndisplay(df)",
+    "display(df.style.background_gradient())",
+    "import matplotlib.pyplot as plt\n%config InlineBackend.figure_formats = ['svg']\nplt.plot([1, 3, 2]); plt.show()",
+    f"display({{'application/vnd.vegalite.v5+json': {_VEGA_LITE!r}, 'text/plain': 'chart'}}, raw=True)",
+    "print('done')",
+]
+
+
+def _run_notebook(
+    lab: Lab, browser: Any, kernel_name: str, listener: Listener, cells: list[str] | None = None,
+    probe: str = "",
+) -> dict[str, Any]:
     name = f"hostile-{uuid.uuid4().hex[:6]}.ipynb"
-    cells = _cells(listener.url)
+    cells = cells or _cells(listener.url)
     _notebook(lab.root / name, kernel_name, cells)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     foreign: list[str] = []
@@ -259,6 +281,7 @@ def _run_notebook(lab: Lab, browser: Any, kernel_name: str, listener: Listener) 
         if os.environ.get("SANDBOX_KERNEL_SCREENSHOT"):
             page.screenshot(path=os.environ["SANDBOX_KERNEL_SCREENSHOT"], full_page=True)
         return {
+            "probe": page.evaluate(probe) if probe else None,
             "pwned": page.evaluate("() => window.__sandbox_pwned === true"),
             "usage_lines": usage.count(),
             "usage_visible": sum(1 for i in range(usage.count()) if usage.nth(i).is_visible()),
@@ -298,3 +321,27 @@ def test_the_same_notebook_runs_script_without_the_sanitiser(lab: Lab, browser: 
     assert seen["pwned"] is True, f"negative control: no script ran even unsanitised: {seen}"
     assert seen["kernels"] >= 2, f"negative control: no kernel was started on the host: {seen}"
     assert seen["listener"], f"negative control: nothing left the page: {seen}"
+
+
+def test_everyday_outputs_render_as_on_a_plain_kernel(lab: Lab, browser: Any, specs: KernelSpecs) -> None:
+    listener = Listener()
+    probe = """() => ({
+        table: document.querySelectorAll('.jp-OutputArea-output table.dataframe').length,
+        styled: Array.from(document.querySelectorAll('.jp-OutputArea-output td'))
+            .filter(td => td.style.backgroundColor).length,
+        svg: document.querySelectorAll('.jp-OutputArea-output img[src^="data:image/svg+xml"]').length,
+        vega: document.querySelectorAll('.jp-OutputArea-output .vega-embed, .jp-OutputArea-output canvas, .jp-OutputArea-output svg.marks').length,
+        notices: Array.from(document.querySelectorAll('.jp-OutputArea-output'))
+            .filter(o => o.textContent.includes('[sandbox-kernel:')).length,
+    })"""
+    try:
+        seen = _run_notebook(lab, browser, specs.make(), listener, EVERYDAY_CELLS, probe)
+    finally:
+        listener.close()
+    found = seen["probe"]
+    assert found["table"] >= 1, found
+    assert found["styled"] >= 3, f"Styler's colours did not survive: {found}"
+    assert found["svg"] >= 1, f"the matplotlib SVG is not shown: {found}"
+    assert found["vega"] >= 1, f"the Vega-Lite chart is not drawn: {found}"
+    assert found["notices"] == 0, f"everyday outputs reported as cleaned: {found}"
+    assert seen["foreign"] == [] and seen["usage_visible"] == seen["cells"], seen
