@@ -155,3 +155,29 @@ def test_everyday_outputs_are_kept(hardened: Kernel) -> None:
     assert any("image/svg+xml" in b and "<path" in b["image/svg+xml"] for b in bundles)
     assert any("image/png" in b for b in bundles)
     assert not [m for m in cell.of_type("stream") if "removed" in m["content"]["text"]]
+
+
+@pytest.mark.parametrize("trusting", [False, True], ids=["hardened", "negative control"])
+def test_the_sandbox_api_gets_the_same_clean_outputs(docker_client: object, trusting: bool) -> None:
+    """Programs that show results in a web page of their own get what a notebook gets."""
+    import asyncio
+
+    from harness import IMAGE
+    from sandbox_kernel import Sandbox
+
+    cell = _display(BUNDLES["quote-hidden >"]) + "\n" + _display(BUNDLES["forged usage record"])
+
+    async def run() -> list[dict]:
+        async with Sandbox(image=IMAGE, warm_spare=False, validation="off",
+                           allow_scripts_in_output=trusting) as sandbox:
+            result = await sandbox.execute(cell)
+            assert result.success, result.error
+            return result.outputs
+
+    outputs = asyncio.run(run())
+    findings = [f for o in outputs for f in judge_message(o["output_type"], o)]
+    assert len(outputs) >= 2, outputs
+    if trusting:
+        assert findings, "negative control: the outputs were harmless anyway"
+    else:
+        assert findings == [], findings
