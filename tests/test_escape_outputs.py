@@ -162,8 +162,9 @@ def test_the_sandbox_api_gets_the_same_clean_outputs(docker_client: object, trus
     """Programs that show results in a web page of their own get what a notebook gets."""
     import asyncio
 
-    from harness import IMAGE
     from sandbox_kernel import Sandbox
+
+    from harness import IMAGE
 
     cell = _display(BUNDLES["quote-hidden >"]) + "\n" + _display(BUNDLES["forged usage record"])
 
