@@ -315,3 +315,14 @@ def _interrupt_prompts(kernel: Kernel) -> None:
     kernel.drain_iopub()
     last = kernel.execute("print('got', input('last'))", stdin=["it"], timeout=30)
     assert last.stdout.strip() == "got it", last.text
+
+
+def test_the_cell_timeout_still_fires_after_a_memory_bomb(docker_client: object, specs: KernelSpecs) -> None:
+    """Parsing what the sandbox sends never holds the host's loop past a timeout."""
+    bomb = ATTACKS[1].cell  # 10 MB of empty objects as a display
+    with start_kernel(specs, timeout=3) as kernel:
+        started = time.monotonic()
+        cell = kernel.execute(bomb + "import time\ntime.sleep(60)\n", timeout=60)
+        took = time.monotonic() - started
+        assert cell.status == "error" and "3 s timeout" in cell.text, cell.text[-300:]
+        assert took < 30, f"the cell ended after {took:.0f} s, not at its 3 s timeout"
