@@ -175,3 +175,20 @@ def test_the_inner_kernel_info_keeps_only_short_language_fields() -> None:
     assert info["name"] == "python" and info["codemirror_mode"] == {"name": "ipython", "version": 3}
     assert "help" not in info and len(info["pygments_lexer"]) == 100
     assert len(reply["content"]["banner"]) == 4096
+
+
+def test_widget_classes_and_icons_cannot_dress_up_as_the_page() -> None:
+    guard = _guard()
+    state = {"_model_module": "@jupyter-widgets/controls", "_model_name": "ButtonModel",
+             "_view_module": "@jupyter-widgets/controls", "_dom_classes": ["mine", "jp-Dialog"],
+             "icon": "check jp-Dialog", "description": "ok"}
+    msg, _ = guard.iopub(_msg("comm_open", {"comm_id": "b", "target_name": "jupyter.widget",
+                                            "data": {"state": state}}))
+    assert msg is not None
+    cleaned = msg["content"]["data"]["state"]
+    assert cleaned["_dom_classes"] == ["mine"] and cleaned["icon"] == ""
+
+
+def test_tex_cannot_spell_a_macro_by_name() -> None:
+    cleaned, _, _ = clean_bundle({"text/latex": r"$\csname href\endcsname{javascript:alert(1)}{x}$"}, {}, Context())
+    assert "\\csname" not in cleaned["text/latex"]

@@ -96,6 +96,11 @@ _DROPPED_WITH_CONTENT = frozenset(
 _URL_IN_ATTRIBUTE = re.compile(r"url\(\s*['\"]?([^)'\"]*)['\"]?\s*\)")
 
 
+def is_ui_class(name: str) -> bool:
+    """A class name of the page's own interface (JupyterLab, Lumino, this kernel)."""
+    return bool(_UI_CLASS.match(name))
+
+
 class _AttributeJudge:
     """nh3's attribute filter: URLs, CSS and ids, judged per attribute.
 
@@ -132,7 +137,7 @@ class _AttributeJudge:
                 self.removed = True
             return cleaned or None
         if attribute == "class":
-            kept = [name for name in value.split() if not _UI_CLASS.match(name)]
+            kept = [name for name in value.split() if not is_ui_class(name)]
             if len(kept) < len(value.split()):
                 self.removed = True
             return " ".join(kept) or None

@@ -5,7 +5,8 @@ in HTML widgets with MathJax. A few TeX macros are not mathematics: ``\\href`` a
 ``\\url`` make links (``javascript:`` ones included, in MathJax's default setup),
 ``\\style``, ``\\class``, ``\\cssId`` and ``\\bbox`` give the formula CSS and class
 names of the page (enough to draw it over the rest of the notebook), ``\\data`` adds
-attributes, and ``\\require`` loads more of MathJax. Each becomes the visible text
+attributes, and ``\\require`` loads more of MathJax; ``\\csname`` could spell any of
+them without writing its name. Each becomes the visible text
 ``[\\name removed]``; its arguments stay as inert groups, so the formula still shows.
 """
 
@@ -14,7 +15,9 @@ from __future__ import annotations
 import re
 
 #: Macros that act on the page rather than on the formula.
-DISARMED_MACROS = ("href", "url", "style", "class", "cssId", "bbox", "data", "require", "html")
+DISARMED_MACROS = (
+    "href", "url", "style", "class", "cssId", "bbox", "data", "require", "html", "csname",
+)
 
 _MACRO = re.compile(r"\\(" + "|".join(DISARMED_MACROS) + r")(?![A-Za-z])")
 

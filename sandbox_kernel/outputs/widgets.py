@@ -19,13 +19,14 @@ The registry of live comms is bounded, like everything a sandbox can make grow.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from .bundles import Context, Verdict, clean_bundle
 from .css import is_inert_value
-from .html import clean_html
+from .html import clean_html, is_ui_class
 from .latex import disarm
 
 #: ipywidgets' comm targets (``jupyter.widget.version`` is ipywidgets 7's handshake).
@@ -43,6 +44,7 @@ DEFAULT_WIDGET_MODULES = (
 MAX_LIVE_COMMS = 100_000
 
 _MODULE_KEYS = ("_model_module", "_view_module")
+_ICON = re.compile(r"^[a-z0-9-]*$")
 _HTML_VALUE_MODELS = frozenset({"HTMLModel", "HTMLMathModel", "LabelModel"})
 _URL_MEDIA_MODELS = frozenset({"ImageModel", "VideoModel", "AudioModel"})
 
@@ -153,6 +155,12 @@ class CommGuard:
         return {**data, "state": state}
 
     def _clean_trait(self, model: str, key: str, value: Any) -> Any:
+        if key == "_dom_classes" and isinstance(value, list):
+            # add_class(): class names of the page's own interface would dress the
+            # widget up as it (a dialog drawn over the notebook).
+            return [c for c in value if isinstance(c, str) and not is_ui_class(c)]
+        if key == "icon" and isinstance(value, str):
+            return value if _ICON.match(value) else ""  # becomes a class name "fa-<icon>"
         if isinstance(value, str):
             if key == "description" or (key == "value" and model in _HTML_VALUE_MODELS):
                 return clean_html(value)
