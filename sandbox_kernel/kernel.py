@@ -87,6 +87,7 @@ class SandboxKernel(Kernel):
         self.sandbox = Sandbox(self.settings, on_message=self._relay_unsolicited)
         self.sandbox.default_profile = "notebook"  # people's own notebooks
         self._parents: OrderedDict[str, Message] = OrderedDict()
+        self._usage_shown: OrderedDict[str, dict[str, Any]] = OrderedDict()  # by request id
         self._start_task: asyncio.Future[None] | None = None
         self._after_idle: list[Callable[[], None]] = []
         self._held: list[Callable[[], None]] = []
@@ -346,6 +347,9 @@ class SandboxKernel(Kernel):
             return
         content = {"data": usage.bundle(), "metadata": {}, "transient": {}}
         self._publish("display_data", content, parent)
+        self._usage_shown[parent["header"]["msg_id"]] = content
+        while len(self._usage_shown) > _PARENT_MEMORY:
+            self._usage_shown.popitem(last=False)
 
     def _sandbox_magic(self, command: str, parent: Message) -> dict[str, Any]:
         """``%sandbox usage`` / ``%sandbox info``: answered here, never forwarded."""
@@ -434,13 +438,20 @@ class SandboxKernel(Kernel):
         """IOPub traffic outside a running cell (widgets, comms, background threads)."""
         parent_id = (msg.get("parent_header") or {}).get("msg_id")
         parent = self._parents.get(parent_id or "") or self.get_parent("shell")
+        msg_type = msg["header"]["msg_type"]
         self._publish(
-            msg["header"]["msg_type"],
+            msg_type,
             msg["content"],
             parent,
             msg.get("metadata") or {},
             [bytes(b) for b in msg.get("buffers") or []],
         )
+        shown = self._usage_shown.get(parent_id or "")
+        if msg_type == "clear_output" and shown is not None:
+            # Code still running in the sandbox (a thread, or a message naming an earlier
+            # cell) cleared a finished cell's output: its usage line is the host's and
+            # comes back under it.
+            self._publish("display_data", shown, parent)
 
     # -- stdin ----------------------------------------------------------------------------
     async def _ask_frontend(self, prompt: str, password: bool, ident: Any, parent: Message) -> str:

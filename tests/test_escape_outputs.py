@@ -182,3 +182,30 @@ def test_the_sandbox_api_gets_the_same_clean_outputs(docker_client: object, trus
         assert findings, "negative control: the outputs were harmless anyway"
     else:
         assert findings == [], findings
+
+
+def test_a_later_cell_cannot_clear_away_an_earlier_usage_line(hardened: Kernel) -> None:
+    """clear_output naming an earlier cell clears its outputs, never the host's usage line.
+
+    No setting turns this off (the usage line is the host's own record, republished
+    under the cell), so the check is on what the frontend ends up with: the last
+    message for the earlier cell, after the clear, is its usage line again.
+    """
+    first = hardened.execute("_first = get_ipython().kernel.get_parent('shell')\nprint('kept?')")
+    first_id = first.reply["parent_header"]["msg_id"]
+    assert first.usage is not None
+    second_id = hardened.kc.execute(
+        "k = get_ipython().kernel\n"
+        "_ = k.session.send(k.iopub_socket, 'clear_output', {'wait': False}, parent=_first)"
+    )
+    seen = []
+    while True:
+        msg = hardened.kc.get_iopub_msg(timeout=30)
+        seen.append(msg)
+        if msg["parent_header"].get("msg_id") == second_id and msg["content"].get("execution_state") == "idle":
+            break
+    seen += hardened.drain_iopub()
+    late = [m for m in seen if m["parent_header"].get("msg_id") == first_id]
+    kinds = [m["msg_type"] for m in late]
+    assert "clear_output" in kinds, "the attack did not reach the earlier cell"
+    assert kinds[-1] == "display_data" and USAGE_MIME in late[-1]["content"]["data"], kinds
