@@ -40,6 +40,7 @@ from .errors import (
     ProtocolError,
     SandboxError,
 )
+from .runtime import check_runtime
 from .wire import FrameDecoder, Kind, encode
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,14 @@ class ContainerSession:
         self._torn_down = False
         self._last_heard = time.monotonic()
         self._unresponsive = False
+        # stderr is attached too: the decoder keeps its end, which explains a relay
+        # (or a runtime) that died before it could send a frame.
+        self._decoder = FrameDecoder()
         self.image = resolve_image(client, config.image)
+        try:
+            check_runtime(client, config)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
+            raise DockerUnavailableError(f"The Docker engine failed: {_reason(err)}.") from err
         self.fingerprint = spec.fingerprint(config, self.image.id)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -239,7 +247,7 @@ class ContainerSession:
     def _attach(self) -> None:
         try:
             sock = self.client.api.attach_socket(
-                self.container_id, params={"stdin": 1, "stdout": 1, "stderr": 0, "stream": 1}
+                self.container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
             )
         except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
             self.cleanup()
@@ -316,8 +324,13 @@ class ContainerSession:
             self.client.api.remove_container(self.container_id, force=True)
 
     # -- threads ------------------------------------------------------------------------
+    def stderr_tail(self) -> list[str]:
+        """The last lines the container wrote on its stderr (none when it wrote none)."""
+        text = bytes(self._decoder.stderr_tail).decode("utf-8", "replace")
+        return [line.strip() for line in text.strip().splitlines() if line.strip()]
+
     def _read_loop(self) -> None:
-        decoder = FrameDecoder()
+        decoder = self._decoder
         reason = "eof"
         raw = self._raw
         try:

@@ -106,7 +106,7 @@ def container_options(config: SandboxConfig) -> dict[str, Any]:
     security_opt = []
     if config.no_new_privileges:
         security_opt.append("no-new-privileges:true")
-    profile = load_profile(config.seccomp_profile)
+    profile = load_profile(config.seccomp_profile, config.runtime)
     if profile is not None:
         security_opt.append(f"seccomp={profile}")
     mounts = [
