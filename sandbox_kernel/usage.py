@@ -63,6 +63,7 @@ second after another request (a long cell's sample, "Run All", another stats cli
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import html
 import logging
 import math
@@ -210,16 +211,21 @@ class CellUsage:
         peak_memory_bytes: highest memory use during the cell (page cache included).
         memory_bytes: memory in use at the end, without inactive file cache.
         memory_limit_bytes: the container's memory limit (0: none).
-        pids: processes and threads at the end.
-        pids_peak: most processes and threads at once during the cell.
+        pids: processes and threads at the end; None under gVisor, where the cgroup
+            counts gVisor's own threads, not the sandbox's processes.
+        pids_peak: most processes and threads at once during the cell (None likewise).
         net_rx_bytes: bytes received during the cell, all interfaces but loopback.
         net_tx_bytes: bytes sent during the cell, all interfaces but loopback.
         tmp_bytes: change in shared memory (the /tmp tmpfs) during the cell, or None
-            where the source does not report it.
+            where the source does not report it or, under gVisor, cannot tell it apart
+            (gVisor keeps all of the sandbox's memory in one shared memory file).
         cpu_throttled: the CPU quota held the container back during the cell.
         oom_killed: the kernel's OOM killer ended a process of the container.
-        source: ``"cgroup-v1"``, ``"cgroup-v2"`` or ``"docker-stats"``.
-        peak_exact: the peak is a kernel counter, not the maximum of samples.
+        source: ``"cgroup-v1"``, ``"cgroup-v2"`` or ``"docker-stats"``, plus
+            ``"+gvisor"`` under gVisor.
+        peak_exact: the peak is a kernel counter, not the maximum of samples, of the
+            sandbox's processes alone (never under gVisor: its own kernel's memory is
+            in the figure too, and memory freed in the sandbox returns to the host late).
         pids_limit: the container's pids limit (0: none).
     """
 
@@ -228,8 +234,8 @@ class CellUsage:
     peak_memory_bytes: int
     memory_bytes: int
     memory_limit_bytes: int
-    pids: int
-    pids_peak: int
+    pids: int | None
+    pids_peak: int | None
     net_rx_bytes: int
     net_tx_bytes: int
     tmp_bytes: int | None
@@ -248,7 +254,11 @@ class CellUsage:
             and self.peak_memory_bytes >= WARN_FRACTION * self.memory_limit_bytes
         ):
             found.append("memory")
-        if self.pids_limit and self.pids_peak >= WARN_FRACTION * self.pids_limit:
+        if (
+            self.pids_limit
+            and self.pids_peak is not None
+            and self.pids_peak >= WARN_FRACTION * self.pids_limit
+        ):
             found.append("pids")
         if self.cpu_throttled:
             found.append("throttled")
@@ -273,11 +283,13 @@ class CellUsage:
             peak += f" of {format_size(self.memory_limit_bytes)}"
             if "memory" in warnings:
                 peak += f" ({100 * self.peak_memory_bytes / self.memory_limit_bytes:.0f}%)"
-        pids = f"{self.pids} pid{'' if self.pids == 1 else 's'}"
-        if self.pids_peak > self.pids:
-            pids += f" (peak {self.pids_peak})"
-        if "pids" in warnings:
-            pids += f" of {self.pids_limit}"
+        pids = ""
+        if self.pids is not None:
+            pids = f"{self.pids} pid{'' if self.pids == 1 else 's'}"
+            if self.pids_peak is not None and self.pids_peak > self.pids:
+                pids += f" (peak {self.pids_peak})"
+            if "pids" in warnings:
+                pids += f" of {self.pids_limit}"
         if self.net_rx_bytes or self.net_tx_bytes:
             net = f"net ↓{format_size(self.net_rx_bytes)} ↑{format_size(self.net_tx_bytes)}"
         else:
@@ -289,6 +301,7 @@ class CellUsage:
             (pids, "warn" if "pids" in warnings else ""),
             (net, ""),
         ]
+        parts = [(text, level) for text, level in parts if text]
         if self.tmp_bytes:
             sign = "+" if self.tmp_bytes > 0 else "-"
             parts.append((f"tmp {sign}{format_size(abs(self.tmp_bytes))}", ""))
@@ -523,6 +536,28 @@ def cell_usage(
         source=source,
         peak_exact=exact,
         pids_limit=end.pids_limit or pids_limit,
+    )
+
+
+def under_gvisor(usage: CellUsage) -> CellUsage:
+    """The cell's usage with only the numbers that are true under gVisor (runsc).
+
+    Measured (see the README's runsc section): wall time, CPU time (the sandbox's
+    processes plus gVisor's kernel working for them), the memory limit, the network and
+    OOM kills are right. The cgroup holds gVisor's Sentry, not the sandbox's
+    processes, so: pids counts the Sentry's threads (about 60 when idle) and is
+    dropped; shmem counts gVisor's memory file, which holds *all* of the sandbox's
+    memory (a 600 MiB bytearray read as "tmp +600 MiB"), so tmp is dropped; memory
+    includes the Sentry (about 20 MiB) and freed memory returns to the host late, so
+    the peak is marked approximate ("~").
+    """
+    return dataclasses.replace(
+        usage,
+        pids=None,
+        pids_peak=None,
+        tmp_bytes=None,
+        peak_exact=False,
+        source=f"{usage.source}+gvisor",
     )
 
 
@@ -1071,6 +1106,8 @@ class UsageMeter:
         reset_peaks: reset the kernel's memory peak at every cell start where that is
             allowed; False leaves host cgroup files untouched (the peak is then the
             high-water mark or sampled).
+        gvisor: the container runs under gVisor: only the numbers that are true there
+            are reported (see :func:`under_gvisor`).
 
     Raises:
         SandboxError: the container cannot be inspected, or ``local=True`` and its
@@ -1086,7 +1123,9 @@ class UsageMeter:
         *,
         local: bool | None = None,
         reset_peaks: bool = True,
+        gvisor: bool = False,
     ) -> None:
+        self._gvisor = gvisor
         try:
             info = client.api.inspect_container(container_id)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
@@ -1273,7 +1312,7 @@ class UsageMeter:
                         raise SandboxError(
                             "The Docker engine answered too late to measure this cell."
                         )
-            return cell_usage(
+            usage = cell_usage(
                 begin,
                 end,
                 wall,
@@ -1284,6 +1323,7 @@ class UsageMeter:
                 memory_limit_bytes=self._memory_limit,
                 pids_limit=self._pids_limit,
             )
+            return under_gvisor(usage) if self._gvisor else usage
 
     def _collect_baseline(self) -> Reading:
         future, self._baseline = self._baseline, None
@@ -1345,7 +1385,7 @@ class UsageMeter:
                 "memory_bytes": used,
                 "memory_usage_bytes": reading.memory_usage,
                 "memory_limit_bytes": limit,
-                "pids": reading.pids,
+                "pids": None if self._gvisor else reading.pids,
                 "pids_limit": reading.pids_limit or self._pids_limit,
                 "net_rx_bytes": reading.net_rx,
                 "net_tx_bytes": reading.net_tx,
@@ -1410,7 +1450,7 @@ class SessionUsage:
             "cpu_time_s": round(sum(u.cpu_time_s for u in usages), 6),
             "peak_memory_bytes": max((u.peak_memory_bytes for u in usages), default=0),
             "memory_limit_bytes": usages[-1].memory_limit_bytes if usages else 0,
-            "pids_peak": max((u.pids_peak for u in usages), default=0),
+            "pids_peak": max((u.pids_peak or 0 for u in usages), default=0),
             "net_rx_bytes": sum(u.net_rx_bytes for u in usages),
             "net_tx_bytes": sum(u.net_tx_bytes for u in usages),
             "throttled_cells": sum(u.cpu_throttled for u in usages),
