@@ -221,12 +221,12 @@ class CellUsage:
             (gVisor keeps all of the sandbox's memory in one shared memory file).
         cpu_throttled: the CPU quota held the container back during the cell.
         oom_killed: the kernel's OOM killer ended a process of the container.
-        source: ``"cgroup-v1"``, ``"cgroup-v2"`` or ``"docker-stats"``, plus
-            ``"+gvisor"`` under gVisor.
+        source: ``"cgroup-v1"``, ``"cgroup-v2"`` or ``"docker-stats"``.
         peak_exact: the peak is a kernel counter, not the maximum of samples, of the
             sandbox's processes alone (never under gVisor: its own kernel's memory is
             in the figure too, and memory freed in the sandbox returns to the host late).
         pids_limit: the container's pids limit (0: none).
+        gvisor: measured around a gVisor sandbox: see :func:`under_gvisor`.
     """
 
     wall_time_s: float
@@ -244,6 +244,7 @@ class CellUsage:
     source: str
     peak_exact: bool
     pids_limit: int = 0
+    gvisor: bool = False
 
     @property
     def warnings(self) -> list[str]:
@@ -330,7 +331,8 @@ class CellUsage:
             else:
                 pieces.append(html.escape(text))
         how = "exact" if self.peak_exact else "sampled"
-        title = f"Measured outside the sandbox ({self.source}); memory peak {how}"
+        where = f"{self.source}, around gVisor" if self.gvisor else self.source
+        title = f"Measured outside the sandbox ({where}); memory peak {how}"
         return (
             f'<div class="sandbox-kernel-usage" title="{html.escape(title)}" '
             'style="font-family: var(--jp-ui-font-family, sans-serif); '
@@ -557,7 +559,7 @@ def under_gvisor(usage: CellUsage) -> CellUsage:
         pids_peak=None,
         tmp_bytes=None,
         peak_exact=False,
-        source=f"{usage.source}+gvisor",
+        gvisor=True,
     )
 
 

@@ -28,6 +28,8 @@ import pytest
 from sandbox_kernel.errors import SandboxError
 from sandbox_kernel.usage import CellUsage, CgroupCounters, UsageMeter
 
+from harness import GVISOR, RUNTIME
+
 pytestmark = pytest.mark.docker
 
 MiB = 2**20
@@ -71,6 +73,7 @@ def start(client: docker.DockerClient, image: str) -> Iterator[Start]:
             "tmpfs": {"/tmp": "size=256m,mode=1777"},
             "labels": {"sandbox-kernel.test": "usage"},
             "name": f"sandbox-kernel-usage-test-{uuid.uuid4().hex[:8]}",
+            "runtime": RUNTIME or None,
         }
         settings.update(options)
         container = client.containers.run(image, ["python3", "-c", IDLE], detach=True, **settings)
@@ -85,12 +88,14 @@ def start(client: docker.DockerClient, image: str) -> Iterator[Start]:
 
 def meter_for(client: docker.DockerClient, container: Any, kind: str) -> UsageMeter:
     if kind == "stats":
-        meter = UsageMeter(client, container.id, 512 * MiB, 64, local=False)
+        meter = UsageMeter(client, container.id, 512 * MiB, 64, local=False, gvisor=GVISOR)
         # As in a kernel, where the first cell comes well after the start: the meter has
         # its first reading in hand (a test that starts at once could race it).
         meter.snapshot()
         return meter
-    return UsageMeter(client, container.id, 512 * MiB, 64, local=True, reset_peaks=kind == "local")
+    return UsageMeter(
+        client, container.id, 512 * MiB, 64, local=True, reset_peaks=kind == "local", gvisor=GVISOR
+    )
 
 
 def execute(client: docker.DockerClient, container: Any, code: str) -> int:
@@ -244,7 +249,10 @@ def test_busy_loop_is_cpu_time(client: docker.DockerClient, start: Start, kind: 
     container = start()
     with meter_for(client, container, kind) as meter:
         usage, _ = cell(client, container, meter, BUSY_1S)
-    assert 0.8 <= usage.cpu_time_s <= 1.3
+    # Under gVisor a second of CPU by the sandbox's own clock (its Sentry's accounting,
+    # which counts the ptrace platform's switches) is less on the host's: the host's
+    # figure is what the machine spent, and what the line shows.
+    assert (0.5 if GVISOR else 0.8) <= usage.cpu_time_s <= 1.3
     assert usage.wall_time_s >= 1.0
     assert not usage.cpu_throttled  # no CPU quota on this container
 
@@ -260,9 +268,14 @@ def test_peak_is_per_cell(client: docker.DockerClient, start: Start, kind: str) 
         small, _ = cell(client, container, meter, "pass")
     assert rc == 0
     assert 300 * MiB <= big.peak_memory_bytes <= 480 * MiB, big
-    assert small.peak_memory_bytes < 200 * MiB, small
     assert big.memory_limit_bytes == 512 * MiB
     assert small.memory_bytes < 100 * MiB  # the 300 MiB went with the process
+    if GVISOR:
+        # gVisor hands freed memory back to the host late: the next cell's peak still
+        # counts it, which is why the line marks gVisor's peaks approximate ("~").
+        assert not big.peak_exact and not small.peak_exact and "peak ~" in big.text()
+        return
+    assert small.peak_memory_bytes < 200 * MiB, small
     if kind == "local":
         assert big.peak_exact and small.peak_exact
     if kind == "sampler":
@@ -272,11 +285,13 @@ def test_peak_is_per_cell(client: docker.DockerClient, start: Start, kind: str) 
 
 
 def test_limit_is_the_enforced_one(client: docker.DockerClient, start: Start, kind: str) -> None:
-    container = start(mem_limit="384m", memswap_limit="384m", pids_limit=40)
+    # gVisor's own threads (about 60) count against the pids limit: 40 would not start.
+    pids = 100 if GVISOR else 40
+    container = start(mem_limit="384m", memswap_limit="384m", pids_limit=pids)
     with meter_for(client, container, kind) as meter:  # told 512 MiB / 64 pids
         usage, _ = cell(client, container, meter, "pass")
     assert usage.memory_limit_bytes == 384 * MiB
-    assert usage.pids_limit == 40
+    assert usage.pids_limit == pids
 
 
 LOOPBACK_TRAFFIC = (
@@ -330,6 +345,11 @@ def test_tmpfs_writes_are_tmp_bytes(client: docker.DockerClient, start: Start, k
     with meter_for(client, container, kind) as meter:
         wrote, _ = cell(client, container, meter, "open('/tmp/f', 'wb').write(b'x' * (20 * 2**20))")
         removed, _ = cell(client, container, meter, "import os; os.remove('/tmp/f')")
+    if GVISOR:
+        # gVisor keeps all of the sandbox's memory, /tmp included, in one shared memory
+        # file: the tmpfs's share cannot be told apart, so it is not shown.
+        assert wrote.tmp_bytes is None and "tmp" not in wrote.text()
+        return
     assert wrote.tmp_bytes is not None and removed.tmp_bytes is not None
     assert 20 * MiB <= wrote.tmp_bytes <= 22 * MiB
     assert -22 * MiB <= removed.tmp_bytes <= -20 * MiB
@@ -351,6 +371,11 @@ def test_threads_show_in_the_pids_peak(
     with meter_for(client, container, kind) as meter:
         usage, rc = cell(client, container, meter, code)
     assert rc == 0
+    if GVISOR:
+        # The cgroup counts gVisor's own threads, not the sandbox's: no pids are shown.
+        assert usage.pids is None and usage.pids_peak is None and "pids" not in usage.text()
+        return
+    assert usage.pids_peak is not None and usage.pids is not None
     assert 56 <= usage.pids_peak <= 64  # 55 threads + the main thread (+ the idler)
     assert usage.pids < 5
     assert "pids" in usage.warnings and "(peak " in usage.text()
