@@ -37,6 +37,11 @@ KINDS = ("local", "sampler", "stats")
 IDLE = "import time\nwhile True: time.sleep(3600)"
 # One second of CPU whatever else the host runs (a wall-clock loop gets less when busy).
 BUSY_1S = "import time\nwhile time.process_time() < 1.0: pass"
+#: The least host CPU that BUSY_1S shows. Under gVisor the sandbox's own clock (its
+#: Sentry's accounting, which counts the ptrace platform's switches) runs ahead of what
+#: the host charges: a second inside reads 0.6-0.8 s on the host, and the host's figure
+#: is what the machine spent, so it is the one the usage line shows.
+CPU_1S_LOW = 0.5 if GVISOR else 0.8
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +201,7 @@ def test_an_engine_over_tcp_is_measured_through_the_api(
         assert not meter.is_local and meter.source == "docker-stats"
         meter.snapshot()  # the first reading in hand, as in meter_for
         usage, _ = cell(client, container, meter, BUSY_1S)
-        assert 0.8 <= usage.cpu_time_s <= 1.3
+        assert CPU_1S_LOW <= usage.cpu_time_s <= 1.3
         assert usage.memory_limit_bytes == 512 * MiB
 
 
@@ -249,10 +254,7 @@ def test_busy_loop_is_cpu_time(client: docker.DockerClient, start: Start, kind: 
     container = start()
     with meter_for(client, container, kind) as meter:
         usage, _ = cell(client, container, meter, BUSY_1S)
-    # Under gVisor a second of CPU by the sandbox's own clock (its Sentry's accounting,
-    # which counts the ptrace platform's switches) is less on the host's: the host's
-    # figure is what the machine spent, and what the line shows.
-    assert (0.5 if GVISOR else 0.8) <= usage.cpu_time_s <= 1.3
+    assert CPU_1S_LOW <= usage.cpu_time_s <= 1.3
     assert usage.wall_time_s >= 1.0
     assert not usage.cpu_throttled  # no CPU quota on this container
 
@@ -328,6 +330,13 @@ def test_network_traffic_is_counted(client: docker.DockerClient, start: Start, k
     assert 200_000 <= usage.net_tx_bytes <= 400_000
 
 
+@pytest.mark.skipif(
+    GVISOR,
+    reason="under gVisor no process of the sandbox is the host OOM killer's: gVisor's kernel "
+    "(the whole container) is, or gVisor ends the process itself first; the meter sees "
+    "neither per process, and a `docker exec` into the ended container never returns. "
+    "tests/test_usage_kernel.py checks that the notebook is told under both runtimes",
+)
 def test_oom_kill_is_reported(client: docker.DockerClient, start: Start, kind: str) -> None:
     container = start()
     with meter_for(client, container, kind) as meter:
@@ -388,8 +397,9 @@ def test_cpu_quota_throttles(client: docker.DockerClient, start: Start, kind: st
         usage, _ = cell(client, container, meter, BUSY_1S)
         snapshot = meter.snapshot()
     assert usage.cpu_throttled and "CPU throttled" in usage.text()
-    assert 0.8 <= usage.cpu_time_s <= 1.3
-    assert usage.wall_time_s >= 1.6  # a second of CPU at half a CPU
+    assert CPU_1S_LOW <= usage.cpu_time_s <= 1.3
+    # At half a CPU the wall time is about twice the CPU time (1 s of CPU: >= 1.6 s).
+    assert usage.wall_time_s >= 1.6 * usage.cpu_time_s
     assert snapshot["cpu_count"] == 1
 
 
