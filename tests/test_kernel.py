@@ -9,9 +9,10 @@ import time
 import uuid
 from pathlib import Path
 
+import docker
 import pytest
 
-from harness import Kernel, KernelSpecs, start_kernel
+from harness import GVISOR, Kernel, KernelSpecs, start_kernel
 
 pytestmark = pytest.mark.docker
 
@@ -324,6 +325,11 @@ def test_settings_come_from_sandbox_kernel_config_py(specs: KernelSpecs, tmp_pat
     with start_kernel(specs, env={"JUPYTER_CONFIG_DIR": str(tmp_path)}) as configured:
         banner = configured.request("kernel_info")["content"]["banner"]
         assert "memory 768m" in banner and "99 pids" in banner
+        if GVISOR:
+            # gVisor's /sys/fs/cgroup is its own; the limit is on the container, host side.
+            host_config = docker.from_env().api.inspect_container(configured.container_id)
+            assert host_config["HostConfig"]["PidsLimit"] == 99
+            return
         limit = configured.execute(
             "print(open('/sys/fs/cgroup/pids/pids.max').read().strip()"
             " if __import__('os').path.exists('/sys/fs/cgroup/pids/pids.max')"
