@@ -392,8 +392,7 @@ class InnerKernel:
         lost = "the sandbox was restarted and its state is lost"
         status = self._exit_status
         if status is None:
-            state = self.container.inspect_state() if self.container is not None else {}
-            if state.get("OOMKilled"):
+            if self.container is not None and self.container.oom_killed():
                 return SandboxDiedError(
                     f"This cell exceeded the sandbox memory limit ({limit_mib} MiB); {lost}.",
                     "oom",

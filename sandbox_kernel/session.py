@@ -179,6 +179,7 @@ class ContainerSession:
         self._torn_down = False
         self._last_heard = time.monotonic()
         self._unresponsive = False
+        self._launched_at = time.time()
         # stderr is attached too: the decoder keeps its end, which explains a relay
         # (or a runtime) that died before it could send a frame.
         self._decoder = FrameDecoder()
@@ -212,6 +213,7 @@ class ContainerSession:
         )
         self.container_id = container_id
         self._attach()
+        self._launched_at = time.time()
         try:
             self.client.api.start(container_id)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
@@ -372,6 +374,27 @@ class ContainerSession:
             return dict(state)
         except Exception:
             return {}
+
+    def oom_killed(self) -> bool:
+        """Whether the memory limit ended the container (not only a process in it).
+
+        The container removes itself when it stops, so its State may be gone already:
+        then the engine's event log, which outlives it, answers. Under gVisor this is how
+        an out-of-memory cell ends: the host's OOM killer ends gVisor's kernel, the whole
+        container. Never raises.
+        """
+        if self.inspect_state().get("OOMKilled"):
+            return True
+        try:
+            events = self.client.api.events(
+                since=int(self._launched_at) - 1,
+                until=int(time.time()) + 1,
+                filters={"container": self.container_id, "event": "oom"},
+                decode=True,
+            )
+            return any(True for _ in events)
+        except Exception:
+            return False
 
 
 def create_container(
