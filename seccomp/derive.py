@@ -265,6 +265,15 @@ RUNSC_CLONE3_REASON = (
     "(libzmq aborts: 'Operation not permitted (src/thread.cpp:241)'). The namespaces a "
     "clone3 could make would be gVisor's own, not the host kernel's"
 )
+#: Syscalls gVisor knows by another name: gVisor resolves a profile's names with its own
+#: syscall table, and a name it does not know is dropped, so the call falls to the
+#: default action (EPERM). glibc's select() is pselect6, which gVisor calls "pselect":
+#: without this, every select() in the sandbox fails (the relay's warm-spare wait does).
+GVISOR_NAMES: dict[str, str] = {"pselect6": "pselect"}
+RUNSC_NAMES_NOTE = (
+    "; gVisor variant: also under gVisor's own names for the same syscalls ({names}), "
+    "since gVisor drops names it does not know"
+)
 RUNSC_ERRNO_NOTE = (
     "; under gVisor this answers EPERM, not EAFNOSUPPORT: runsc (release 2022-12-19) "
     "ignores errnoRet"
@@ -286,6 +295,11 @@ def derive_runsc(profile: dict[str, Any]) -> dict[str, Any]:
             continue  # replaced by the one rule below
         if rule["action"] == "SCMP_ACT_ERRNO" and rule.get("errnoRet", EPERM) != EPERM:
             rule["comment"] = f"{rule.get('comment', '')}{RUNSC_ERRNO_NOTE}"
+        aliases = [GVISOR_NAMES[name] for name in rule["names"] if name in GVISOR_NAMES]
+        if rule["action"] == "SCMP_ACT_ALLOW" and aliases:
+            pairs = ", ".join(f"{n} = {GVISOR_NAMES[n]}" for n in rule["names"] if n in GVISOR_NAMES)
+            rule["names"] = [*rule["names"], *aliases]
+            rule["comment"] = f"{rule.get('comment', '')}{RUNSC_NAMES_NOTE.format(names=pairs)}"
         rules.append(rule)
     rules.append(
         {
