@@ -39,9 +39,10 @@ IDLE = "import time\nwhile True: time.sleep(3600)"
 BUSY_1S = "import time\nwhile time.process_time() < 1.0: pass"
 #: The least host CPU that BUSY_1S shows. Under gVisor the sandbox's own clock (its
 #: Sentry's accounting, which counts the ptrace platform's switches) runs ahead of what
-#: the host charges: a second inside reads 0.6-0.8 s on the host, and the host's figure
-#: is what the machine spent, so it is the one the usage line shows.
-CPU_1S_LOW = 0.5 if GVISOR else 0.8
+#: the host charges: a second inside read 0.45-0.8 s on the host here (the less, the
+#: busier the host), and the host's figure is what the machine spent, so it is the one
+#: the usage line shows.
+CPU_1S_LOW = 0.3 if GVISOR else 0.8
 
 
 @pytest.fixture(scope="module")
