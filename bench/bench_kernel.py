@@ -8,6 +8,9 @@ Measures, for each kernel, through jupyter_client as a frontend does:
 * trivial cell round trip: execute_request to idle for ``1`` (p50, p90);
 * 20 MB of printed output: a cell printing 20 MB, to idle;
 * restart: restart_kernel to ready;
+* workload: a numpy/pandas cell (a 2,000-square matrix product, a rolling mean and a
+  group-by over a million rows; median of 5), as a backtest does (the plain kernel
+  needs numpy and pandas installed next to this script);
 * memory: the kernel's footprint after the trivial cells. For the plain kernel its
   process's RSS; for the sandbox the outer kernel's RSS on the host plus the
   container's memory (the engine's figure without inactive page cache): the inner
@@ -15,8 +18,10 @@ Measures, for each kernel, through jupyter_client as a frontend does:
 
 Prints a table with the ratios sandbox/plain (the last run's, and their range over
 all runs: timings on a small VM drift between runs) and writes
-bench/results/kernel.json. Usage: python bench/bench_kernel.py [--starts 5]
-[--cells 200] [--runs 1]
+bench/results/kernel.json. With ``--runtime runsc`` a third kernel, the sandbox under
+gVisor, runs in the same interleaving (its ratios are to the plain kernel too) and the
+results go to bench/results/kernel-runsc.json. Usage: python bench/bench_kernel.py
+[--starts 5] [--cells 200] [--runs 1] [--runtime runsc]
 """
 
 from __future__ import annotations
@@ -41,9 +46,18 @@ from sandbox_kernel.install import write_kernel_spec
 RESULTS = Path(__file__).resolve().parent / "results"
 # 20 MB printed, with nothing the validator refuses (plain print, no modules).
 FLOOD = "line = 'x' * 999\nfor _ in range(20 * 1024):\n    print(line)"
+#: A backtest-like cell: BLAS, vectorised pandas and a group-by.
+WORKLOAD = """
+import numpy as np, pandas as pd
+a = np.random.default_rng(0).standard_normal((2000, 2000))
+(a @ a).sum()
+prices = pd.Series(np.random.default_rng(1).standard_normal(1_000_000).cumsum())
+signal = prices.rolling(50).mean() > prices.rolling(200).mean()
+pd.DataFrame({"p": prices, "s": signal}).groupby("s")["p"].agg(["mean", "std"])
+"""
 
 
-def make_specs(root: Path) -> KernelSpecManager:
+def make_specs(root: Path, runtime: str = "") -> KernelSpecManager:
     kernels = root / "kernels"
     plain = kernels / "plain"
     plain.mkdir(parents=True)
@@ -57,6 +71,12 @@ def make_specs(root: Path) -> KernelSpecManager:
         )
     )
     write_kernel_spec(kernels / "sandbox", settings={"warm_spare": True}, display_name="sandbox")
+    if runtime:
+        write_kernel_spec(
+            kernels / runtime,
+            settings={"warm_spare": True, "runtime": runtime},
+            display_name=f"sandbox under {runtime}",
+        )
     return KernelSpecManager(kernel_dirs=[str(kernels)])
 
 
@@ -117,9 +137,10 @@ def stop(km: KernelManager, kc: Any) -> None:
     km.shutdown_kernel(now=False)
 
 
-def measure(specs: KernelSpecManager, starts: int, cells: int) -> dict[str, dict[str, Any]]:
-    """Both kernels, interleaved step by step, so drift on the machine hits both alike."""
-    names = ("plain", "sandbox")
+def measure(
+    specs: KernelSpecManager, starts: int, cells: int, names: tuple[str, ...]
+) -> dict[str, dict[str, Any]]:
+    """The kernels, interleaved step by step, so drift on the machine hits all alike."""
     cold: dict[str, float] = {}
     remove_spares()  # the first start of the day: nothing to claim
     for name in names:
@@ -141,6 +162,7 @@ def measure(specs: KernelSpecManager, starts: int, cells: int) -> dict[str, dict
     trips: dict[str, list[float]] = {n: [] for n in names}
     floods: dict[str, list[float]] = {n: [] for n in names}
     restarts: dict[str, list[float]] = {n: [] for n in names}
+    workloads: dict[str, list[float]] = {n: [] for n in names}
     for _ in range(cells):
         for name, (_km, kc) in kernels.items():
             trips[name].append(run_cell(kc, "1"))
@@ -148,6 +170,9 @@ def measure(specs: KernelSpecManager, starts: int, cells: int) -> dict[str, dict
     for _ in range(5):
         for name, (_km, kc) in kernels.items():
             floods[name].append(run_cell(kc, FLOOD))
+    for _ in range(5):
+        for name, (_km, kc) in kernels.items():
+            workloads[name].append(run_cell(kc, WORKLOAD))
     for _ in range(starts):
         time.sleep(6)
         for name, (km, kc) in kernels.items():
@@ -167,6 +192,7 @@ def measure(specs: KernelSpecManager, starts: int, cells: int) -> dict[str, dict
             "trivial_p90_ms": 1000 * trip[int(len(trip) * 0.9)],
             "output_20mb_s": statistics.median(floods[name]),
             "restart_s": statistics.median(restarts[name]),
+            "workload_s": statistics.median(workloads[name]),
             "memory_mb": memory[name],
         }
     return results
@@ -181,20 +207,20 @@ TARGETS = {
 }
 
 
-def report(runs: list[dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One row per metric: the last run's figures and the ratio in every run."""
+def report(runs: list[dict[str, dict[str, Any]]], kernel: str = "sandbox") -> list[dict[str, Any]]:
+    """One row per metric: the last run's figures and ``kernel``'s ratio in every run."""
     last = runs[-1]
     rows = []
-    print(f"{'metric':<18}{'plain':>10}{'sandbox':>10}{'ratio':>8}{'all runs':>14}{'target':>8}")
+    print(f"{'metric':<18}{'plain':>10}{kernel:>10}{'ratio':>8}{'all runs':>14}{'target':>8}")
     for key, value in last["plain"].items():
-        ratios = [run["sandbox"][key] / run["plain"][key] for run in runs if run["plain"][key]]
+        ratios = [run[kernel][key] / run["plain"][key] for run in runs if run["plain"][key]]
         target = TARGETS.get(key)
         met = sum(ratio <= target for ratio in ratios) if target else None
         rows.append(
             {
                 "metric": key,
                 "plain": value,
-                "sandbox": last["sandbox"][key],
+                kernel: last[kernel][key],
                 "ratio": ratios[-1] if ratios else None,
                 "ratios": ratios,
                 "target": target,
@@ -203,7 +229,7 @@ def report(runs: list[dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
         )
         spread = f"{min(ratios):.2f}-{max(ratios):.2f}" if ratios else "-"
         print(
-            f"{key:<18}{value:>10.3f}{last['sandbox'][key]:>10.3f}"
+            f"{key:<18}{value:>10.3f}{last[kernel][key]:>10.3f}"
             f"{(ratios[-1] if ratios else float('nan')):>8.2f}{spread:>14}"
             f"{(f'{target:.2f}' if target else '-'):>8}"
         )
@@ -217,18 +243,25 @@ def main() -> int:
     parser.add_argument(
         "--runs", type=int, default=1, help="repeat the whole measurement; ratios for each"
     )
+    parser.add_argument(
+        "--runtime", default="", help="also measure the sandbox under this runtime (runsc)"
+    )
     args = parser.parse_args()
+    names = ("plain", "sandbox", *((args.runtime,) if args.runtime else ()))
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
-        specs = make_specs(Path(tmp))
+        specs = make_specs(Path(tmp), args.runtime)
         for number in range(args.runs):
-            runs.append(measure(specs, args.starts, args.cells))
+            runs.append(measure(specs, args.starts, args.cells, names))
             print(f"run {number + 1} of {args.runs} done", file=sys.stderr)
     rows = report(runs)
+    result: dict[str, Any] = {"runs": runs, "rows": rows, **runs[-1]}
+    if args.runtime:
+        print()
+        result["rows_" + args.runtime] = report(runs, args.runtime)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "kernel.json").write_text(
-        json.dumps({"runs": runs, "rows": rows, **runs[-1]}, indent=2)
-    )
+    name = f"kernel-{args.runtime}.json" if args.runtime else "kernel.json"
+    (RESULTS / name).write_text(json.dumps(result, indent=2))
     return 0
 
 

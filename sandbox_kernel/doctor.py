@@ -68,16 +68,7 @@ def run_doctor(
         report.fail(
             "seccomp", "the engine has no seccomp support; install a docker built with libseccomp"
         )
-    runtimes = info.get("Runtimes") or {}
-    if config.runtime and config.runtime not in runtimes:
-        report.fail(
-            "runtime",
-            f"{config.runtime!r} is not configured in the engine (have: {', '.join(runtimes)})",
-        )
-    elif "runsc" in runtimes:
-        report.ok("runtime", "gVisor (runsc) available; select it with --runtime runsc")
-    else:
-        report.ok("runtime", f"{config.runtime or info.get('DefaultRuntime', 'runc')}")
+    _check_runtime(config, info, report)
     try:
         image = resolve_image(client, config.image)
     except SandboxError as err:
@@ -90,10 +81,16 @@ def run_doctor(
             + (f" (recipe {label[:12]})" if label else ""),
         )
     try:
+        from .runtime import is_gvisor
         from .seccomp import load_profile
 
-        load_profile(config.seccomp_profile)
-        report.ok("seccomp profile", config.seccomp_profile)
+        load_profile(config.seccomp_profile, config.runtime)
+        variant = (
+            " (its gVisor variant)"
+            if config.seccomp_profile == "builtin" and is_gvisor(config.runtime)
+            else ""
+        )
+        report.ok("seccomp profile", config.seccomp_profile + variant)
     except SandboxError as err:
         report.fail("seccomp profile", str(err))
     profile = config.validation_profile or "notebook"  # the kernel's default
@@ -111,15 +108,88 @@ def run_doctor(
     return 1 if report.failed else 0
 
 
+def _check_runtime(config: SandboxConfig, info: dict[str, Any], report: _Report) -> None:
+    """The runtime the sandbox will use, and whether gVisor is there and safe to select."""
+    from .runtime import engine_runtimes, runtime_problem
+
+    runtimes = engine_runtimes(info)
+    problem = runtime_problem(info, config)
+    chosen = runtimes.get(config.runtime) if config.runtime else None
+    if problem is not None:
+        report.fail("runtime", problem)
+    elif chosen is not None:
+        report.ok("runtime", f"{chosen.describe()}; the seccomp profile will be in force")
+    else:
+        report.ok("runtime", f"{info.get('DefaultRuntime', 'runc')} (the engine's default)")
+    for runtime in runtimes.values():
+        if not runtime.gvisor or runtime is chosen:
+            continue
+        if runtime.missing_args:
+            report.warn(
+                "gvisor",
+                f"{runtime.describe()} lacks {' '.join(runtime.missing_args)}"
+                + ("" if runtime.applies_seccomp else ": the seccomp profile would NOT be in force")
+                + "; bash scripts/engine.sh registers it with the options the sandbox needs",
+            )
+        else:
+            report.ok(
+                "gvisor",
+                f"{runtime.describe()}; the seccomp profile will be in force; select it "
+                f"with --runtime {runtime.name}",
+            )
+    if not any(runtime.gvisor for runtime in runtimes.values()):
+        report.ok("gvisor", "not registered (optional: bash scripts/engine.sh installs runsc)")
+
+
+#: Run in the sandbox by ``doctor --run``: the Python version, the seccomp mode of the
+#: kernel's process, what socket(AF_INET) does, and which kernel answers (gVisor's
+#: Sentry reports itself as Linux 4.4.0).
+_PROBE = """
+import errno, socket, sys
+status = dict(l.split(':', 1) for l in open('/proc/self/status') if ':' in l)
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()
+    inet = 'allowed'
+except OSError as e:
+    inet = 'refused (' + errno.errorcode.get(e.errno, str(e.errno)) + ')'
+print(sys.version.split()[0], status.get('Seccomp', '?').strip(), inet, sep='|')
+print(open('/proc/version').read().strip())
+"""
+
+
 def _try_kernel(config: SandboxConfig, report: _Report) -> None:
+    from .runtime import is_gvisor
     from .sandbox import Sandbox
 
+    # The probe opens /proc and a socket, which the validator rightly refuses in cells.
+    settings = {name: getattr(config, name) for name in config.trait_names(config=True)}
+    probe_config = SandboxConfig(**{**settings, "validation": "off", "warm_spare": False})
+
     async def attempt() -> str:
-        async with Sandbox(config) as sandbox:
-            result = await sandbox.execute("import sys; print(sys.version.split()[0])")
-            return result.stdout.strip() or (result.error.evalue if result.error else "")
+        async with Sandbox(probe_config) as sandbox:
+            result = await sandbox.execute(_PROBE)
+            if result.error:
+                raise SandboxError(f"{result.error.ename}: {result.error.evalue}")
+            return result.stdout
 
     try:
-        report.ok("kernel", f"ran a cell with Python {asyncio.run(attempt())}")
-    except SandboxError as err:
+        first, kernel_version = asyncio.run(attempt()).strip().splitlines()[:2]
+    except (SandboxError, ValueError) as err:
         report.fail("kernel", str(err))
+        return
+    python, seccomp, inet = first.split("|")
+    report.ok("kernel", f"ran a cell with Python {python}")
+    confined = config.seccomp_profile != "unconfined"
+    proof = f"Seccomp: {seccomp} in /proc/self/status, socket(AF_INET) {inet}"
+    if not confined:
+        report.warn("seccomp in the sandbox", f"{proof} (seccomp_profile is 'unconfined')")
+    elif seccomp == "2" and inet.startswith("refused"):
+        report.ok("seccomp in the sandbox", proof)
+    else:
+        report.fail("seccomp in the sandbox", f"{proof}: the profile is not in force")
+    gvisor = "4.4.0" in kernel_version.split()[:3]
+    if is_gvisor(config.runtime) and not gvisor:
+        report.fail("runtime in the sandbox", f"not gVisor: {kernel_version[:80]}")
+    else:
+        where = "gVisor's kernel" if gvisor else "the host's kernel"
+        report.ok("runtime in the sandbox", f"{where} answers ({kernel_version[:60]})")

@@ -127,16 +127,33 @@ class InnerKernel:
             await asyncio.wait_for(self._ready(), timeout)
             return
         except asyncio.TimeoutError:
-            what = f"did not become ready within {timeout:.0f} s."
+            what, death = f"did not become ready within {timeout:.0f} s", None
         except SandboxDiedError as err:
-            what = f"ended while starting ({err})."
-        tail = self.log_tail.decode("utf-8", "replace").strip().splitlines()[-3:]
+            what, death = "ended while starting", err
         await asyncio.to_thread(self.container.cleanup)
-        detail = f" Its last words: {' | '.join(tail)}" if tail else ""
+        words = self.last_words()
+        if words:
+            # What it said beats any guess of ours: quote it.
+            raise KernelNotReadyError(
+                f"The kernel inside the sandbox {what}; its last words: {' | '.join(words)}"
+            )
+        if death is not None:
+            what += f" without a word ({str(death).rstrip('.')})"
         raise KernelNotReadyError(
-            f"The kernel inside the sandbox {what}{detail} "
+            f"The kernel inside the sandbox {what}. "
             f"Does the image {self.config.image!r} have python3 with ipykernel?"
         )
+
+    def last_words(self, lines: int = 3) -> list[str]:
+        """The last lines the kernel and its container wrote on stderr, oldest first.
+
+        The kernel's own output (LOG frames from the relay) comes first, then the
+        container's stderr: the relay's traceback, or the runtime's, comes last.
+        """
+        kernel = self.log_tail.decode("utf-8", "replace").strip().splitlines()
+        container = self.container.stderr_tail() if self.container is not None else []
+        # The text comes from the sandbox: cut each line, it goes into one sentence.
+        return [line.strip()[:300] for line in [*kernel, *container] if line.strip()][-lines:]
 
     def _make_container(self) -> ContainerSession:
         # A replaced container (a spare that did not answer) must not report its
@@ -382,8 +399,7 @@ class InnerKernel:
         lost = "the sandbox was restarted and its state is lost"
         status = self._exit_status
         if status is None:
-            state = self.container.inspect_state() if self.container is not None else {}
-            if state.get("OOMKilled"):
+            if self.container is not None and self.container.oom_killed():
                 return SandboxDiedError(
                     f"This cell exceeded the sandbox memory limit ({limit_mib} MiB); {lost}.",
                     "oom",

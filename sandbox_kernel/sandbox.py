@@ -322,10 +322,17 @@ class Sandbox:
 
     def _warm_up(self, client: docker.DockerClient, container_id: str) -> None:
         """After the sandbox is ready: the policy and the usage meter, off the loop."""
+        from .runtime import is_gvisor
         from .usage import UsageMeter
 
         self.policy()
-        self._meter = UsageMeter(client, container_id, self.config.memory_bytes, self.config.pids)
+        self._meter = UsageMeter(
+            client,
+            container_id,
+            self.config.memory_bytes,
+            self.config.pids,
+            gvisor=is_gvisor(self.config.runtime),
+        )
 
     @property
     def usage_history(self) -> SessionUsage:

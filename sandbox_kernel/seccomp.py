@@ -4,7 +4,8 @@ The Docker API takes a seccomp profile as its JSON *contents* in the container's
 ``security_opt`` (``"seccomp=<json text>"``), never as a path: the engine may run on
 another machine. :func:`load_profile` turns the ``seccomp_profile`` setting into that
 text. The builtin profile is Docker's default with the denials documented in
-``seccomp/README.md`` of the source tree.
+``seccomp/README.md`` of the source tree; under gVisor (``runsc``) its variant
+``profile-runsc.json``, derived from it with the reason for every difference.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from .datafiles import data_path
 from .errors import ConfigError
+from .runtime import is_gvisor
 
 __all__ = ["BUILTIN", "DOCKER_DEFAULT", "UNCONFINED", "builtin_profile_path", "load_profile"]
 
@@ -24,10 +26,14 @@ DOCKER_DEFAULT = "docker-default"
 UNCONFINED = "unconfined"
 
 _PROFILE_NAME = "profile.json"
+_PROFILE_NAME_RUNSC = "profile-runsc.json"
 
 
-def builtin_profile_path() -> Path:
-    """Where this installation keeps the builtin profile.
+def builtin_profile_path(runtime: str = "") -> Path:
+    """Where this installation keeps the builtin profile for a runtime setting.
+
+    gVisor gets its variant (see ``seccomp/derive.py``: runsc answers EPERM for every
+    errno rule, which the plain profile's clone3 rule cannot survive).
 
     The wheel's package data, or the checkout's ``seccomp/`` folder (see
     :mod:`.datafiles`).
@@ -35,7 +41,7 @@ def builtin_profile_path() -> Path:
     Raises:
         ConfigError: when neither place has it (a broken installation).
     """
-    path = data_path("seccomp", _PROFILE_NAME)
+    path = data_path("seccomp", _PROFILE_NAME_RUNSC if is_gvisor(runtime) else _PROFILE_NAME)
     if path.is_file():
         return path
     raise ConfigError(
@@ -44,10 +50,11 @@ def builtin_profile_path() -> Path:
     )
 
 
-def load_profile(name_or_path: str) -> str | None:
+def load_profile(name_or_path: str, runtime: str = "") -> str | None:
     """The ``seccomp=`` value for Docker's ``security_opt`` for a ``seccomp_profile`` setting.
 
     Args:
+        runtime: the ``runtime`` setting; it chooses the builtin profile's variant.
         name_or_path: ``"builtin"`` (this package's profile), ``"docker-default"``
             (the engine's own default), ``"unconfined"`` (no seccomp filter at all) or
             the path of a JSON profile in Docker's format.
@@ -70,7 +77,7 @@ def load_profile(name_or_path: str) -> str | None:
             "'unconfined' or the path of a JSON profile"
         )
     path = (
-        builtin_profile_path()
+        builtin_profile_path(runtime)
         if name_or_path == BUILTIN
         else Path(os.path.expanduser(name_or_path))
     )

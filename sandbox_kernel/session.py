@@ -39,6 +39,7 @@ from .errors import (
     ProtocolError,
     SandboxError,
 )
+from .runtime import check_runtime
 from .wire import FrameDecoder, Kind, encode
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,15 @@ class ContainerSession:
         self._torn_down = False
         self._last_heard = time.monotonic()
         self._unresponsive = False
+        self._launched_at = time.time()
+        # stderr is attached too: the decoder keeps its end, which explains a relay
+        # (or a runtime) that died before it could send a frame.
+        self._decoder = FrameDecoder()
         self.image = resolve_image(client, config.image)
+        try:
+            check_runtime(client, config)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
+            raise DockerUnavailableError(f"The Docker engine failed: {_reason(err)}.") from err
         self.fingerprint = spec.fingerprint(config, self.image.id)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -203,6 +212,7 @@ class ContainerSession:
         )
         self.container_id = container_id
         self._attach()
+        self._launched_at = time.time()
         try:
             self.client.api.start(container_id)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
@@ -238,7 +248,7 @@ class ContainerSession:
     def _attach(self) -> None:
         try:
             sock = self.client.api.attach_socket(
-                self.container_id, params={"stdin": 1, "stdout": 1, "stderr": 0, "stream": 1}
+                self.container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
             )
         except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
             self.cleanup()
@@ -315,8 +325,13 @@ class ContainerSession:
             self.client.api.remove_container(self.container_id, force=True)
 
     # -- threads ------------------------------------------------------------------------
+    def stderr_tail(self) -> list[str]:
+        """The last lines the container wrote on its stderr (none when it wrote none)."""
+        text = bytes(self._decoder.stderr_tail).decode("utf-8", "replace")
+        return [line.strip() for line in text.strip().splitlines() if line.strip()]
+
     def _read_loop(self) -> None:
-        decoder = FrameDecoder()
+        decoder = self._decoder
         reason = "eof"
         raw = self._raw
         try:
@@ -358,6 +373,27 @@ class ContainerSession:
             return dict(state)
         except Exception:
             return {}
+
+    def oom_killed(self) -> bool:
+        """Whether the memory limit ended the container (not only a process in it).
+
+        The container removes itself when it stops, so its State may be gone already:
+        then the engine's event log, which outlives it, answers. Under gVisor this is how
+        an out-of-memory cell ends: the host's OOM killer ends gVisor's kernel, the whole
+        container. Never raises.
+        """
+        if self.inspect_state().get("OOMKilled"):
+            return True
+        try:
+            events = self.client.api.events(
+                since=int(self._launched_at) - 1,
+                until=int(time.time()) + 1,
+                filters={"container": self.container_id, "event": "oom"},
+                decode=True,
+            )
+            return any(True for _ in events)
+        except Exception:
+            return False
 
 
 def create_container(

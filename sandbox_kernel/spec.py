@@ -18,6 +18,7 @@ from typing import Any
 import docker.types
 
 from .config import SandboxConfig, parse_mount, parse_size
+from .runtime import is_gvisor
 from .seccomp import load_profile
 
 LABEL = "sandbox-kernel"
@@ -106,9 +107,10 @@ def container_options(config: SandboxConfig) -> dict[str, Any]:
     security_opt = []
     if config.no_new_privileges:
         security_opt.append("no-new-privileges:true")
-    profile = load_profile(config.seccomp_profile)
+    profile = load_profile(config.seccomp_profile, config.runtime)
     if profile is not None:
         security_opt.append(f"seccomp={profile}")
+    host_pids, nproc = pids_limits(config)
     mounts = [
         docker.types.Mount(target=target, source=source, type="bind", read_only=True)
         for source, target in (parse_mount(spec) for spec in config.mounts)
@@ -123,7 +125,7 @@ def container_options(config: SandboxConfig) -> dict[str, Any]:
         "mem_limit": memory,
         "memswap_limit": memory,
         "nano_cpus": int(config.cpus * 1e9),
-        "pids_limit": config.pids,
+        "pids_limit": host_pids,
         "ulimits": [
             docker.types.Ulimit(name="nofile", soft=config.nofile, hard=config.nofile),
             docker.types.Ulimit(
@@ -132,6 +134,7 @@ def container_options(config: SandboxConfig) -> dict[str, Any]:
                 hard=parse_size(config.max_file_size),
             ),
             docker.types.Ulimit(name="core", soft=0, hard=0),
+            *nproc,
         ],
         # The relay itself is PID 1 and reaps orphans (see relay.py): Docker's init
         # would hold the container's stdio pipes open, where the sandbox's user
@@ -161,6 +164,30 @@ def container_options(config: SandboxConfig) -> dict[str, Any]:
         "network_disabled": config.network_mode == "none",
     }
     return {"host_config": host_config, "container": container}
+
+
+#: Under gVisor, host pids (threads) allowed per sandbox task, and for gVisor itself.
+#: Measured on the ptrace platform: gVisor's kernel uses about 60 host threads, and
+#: each process of the sandbox 4-5 more (its stub process and threads).
+GVISOR_HOST_PIDS_PER_TASK = 8
+GVISOR_HOST_PIDS_BASE = 256
+
+
+def pids_limits(config: SandboxConfig) -> tuple[int, list[docker.types.Ulimit]]:
+    """The container's pids cgroup limit and the ulimits that carry the ``pids`` setting.
+
+    Under runc the pids cgroup counts the sandbox's processes and threads: it is the
+    setting itself. Under gVisor it counts gVisor's host threads instead (about 60,
+    plus 4-5 per process of the sandbox), and reaching it ends the whole sandbox. So
+    there the setting becomes RLIMIT_NPROC, which gVisor's own kernel enforces per
+    sandbox (fork and thread creation fail with EAGAIN, as with a pids limit), and the
+    cgroup gets a budget that the sandbox cannot reach first. Never RLIMIT_NPROC under
+    runc: it counts every process of uid 1000 on the host, other sandboxes included.
+    """
+    if not is_gvisor(config.runtime) or config.pids <= 0:
+        return config.pids, []
+    host = config.pids * GVISOR_HOST_PIDS_PER_TASK + GVISOR_HOST_PIDS_BASE
+    return host, [docker.types.Ulimit(name="nproc", soft=config.pids, hard=config.pids)]
 
 
 def fingerprint(config: SandboxConfig, image_id: str) -> str:

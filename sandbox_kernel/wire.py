@@ -46,6 +46,8 @@ class Kind(enum.IntEnum):
 HEADER = struct.Struct(">BI")
 LENGTH = struct.Struct(">I")
 DOCKER_HEADER = struct.Struct(">BxxxI")
+#: How much of the container's stderr a decoder keeps (the end of it).
+STDERR_TAIL_BYTES = 8192
 DROPPED_INFO = struct.Struct(">BQ")
 MAX_PARTS = 4096
 #: The most of one frame the host holds in memory. Legitimate messages are far
@@ -85,6 +87,9 @@ class FrameDecoder:
         self._engine_header = bytearray()
         self._chunk_left = 0
         self._chunk_is_stdout = True
+        #: The last bytes the container wrote on stderr (when stderr is attached): what
+        #: explains a relay or runtime that died before it could speak the protocol.
+        self.stderr_tail = bytearray()
         # Our layer: received frame bytes not yet consumed.
         self._pending: deque[memoryview] = deque()
         self._pending_bytes = 0
@@ -122,8 +127,11 @@ class FrameDecoder:
         while pos < end:
             if self._chunk_left:
                 take = min(self._chunk_left, end - pos)
-                if self._chunk_is_stdout:  # stderr is not attached; ignore it if sent
+                if self._chunk_is_stdout:
                     out.append(view[pos : pos + take])
+                else:
+                    self.stderr_tail += view[pos : pos + take]
+                    del self.stderr_tail[: max(0, len(self.stderr_tail) - STDERR_TAIL_BYTES)]
                 pos += take
                 self._chunk_left -= take
                 continue

@@ -6,8 +6,8 @@ sandbox profile is that file with the changes below, made by this script so that
 change is written down once, with its reason, and can be reviewed and re-applied when
 the base is updated::
 
-    python seccomp/derive.py            # rewrite seccomp/profile.json
-    python seccomp/derive.py --check    # exit 1 when profile.json is not up to date
+    python seccomp/derive.py            # rewrite profile.json and profile-runsc.json
+    python seccomp/derive.py --check    # exit 1 when either is not up to date
 
 How the changes are made: a syscall that the sandbox denies is *removed* from every
 allow rule of the base (also the capability-gated ones, so the denial holds even for an
@@ -28,6 +28,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 BASE = HERE / "docker-default.json"
 PROFILE = HERE / "profile.json"
+#: The variant for gVisor (runsc with --oci-seccomp): see :func:`derive_runsc`.
+PROFILE_RUNSC = HERE / "profile-runsc.json"
 
 EPERM = 1
 EAFNOSUPPORT = 97
@@ -253,18 +255,80 @@ def _drop_cap_sys_admin_exclusion(rule: dict[str, Any]) -> None:
         )
 
 
+#: Why the gVisor variant differs, one entry per difference (they go into its rules).
+RUNSC_CLONE3_REASON = (
+    "gVisor variant: clone3 is allowed through to gVisor, which answers ENOSYS itself "
+    "(its Sentry has no clone3; a test checks it), so glibc still falls back to clone, "
+    "whose flag filter holds. The profile's own 'ENOSYS for clone3' cannot work under "
+    "gVisor: runsc (release 2022-12-19) ignores errnoRet and answers EPERM for every "
+    "errno rule, and glibc falls back to clone only on ENOSYS, so no thread could start "
+    "(libzmq aborts: 'Operation not permitted (src/thread.cpp:241)'). The namespaces a "
+    "clone3 could make would be gVisor's own, not the host kernel's"
+)
+#: Syscalls gVisor knows by another name: gVisor resolves a profile's names with its own
+#: syscall table, and a name it does not know is dropped, so the call falls to the
+#: default action (EPERM). glibc's select() is pselect6, which gVisor calls "pselect":
+#: without this, every select() in the sandbox fails (the relay's warm-spare wait does).
+GVISOR_NAMES: dict[str, str] = {"pselect6": "pselect"}
+RUNSC_NAMES_NOTE = (
+    "; gVisor variant: also under gVisor's own names for the same syscalls ({names}), "
+    "since gVisor drops names it does not know"
+)
+RUNSC_ERRNO_NOTE = (
+    "; under gVisor this answers EPERM, not EAFNOSUPPORT: runsc (release 2022-12-19) "
+    "ignores errnoRet"
+)
+
+
+def derive_runsc(profile: dict[str, Any]) -> dict[str, Any]:
+    """The gVisor variant of the sandbox ``profile``: the fewest changes that let it run.
+
+    gVisor (``runsc --oci-seccomp``) applies the profile in its own kernel, the Sentry,
+    with one difference that matters: every ``SCMP_ACT_ERRNO`` rule answers EPERM,
+    whatever its ``errnoRet``. Rules whose errno is not EPERM are changed or annotated
+    here, each with its reason; everything else is the profile unchanged.
+    """
+    variant = copy.deepcopy(profile)
+    rules: list[dict[str, Any]] = []
+    for rule in variant["syscalls"]:
+        if rule["names"] == ["clone3"]:
+            continue  # replaced by the one rule below
+        if rule["action"] == "SCMP_ACT_ERRNO" and rule.get("errnoRet", EPERM) != EPERM:
+            rule["comment"] = f"{rule.get('comment', '')}{RUNSC_ERRNO_NOTE}"
+        aliases = [GVISOR_NAMES[name] for name in rule["names"] if name in GVISOR_NAMES]
+        if rule["action"] == "SCMP_ACT_ALLOW" and aliases:
+            pairs = ", ".join(f"{n} = {GVISOR_NAMES[n]}" for n in rule["names"] if n in GVISOR_NAMES)
+            rule["names"] = [*rule["names"], *aliases]
+            rule["comment"] = f"{rule.get('comment', '')}{RUNSC_NAMES_NOTE.format(names=pairs)}"
+        rules.append(rule)
+    rules.append(
+        {
+            "names": ["clone3"],
+            "action": "SCMP_ACT_ALLOW",
+            "args": [],
+            "comment": RUNSC_CLONE3_REASON,
+            "includes": {},
+            "excludes": {},
+        }
+    )
+    variant["syscalls"] = rules
+    return variant
+
+
 def render(profile: dict[str, Any]) -> str:
     return json.dumps(profile, indent="\t") + "\n"
 
 
 def main(argv: list[str]) -> int:
-    text = render(derive(json.loads(BASE.read_text())))
+    profile = derive(json.loads(BASE.read_text()))
+    outputs = {PROFILE: render(profile), PROFILE_RUNSC: render(derive_runsc(profile))}
     if "--check" in argv:
-        if PROFILE.read_text() != text:
-            print(f"{PROFILE} is out of date: run python {Path(__file__).name}", file=sys.stderr)
-            return 1
-        return 0
-    PROFILE.write_text(text)
+        stale = [path for path, text in outputs.items() if path.read_text() != text]
+        for path in stale:
+            print(f"{path} is out of date: run python {Path(__file__).name}", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in outputs.items():
+        path.write_text(text)
     return 0
 
 

@@ -30,10 +30,21 @@ from sandbox_kernel.install import write_kernel_spec
 USAGE_MIME = "application/vnd.sandbox-kernel.usage+json"
 IMAGE = os.environ.get("SANDBOX_KERNEL_TEST_IMAGE", "sandbox-kernel:latest")
 
+#: The container runtime of every test kernel: "" (the engine's default, runc) or
+#: "runsc" (gVisor). CI runs the security, usage and core protocol suites once per
+#: runtime (scripts/test.sh: SANDBOX_KERNEL_TEST_RUNTIME=runsc for the second lane).
+RUNTIME = os.environ.get("SANDBOX_KERNEL_TEST_RUNTIME", "")
+GVISOR = RUNTIME.startswith("runsc")
+
 #: Settings every test kernel uses unless a test overrides them.
 #: Validation is off: these tests are about the container and the protocol; the
 #: validator has its own tests (and the escape suite must hold without it).
-BASE_SETTINGS: dict[str, Any] = {"image": IMAGE, "warm_spare": False, "validation": "off"}
+BASE_SETTINGS: dict[str, Any] = {
+    "image": IMAGE,
+    "warm_spare": False,
+    "validation": "off",
+    "runtime": RUNTIME,
+}
 
 
 @dataclass

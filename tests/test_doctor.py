@@ -62,3 +62,37 @@ def test_the_engine_address_comes_from_the_docker_context(tmp_path: Path) -> Non
     done = doctor(env={"DOCKER_CONFIG": str(config), "DOCKER_HOST": "", "DOCKER_CONTEXT": ""})
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"unix://{elsewhere}" in done.stdout
+
+
+def _engine_has_runsc() -> bool:
+    import docker
+
+    return "runsc" in (docker.from_env().info().get("Runtimes") or {})
+
+
+def test_doctor_names_gvisor_and_whether_the_profile_will_be_in_force() -> None:
+    done = doctor()
+    assert done.returncode == 0, done.stdout + done.stderr
+    [line] = [line for line in done.stdout.splitlines() if line[8:].startswith("gvisor: ")]
+    if _engine_has_runsc():
+        assert "--oci-seccomp" in line and "the seccomp profile will be in force" in line
+    else:
+        assert "not registered" in line
+
+
+def test_doctor_run_proves_seccomp_from_inside_under_each_runtime() -> None:
+    runtimes = ["", "runsc"] if _engine_has_runsc() else [""]
+    for runtime in runtimes:
+        done = doctor("--run", f"--SandboxConfig.runtime={runtime}")
+        assert done.returncode == 0, done.stdout + done.stderr
+        out = done.stdout
+        assert "  ok    seccomp in the sandbox: Seccomp: 2 in /proc/self/status" in out, out
+        assert "socket(AF_INET) refused" in out, out
+        expected = "gVisor's kernel answers" if runtime else "the host's kernel answers"
+        assert expected in out, out
+
+
+def test_doctor_fails_on_a_runtime_the_engine_lacks() -> None:
+    done = doctor("--SandboxConfig.runtime=runsc-not-registered")
+    assert done.returncode == 1
+    assert "FAIL  runtime: The Docker engine has no runtime 'runsc-not-registered'" in done.stdout

@@ -29,9 +29,10 @@ import pytest
 from sandbox_kernel.config import SandboxConfig
 from sandbox_kernel.spec import container_options
 
-from escape.attacks import ATTACKS, RESTART_ENAMES, Attack
+from escape import gvisor
+from escape.attacks import ATTACKS, RESTART_ENAMES, Attack, is_blocked
 from escape.host import HostBait, KernelPool, PooledKernel, fill
-from harness import CellResult, Kernel, KernelSpecs, start_kernel
+from harness import GVISOR, CellResult, Kernel, KernelSpecs, start_kernel
 
 pytestmark = pytest.mark.docker
 
@@ -73,7 +74,19 @@ def _assert_usable(kernel: Kernel, marker: str, cell: CellResult) -> None:
     )
 
 
-@pytest.mark.parametrize("attack", ATTACKS, ids=[a.id for a in ATTACKS])
+def _blocked_params() -> list[Any]:
+    params = []
+    for attack in ATTACKS:
+        marks = []
+        if GVISOR and attack.id in gvisor.GAPS:
+            marks.append(pytest.mark.xfail(strict=True, reason=gvisor.GAPS[attack.id]))
+        elif GVISOR and attack.id in gvisor.SLOWER:
+            marks.append(pytest.mark.xfail(strict=False, reason=gvisor.SLOWER[attack.id]))
+        params.append(pytest.param(attack, id=attack.id, marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("attack", _blocked_params())
 def test_attack_is_blocked(attack: Attack, pool: KernelPool, bait: HostBait) -> None:
     kernel = pool.kept(attack.hardened)
     marker = uuid.uuid4().hex
@@ -98,6 +111,8 @@ def _control_params() -> list[Any]:
             if attack.weakened is None
             else []
         )
+        if GVISOR and attack.id in gvisor.CONTROL_SLOWER:
+            marks.append(pytest.mark.xfail(strict=False, reason=gvisor.CONTROL_SLOWER[attack.id]))
         params.append(pytest.param(attack, id=attack.id, marks=marks))
     return params
 
@@ -105,8 +120,15 @@ def _control_params() -> list[Any]:
 @pytest.mark.parametrize("attack", _control_params())
 def test_attack_succeeds_when_weakened(attack: Attack, pool: KernelPool, bait: HostBait) -> None:
     assert attack.weakened is not None
-    kernel = pool.current({**attack.hardened, **attack.weakened})
+    settings = {**attack.hardened, **attack.weakened}
+    kernel = pool.current(gvisor.control_settings(settings) if GVISOR else settings)
     cell = _run(kernel, attack, bait, control=True)
+    if GVISOR and attack.id in gvisor.GVISOR_PROTECTS:
+        # gVisor itself is the protection here: without the sandbox's, still no escape.
+        assert "RESULT: escaped" not in cell.stdout, gvisor.GVISOR_PROTECTS[attack.id]
+        if attack.check_blocked is is_blocked:
+            is_blocked(cell)
+        return
     attack.check_succeeded(cell)
 
 
@@ -237,7 +259,14 @@ def test_cell_cannot_flood_the_host_through_the_transport(specs: KernelSpecs) ->
         growth = _rss(outer) - before
         assert growth < 100 * 1024 * 1024, f"the host kernel grew by {growth >> 20} MiB"
         assert cell is not None, "the kernel stopped answering"
-        # The relay is PID 1 and not dumpable: its stdout cannot be opened from a cell.
-        assert "RESULT: blocked" in cell.stdout and "escaped" not in cell.stdout, cell.text
+        if GVISOR:
+            # A gap under gVisor: it lets the sandbox's user open the relay's stdout
+            # through /proc although the relay is not dumpable. The bad frame reaches
+            # the host's decoder, which refuses it (bounded memory, asserted above) and
+            # the sandbox is restarted, announced; the kernel answers below.
+            assert "escaped" in cell.stdout or "state is lost" in cell.text, cell.text
+        else:
+            # The relay is PID 1 and not dumpable: its stdout cannot be opened from a cell.
+            assert "RESULT: blocked" in cell.stdout and "escaped" not in cell.stdout, cell.text
         after = kernel.execute("print(1 + 1)", timeout=60)
         assert after.stdout.split()[0] == "2", after.text

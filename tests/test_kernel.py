@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import Kernel, KernelSpecs, start_kernel
+from harness import GVISOR, Kernel, KernelSpecs, start_kernel
 
 pytestmark = pytest.mark.docker
 
@@ -324,6 +324,14 @@ def test_settings_come_from_sandbox_kernel_config_py(specs: KernelSpecs, tmp_pat
     with start_kernel(specs, env={"JUPYTER_CONFIG_DIR": str(tmp_path)}) as configured:
         banner = configured.request("kernel_info")["content"]["banner"]
         assert "memory 768m" in banner and "99 pids" in banner
+        if GVISOR:
+            # Under gVisor the setting is RLIMIT_NPROC, which gVisor enforces (see
+            # spec.pids_limits); the cgroup's limit is a budget for gVisor's threads.
+            limit = configured.execute(
+                "import resource; print(resource.getrlimit(resource.RLIMIT_NPROC)[0])"
+            )
+            assert limit.stdout.strip() == "99", limit.text
+            return
         limit = configured.execute(
             "print(open('/sys/fs/cgroup/pids/pids.max').read().strip()"
             " if __import__('os').path.exists('/sys/fs/cgroup/pids/pids.max')"

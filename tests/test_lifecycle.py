@@ -204,6 +204,18 @@ def test_image_without_ipykernel_fails_fast_with_a_reason(
         assert cell.status == "error"
         assert cell.error is not None
         assert cell.error["ename"] in {"KernelNotReadyError", "ContainerStartError"}
+        # What the dying kernel wrote on stderr is quoted, not guessed at.
+        assert "its last words:" in cell.error["evalue"], cell.error["evalue"]
+        assert "No module named 'encodings'" in cell.error["evalue"], cell.error["evalue"]
+
+
+def test_a_runtime_the_engine_lacks_is_one_clear_sentence(specs: KernelSpecs) -> None:
+    with start_kernel(specs, runtime="runsc-not-registered") as kernel:
+        cell = kernel.execute("print(1)", timeout=60)
+        assert cell.status == "error" and cell.error is not None
+        assert cell.error["ename"] == "ContainerStartError"
+        assert "has no runtime 'runsc-not-registered'" in cell.error["evalue"]
+        assert "scripts/engine.sh" in cell.error["evalue"]  # how to fix it
 
 
 def _assert_fresh_after(kernel: Kernel, cell_code: str, expect: str, ename: str) -> CellResult:

@@ -30,3 +30,16 @@ def test_other_containers_are_controlled_by_their_maker(name: str) -> None:
 
 def test_a_host_name_becomes_a_valid_container_name() -> None:
     assert spec._name_safe("my host/with:odd*chars.example") == "my-host-with-odd-chars.example"
+
+
+def test_under_gvisor_the_pids_setting_is_rlimit_nproc_and_the_cgroup_a_budget() -> None:
+    from sandbox_kernel.config import SandboxConfig
+
+    per_task, base = spec.GVISOR_HOST_PIDS_PER_TASK, spec.GVISOR_HOST_PIDS_BASE
+    runc = spec.container_options(SandboxConfig(pids=100))["host_config"]
+    assert runc["pids_limit"] == 100
+    assert not [u for u in runc["ulimits"] if u["Name"] == "nproc"]  # counts host-wide
+    gvisor = spec.container_options(SandboxConfig(pids=100, runtime="runsc"))["host_config"]
+    assert gvisor["pids_limit"] == 100 * per_task + base
+    [nproc] = [u for u in gvisor["ulimits"] if u["Name"] == "nproc"]
+    assert nproc["Soft"] == nproc["Hard"] == 100

@@ -511,3 +511,13 @@ def test_cgroup_dirs_refuses_a_cgroup_outside_the_mounted_sub_tree(tmp_path: Pat
 def test_this_process_is_not_a_container() -> None:
     with pytest.raises(OSError):
         cgroup_dirs(os.getpid(), "0" * 64)
+
+
+def test_the_readme_shows_the_measurements_table_and_the_real_intervals() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert measurements_table() in readme
+    local = f"every {usage_module.LOCAL_SAMPLE_INTERVAL * 1000:.0f} ms locally"
+    pids = f"every {usage_module.LOCAL_PIDS_SAMPLE_INTERVAL * 1000:.0f} ms, for pids only"
+    api = f"every {usage_module.STATS_SAMPLE_INTERVAL:.0f} s via the API"
+    for interval in (local, pids, api):
+        assert interval in " ".join(readme.split()), interval

@@ -28,6 +28,8 @@ import pytest
 from sandbox_kernel.errors import SandboxError
 from sandbox_kernel.usage import CellUsage, CgroupCounters, UsageMeter
 
+from harness import GVISOR, RUNTIME
+
 pytestmark = pytest.mark.docker
 
 MiB = 2**20
@@ -35,6 +37,12 @@ KINDS = ("local", "sampler", "stats")
 IDLE = "import time\nwhile True: time.sleep(3600)"
 # One second of CPU whatever else the host runs (a wall-clock loop gets less when busy).
 BUSY_1S = "import time\nwhile time.process_time() < 1.0: pass"
+#: The least host CPU that BUSY_1S shows. Under gVisor the sandbox's own clock (its
+#: Sentry's accounting, which counts the ptrace platform's switches) runs ahead of what
+#: the host charges: a second inside read 0.45-0.8 s on the host here (the less, the
+#: busier the host), and the host's figure is what the machine spent, so it is the one
+#: the usage line shows.
+CPU_1S_LOW = 0.3 if GVISOR else 0.8
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +79,7 @@ def start(client: docker.DockerClient, image: str) -> Iterator[Start]:
             "tmpfs": {"/tmp": "size=256m,mode=1777"},
             "labels": {"sandbox-kernel.test": "usage"},
             "name": f"sandbox-kernel-usage-test-{uuid.uuid4().hex[:8]}",
+            "runtime": RUNTIME or None,
         }
         settings.update(options)
         container = client.containers.run(image, ["python3", "-c", IDLE], detach=True, **settings)
@@ -85,12 +94,14 @@ def start(client: docker.DockerClient, image: str) -> Iterator[Start]:
 
 def meter_for(client: docker.DockerClient, container: Any, kind: str) -> UsageMeter:
     if kind == "stats":
-        meter = UsageMeter(client, container.id, 512 * MiB, 64, local=False)
+        meter = UsageMeter(client, container.id, 512 * MiB, 64, local=False, gvisor=GVISOR)
         # As in a kernel, where the first cell comes well after the start: the meter has
         # its first reading in hand (a test that starts at once could race it).
         meter.snapshot()
         return meter
-    return UsageMeter(client, container.id, 512 * MiB, 64, local=True, reset_peaks=kind == "local")
+    return UsageMeter(
+        client, container.id, 512 * MiB, 64, local=True, reset_peaks=kind == "local", gvisor=GVISOR
+    )
 
 
 def execute(client: docker.DockerClient, container: Any, code: str) -> int:
@@ -191,7 +202,7 @@ def test_an_engine_over_tcp_is_measured_through_the_api(
         assert not meter.is_local and meter.source == "docker-stats"
         meter.snapshot()  # the first reading in hand, as in meter_for
         usage, _ = cell(client, container, meter, BUSY_1S)
-        assert 0.8 <= usage.cpu_time_s <= 1.3
+        assert CPU_1S_LOW <= usage.cpu_time_s <= 1.3
         assert usage.memory_limit_bytes == 512 * MiB
 
 
@@ -244,7 +255,7 @@ def test_busy_loop_is_cpu_time(client: docker.DockerClient, start: Start, kind: 
     container = start()
     with meter_for(client, container, kind) as meter:
         usage, _ = cell(client, container, meter, BUSY_1S)
-    assert 0.8 <= usage.cpu_time_s <= 1.3
+    assert CPU_1S_LOW <= usage.cpu_time_s <= 1.3
     assert usage.wall_time_s >= 1.0
     assert not usage.cpu_throttled  # no CPU quota on this container
 
@@ -260,9 +271,14 @@ def test_peak_is_per_cell(client: docker.DockerClient, start: Start, kind: str) 
         small, _ = cell(client, container, meter, "pass")
     assert rc == 0
     assert 300 * MiB <= big.peak_memory_bytes <= 480 * MiB, big
-    assert small.peak_memory_bytes < 200 * MiB, small
     assert big.memory_limit_bytes == 512 * MiB
     assert small.memory_bytes < 100 * MiB  # the 300 MiB went with the process
+    if GVISOR:
+        # gVisor hands freed memory back to the host late: the next cell's peak still
+        # counts it, which is why the line marks gVisor's peaks approximate ("~").
+        assert not big.peak_exact and not small.peak_exact and "peak ~" in big.text()
+        return
+    assert small.peak_memory_bytes < 200 * MiB, small
     if kind == "local":
         assert big.peak_exact and small.peak_exact
     if kind == "sampler":
@@ -272,11 +288,13 @@ def test_peak_is_per_cell(client: docker.DockerClient, start: Start, kind: str) 
 
 
 def test_limit_is_the_enforced_one(client: docker.DockerClient, start: Start, kind: str) -> None:
-    container = start(mem_limit="384m", memswap_limit="384m", pids_limit=40)
+    # gVisor's own threads (about 60) count against the pids limit: 40 would not start.
+    pids = 100 if GVISOR else 40
+    container = start(mem_limit="384m", memswap_limit="384m", pids_limit=pids)
     with meter_for(client, container, kind) as meter:  # told 512 MiB / 64 pids
         usage, _ = cell(client, container, meter, "pass")
     assert usage.memory_limit_bytes == 384 * MiB
-    assert usage.pids_limit == 40
+    assert usage.pids_limit == pids
 
 
 LOOPBACK_TRAFFIC = (
@@ -298,6 +316,7 @@ def test_no_network_counts_zero_even_with_loopback_traffic(
 
 
 @pytest.mark.parametrize("kind", ["local", "stats"])
+@pytest.mark.skipif(GVISOR, reason="runsc runs with --network=none: no traffic to count")
 def test_network_traffic_is_counted(client: docker.DockerClient, start: Start, kind: str) -> None:
     container = start(network_mode="bridge")
     gateway = client.api.inspect_container(container.id)["NetworkSettings"]["Gateway"]
@@ -312,6 +331,13 @@ def test_network_traffic_is_counted(client: docker.DockerClient, start: Start, k
     assert 200_000 <= usage.net_tx_bytes <= 400_000
 
 
+@pytest.mark.skipif(
+    GVISOR,
+    reason="under gVisor no process of the sandbox is the host OOM killer's: gVisor's kernel "
+    "(the whole container) is, or gVisor ends the process itself first; the meter sees "
+    "neither per process, and a `docker exec` into the ended container never returns. "
+    "tests/test_usage_kernel.py checks that the notebook is told under both runtimes",
+)
 def test_oom_kill_is_reported(client: docker.DockerClient, start: Start, kind: str) -> None:
     container = start()
     with meter_for(client, container, kind) as meter:
@@ -330,6 +356,11 @@ def test_tmpfs_writes_are_tmp_bytes(client: docker.DockerClient, start: Start, k
     with meter_for(client, container, kind) as meter:
         wrote, _ = cell(client, container, meter, "open('/tmp/f', 'wb').write(b'x' * (20 * 2**20))")
         removed, _ = cell(client, container, meter, "import os; os.remove('/tmp/f')")
+    if GVISOR:
+        # gVisor keeps all of the sandbox's memory, /tmp included, in one shared memory
+        # file: the tmpfs's share cannot be told apart, so it is not shown.
+        assert wrote.tmp_bytes is None and "tmp" not in wrote.text()
+        return
     assert wrote.tmp_bytes is not None and removed.tmp_bytes is not None
     assert 20 * MiB <= wrote.tmp_bytes <= 22 * MiB
     assert -22 * MiB <= removed.tmp_bytes <= -20 * MiB
@@ -351,6 +382,11 @@ def test_threads_show_in_the_pids_peak(
     with meter_for(client, container, kind) as meter:
         usage, rc = cell(client, container, meter, code)
     assert rc == 0
+    if GVISOR:
+        # The cgroup counts gVisor's own threads, not the sandbox's: no pids are shown.
+        assert usage.pids is None and usage.pids_peak is None and "pids" not in usage.text()
+        return
+    assert usage.pids_peak is not None and usage.pids is not None
     assert 56 <= usage.pids_peak <= 64  # 55 threads + the main thread (+ the idler)
     assert usage.pids < 5
     assert "pids" in usage.warnings and "(peak " in usage.text()
@@ -362,8 +398,9 @@ def test_cpu_quota_throttles(client: docker.DockerClient, start: Start, kind: st
         usage, _ = cell(client, container, meter, BUSY_1S)
         snapshot = meter.snapshot()
     assert usage.cpu_throttled and "CPU throttled" in usage.text()
-    assert 0.8 <= usage.cpu_time_s <= 1.3
-    assert usage.wall_time_s >= 1.6  # a second of CPU at half a CPU
+    assert CPU_1S_LOW <= usage.cpu_time_s <= 1.3
+    # At half a CPU the wall time is about twice the CPU time (1 s of CPU: >= 1.6 s).
+    assert usage.wall_time_s >= 1.6 * usage.cpu_time_s
     assert snapshot["cpu_count"] == 1
 
 
@@ -379,7 +416,9 @@ def test_snapshot_is_a_usage_reply(client: docker.DockerClient, start: Start, ki
             elapsed += 1.1
         reply = meter.snapshot()
     assert reply["cpu_count"] == math.ceil(os.cpu_count() or 1)  # no quota: every CPU
-    assert 100 / elapsed * 0.7 <= reply["kernel_cpu"] <= 100 / elapsed * 1.4
+    # BUSY_1S is at least CPU_1S_LOW of host CPU (less under gVisor: see there).
+    low = 0.7 * CPU_1S_LOW / 0.8
+    assert 100 / elapsed * low <= reply["kernel_cpu"] <= 100 / elapsed * 1.4
     memory = reply["host_virtual_memory"]
     assert memory["total"] == 512 * MiB
     assert memory["used"] == reply["kernel_memory"] and 0 < memory["used"] < 100 * MiB

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness import Kernel, KernelSpecs, start_kernel
+from harness import GVISOR, Kernel, KernelSpecs, start_kernel
 
 pytestmark = pytest.mark.docker
 
@@ -35,7 +35,9 @@ def test_sleep_is_wall_time_not_cpu(metered: Kernel) -> None:
 
 def test_busy_loop_is_cpu_time(metered: Kernel) -> None:
     usage = usage_of(metered, "t = time.process_time()\nwhile time.process_time() - t < 1: pass")
-    assert 0.85 <= usage["cpu_time_s"] <= 1.5
+    # Under gVisor a second by the sandbox's clock is 0.45-0.8 s of host CPU (see
+    # CPU_1S_LOW in test_usage_docker.py); the line shows the host's figure.
+    assert (0.3 if GVISOR else 0.85) <= usage["cpu_time_s"] <= 1.5
     assert usage["wall_time_s"] >= 0.95
 
 
@@ -43,6 +45,10 @@ def test_peak_is_per_cell(metered: Kernel) -> None:
     big = usage_of(metered, "block = np.ones(300 * 2**20, dtype=np.uint8)\nblock.sum()\ndel block")
     assert 300 * MIB <= big["peak_memory_bytes"] <= 480 * MIB
     small = usage_of(metered, "x = 1")
+    if GVISOR:
+        # gVisor returns freed memory to the host late: the peak is marked approximate.
+        assert not small["peak_exact"]
+        return
     assert small["peak_memory_bytes"] < 200 * MIB
 
 
@@ -102,3 +108,17 @@ def test_display_can_be_off_or_only_for_slow_cells(specs: KernelSpecs) -> None:
         assert kernel.execute("import time; time.sleep(0.6)").usage is not None
     with start_kernel(specs, usage_display="off") as kernel:
         assert kernel.execute("import time; time.sleep(0.6)").usage is None
+
+
+def test_out_of_memory_is_reported(specs: KernelSpecs) -> None:
+    with start_kernel(specs, memory="512m") as kernel:
+        cell = kernel.execute(
+            "hog = []\nwhile True:\n    hog.append(bytearray(32 * 2**20))", timeout=120
+        )
+        assert cell.status == "error"
+        assert cell.error is not None and "memory limit (512 MiB)" in cell.error["evalue"]
+        if not GVISOR:
+            # Under runc the relay outlives the kernel and the meter reads the cell's end;
+            # under gVisor the whole sandbox ends with it (see the measurement table).
+            assert cell.usage is not None and "oom" in cell.usage["warnings"]
+        assert kernel.execute("print(1)").stdout.strip() == "1"
