@@ -84,7 +84,11 @@ class SandboxKernel(Kernel):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.sandbox = Sandbox(self.settings, on_message=self._relay_unsolicited)
+        # The kernel's working directory is the notebook's folder (Jupyter Server,
+        # papermill and nbclient set it): the sandbox gets a copy and its outputs door.
+        self.sandbox = Sandbox(
+            self.settings, on_message=self._relay_unsolicited, workspace=os.getcwd()
+        )
         self._parents: OrderedDict[str, Message] = OrderedDict()
         self._start_task: asyncio.Future[None] | None = None
         self._after_idle: list[Callable[[], None]] = []

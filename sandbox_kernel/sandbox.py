@@ -19,16 +19,19 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import docker
 
 from .config import SandboxConfig, format_size
 from .errors import SandboxDiedError, SandboxError
+from .folder import NotebookFolder
 from .inner import InnerKernel, Message
 from .session import connect, image_reference, launch_spare
 
@@ -193,6 +196,11 @@ class Sandbox:
             (``Sandbox(image=..., memory="1g", timeout=30)``).
         on_message: called with every IOPub message that belongs to no running
             :meth:`execute` (widget and comm traffic, output of background threads).
+        workspace: a host folder to link, as the kernel links the notebook's: copied
+            into the working directory (``workspace="copy"``) and receiving what the
+            sandbox writes to its ``outputs_dir`` after each cell. None (the
+            default): the sandbox sees no host file; use :meth:`write_file` and
+            :meth:`read_file`.
     """
 
     def __init__(
@@ -200,12 +208,18 @@ class Sandbox:
         config: SandboxConfig | None = None,
         *,
         on_message: Callable[[Message], None] | None = None,
+        workspace: str | os.PathLike[str] | None = None,
         **settings: Any,
     ) -> None:
         self.config = config if config is not None else SandboxConfig(**settings)
         if config is not None and settings:
             self.config = SandboxConfig(config=config.config, **settings)
         self.on_message = on_message
+        self.folder = (
+            NotebookFolder(Path(workspace).absolute(), self.config)
+            if workspace is not None
+            else None
+        )
         self._usage_history: SessionUsage | None = None
         self.kernel_info: dict[str, Any] = {}
         self.image_ref = ""
@@ -258,6 +272,11 @@ class Sandbox:
         self._inner = inner
         self.kernel_info = inner.kernel_info
         assert inner.container is not None and inner.container.container_id is not None
+        if self.folder is not None:
+            notice = await asyncio.to_thread(
+                self.folder.start, self._client, inner.container.container_id
+            )
+            self.notice = "\n".join(filter(None, [self.notice, notice]))
         self.image_ref = image_reference(inner.container.image)
         self._warming = asyncio.ensure_future(
             asyncio.to_thread(self._warm_up, self._client, inner.container.container_id)
@@ -413,6 +432,11 @@ class Sandbox:
         inner = self._inner
         assert inner is not None
         run = _CellRun(self.config.max_output_bytes, on_output, input_handler, collect_outputs)
+        if self.folder is not None and self.container_id is not None:
+            notice = await asyncio.to_thread(
+                self.folder.before_cell, self._client, self.container_id
+            )
+            self.notice = "\n".join(filter(None, [self.notice, notice]))
         if self.notice:
             run.accept(_stream_message("stderr", self.notice + "\n"))
             self.notice = ""
@@ -462,6 +486,13 @@ class Sandbox:
             # for this request comes after its last output.
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(idle_future, 10)
+            if self.folder is not None and self.container_id is not None:
+                # Before the reply: papermill and nbclient read the files once it comes.
+                notice = await asyncio.to_thread(
+                    self.folder.after_cell, self._client, self.container_id
+                )
+                if notice:
+                    run.accept(_stream_message("stderr", notice + "\n"))
             if reply["content"].get("status") != "ok":
                 result.status = "error"
                 result.error = ErrorInfo(
@@ -603,6 +634,41 @@ class Sandbox:
         return self._inner.send(
             channel, msg_type, content, metadata=metadata, buffers=buffers, msg_id=msg_id
         )
+
+    async def write_file(self, path: str, data: bytes) -> None:
+        """Write a file into the sandbox's working directory (``path`` relative to it).
+
+        Raises:
+            ValueError: ``path`` is absolute or leaves the working directory.
+            SandboxError: the sandbox is not running and cannot start.
+            OSError: the engine refused the copy.
+        """
+        from .workspace import write_bytes
+
+        await self._ensure_running()
+        assert self.container_id is not None and self._client is not None
+        await asyncio.to_thread(
+            write_bytes, self._client, self.container_id, self.config, path, bytes(data)
+        )
+
+    async def read_file(self, path: str, *, limit: int | None = None) -> bytes:
+        """A regular file of the sandbox's working directory (``path`` relative to it).
+
+        Args:
+            limit: most bytes to accept (default: the ``outputs_max_cell_size`` setting).
+
+        Raises:
+            ValueError: ``path`` is absolute or leaves the working directory.
+            FileNotFoundError: no regular file of that name (symlinks are not followed).
+            OSError: larger than ``limit``, or the engine failed.
+        """
+        from .config import parse_size
+        from .results import read_bytes
+
+        await self._ensure_running()
+        assert self.container_id is not None and self._client is not None
+        cap = parse_size(self.config.outputs_max_cell_size) if limit is None else limit
+        return await asyncio.to_thread(read_bytes, self._client, self.container_id, path, cap)
 
     def usage_snapshot(self) -> dict[str, Any]:
         """Current container usage, for ``usage_request`` (thread-safe, may block briefly)."""
