@@ -9,11 +9,12 @@ or ``''``. All of it talks to the engine, so it runs on a worker thread.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import docker
 
 from .config import SandboxConfig
-from .results import Results
+from .results import TOKEN_KEY, Results
 from .workspace import Workspace
 
 
@@ -48,7 +49,23 @@ class NotebookFolder:
             self.results.note(self.workspace.sent)
         return notice
 
-    def after_cell(self, client: docker.DockerClient, container_id: str) -> str:
+    def user_expressions(self) -> dict[str, str]:
+        """Asked of the sandbox with each cell: the outputs folder's fingerprint."""
+        return {TOKEN_KEY: self.results.expression} if self.results is not None else {}
+
+    def after_cell(
+        self, client: docker.DockerClient, container_id: str, reply: dict[str, Any]
+    ) -> str:
+        """Copy the outputs back unless the cell's reply shows they did not change.
+
+        Takes this module's user expression out of ``reply`` (the frontend never asked
+        for it).
+        """
+        answers = reply.get("user_expressions")
+        answer = answers.pop(TOKEN_KEY, None) if isinstance(answers, dict) else None
         if self.results is None:
             return ""
-        return self.results.collect(client, container_id)
+        token = None
+        if isinstance(answer, dict) and answer.get("status") == "ok":
+            token = str((answer.get("data") or {}).get("text/plain", "")) or None
+        return self.results.collect(client, container_id, token)

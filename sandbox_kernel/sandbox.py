@@ -236,6 +236,7 @@ class Sandbox:
         self._pending_usage: asyncio.Future[None] | None = None
         self._spare_thread: threading.Thread | None = None
         self._warming: asyncio.Future[None] | None = None
+        self._copying: asyncio.Future[str] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     async def __aenter__(self) -> Sandbox:
@@ -273,10 +274,11 @@ class Sandbox:
         self.kernel_info = inner.kernel_info
         assert inner.container is not None and inner.container.container_id is not None
         if self.folder is not None:
-            notice = await asyncio.to_thread(
-                self.folder.start, self._client, inner.container.container_id
+            # The copy of the notebook's folder is not waited for here (the kernel
+            # answers kernel_info sooner); the first cell waits for it.
+            self._copying = asyncio.ensure_future(
+                asyncio.to_thread(self.folder.start, self._client, inner.container.container_id)
             )
-            self.notice = "\n".join(filter(None, [self.notice, notice]))
         self.image_ref = image_reference(inner.container.image)
         self._warming = asyncio.ensure_future(
             asyncio.to_thread(self._warm_up, self._client, inner.container.container_id)
@@ -433,10 +435,11 @@ class Sandbox:
         assert inner is not None
         run = _CellRun(self.config.max_output_bytes, on_output, input_handler, collect_outputs)
         if self.folder is not None and self.container_id is not None:
-            notice = await asyncio.to_thread(
-                self.folder.before_cell, self._client, self.container_id
+            notices = [self.notice, await self._copied()]
+            notices.append(
+                await asyncio.to_thread(self.folder.before_cell, self._client, self.container_id)
             )
-            self.notice = "\n".join(filter(None, [self.notice, notice]))
+            self.notice = "\n".join(filter(None, notices))
         if self.notice:
             run.accept(_stream_message("stderr", self.notice + "\n"))
             self.notice = ""
@@ -447,7 +450,10 @@ class Sandbox:
             "code": code,
             "silent": silent,
             "store_history": store_history,
-            "user_expressions": user_expressions or {},
+            "user_expressions": {
+                **(user_expressions or {}),
+                **(self.folder.user_expressions() if self.folder is not None else {}),
+            },
             "allow_stdin": input_handler is not None,
             # Requests come one at a time: aborting the queue after an error ("Run
             # All") is the outer kernel's job, and the inner one must not abort the
@@ -489,7 +495,7 @@ class Sandbox:
             if self.folder is not None and self.container_id is not None:
                 # Before the reply: papermill and nbclient read the files once it comes.
                 notice = await asyncio.to_thread(
-                    self.folder.after_cell, self._client, self.container_id
+                    self.folder.after_cell, self._client, self.container_id, result.reply
                 )
                 if notice:
                     run.accept(_stream_message("stderr", notice + "\n"))
@@ -635,6 +641,11 @@ class Sandbox:
             channel, msg_type, content, metadata=metadata, buffers=buffers, msg_id=msg_id
         )
 
+    async def _copied(self) -> str:
+        """Wait for the start's copy of the folder; its notice (once), or ''."""
+        copying, self._copying = self._copying, None
+        return await copying if copying is not None else ""
+
     async def write_file(self, path: str, data: bytes) -> None:
         """Write a file into the sandbox's working directory (``path`` relative to it).
 
@@ -646,6 +657,7 @@ class Sandbox:
         from .workspace import write_bytes
 
         await self._ensure_running()
+        self.notice = "\n".join(filter(None, [self.notice, await self._copied()]))
         assert self.container_id is not None and self._client is not None
         await asyncio.to_thread(
             write_bytes, self._client, self.container_id, self.config, path, bytes(data)
