@@ -43,7 +43,7 @@ from .workspace import Entry, confined_name
 
 _CHUNK = 1 << 20
 #: Most skipped names a notice lists.
-_LISTED = 5
+_LISTED = 10
 
 
 class _StreamReader(io.RawIOBase):
@@ -244,7 +244,8 @@ class Results:
         if over:
             notice += f"{over}; "
         if skipped:
-            shown = ", ".join(skipped[:_LISTED]) + (", ..." if len(skipped) > _LISTED else "")
+            more = len(skipped) - _LISTED
+            shown = ", ".join(skipped[:_LISTED]) + (f" and {more} more" if more > 0 else "")
             notice += f"not copied to the host: {shown}"
         return notice.rstrip("; ")
 
