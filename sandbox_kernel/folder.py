@@ -15,7 +15,7 @@ import docker
 
 from .config import SandboxConfig
 from .results import TOKEN_KEY, Results
-from .workspace import Workspace
+from .workspace import Workspace, WorkspaceScan
 
 
 class NotebookFolder:
@@ -41,31 +41,45 @@ class NotebookFolder:
             self.results.start(self.workspace.sent if self.workspace is not None else {})
         return notice
 
-    def before_cell(self, client: docker.DockerClient, container_id: str) -> str:
+    def changed_files(self) -> WorkspaceScan | None:
+        """Before a cell: the host files to send (a quick scan), or None."""
         if self.workspace is None or not self.per_cell:
-            return ""
-        notice = self.workspace.sync(client, container_id)
+            return None
+        return self.workspace.changes()
+
+    def send_files(
+        self, client: docker.DockerClient, container_id: str, changed: WorkspaceScan
+    ) -> str:
+        """Send what :meth:`changed_files` found; a notice, or ''."""
+        assert self.workspace is not None
+        notice = self.workspace.send(client, container_id, changed)
         if self.results is not None:
             self.results.note(self.workspace.sent)
         return notice
 
-    def user_expressions(self) -> dict[str, str]:
-        """Asked of the sandbox with each cell: the outputs folder's fingerprint."""
-        return {TOKEN_KEY: self.results.expression} if self.results is not None else {}
+    def request(self) -> dict[str, Any]:
+        """The silent execute_request that fingerprints the outputs folder after a cell."""
+        expressions = {TOKEN_KEY: self.results.expression} if self.results is not None else {}
+        return {
+            "code": "",
+            "silent": True,
+            "store_history": False,
+            "user_expressions": expressions,
+            "allow_stdin": False,
+            "stop_on_error": False,
+        }
 
-    def after_cell(
-        self, client: docker.DockerClient, container_id: str, reply: dict[str, Any]
-    ) -> str:
-        """Copy the outputs back unless the cell's reply shows they did not change.
-
-        Takes this module's user expression out of ``reply`` (the frontend never asked
-        for it).
-        """
-        answers = reply.get("user_expressions")
-        answer = answers.pop(TOKEN_KEY, None) if isinstance(answers, dict) else None
+    def outputs_changed(self, reply: dict[str, Any]) -> bool:
+        """Whether the reply to :meth:`request` shows a new outputs folder (or says nothing)."""
         if self.results is None:
-            return ""
+            return False
+        answers = reply.get("user_expressions")
+        answer = answers.get(TOKEN_KEY) if isinstance(answers, dict) else None
         token = None
         if isinstance(answer, dict) and answer.get("status") == "ok":
             token = str((answer.get("data") or {}).get("text/plain", "")) or None
-        return self.results.collect(client, container_id, token)
+        return self.results.changed(token)
+
+    def collect(self, client: docker.DockerClient, container_id: str) -> str:
+        """After a cell: copy the outputs folder back; a notice, or ''."""
+        return self.results.collect(client, container_id) if self.results is not None else ""

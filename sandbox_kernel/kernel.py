@@ -57,6 +57,9 @@ _PARENT_MEMORY = 512
 #: (ipykernel's own flush waits up to ten).
 IOPUB_FLUSH_TIMEOUT = 2.0
 
+#: Seconds a shutdown waits for the last cell's outputs folder to be copied back.
+OUTPUTS_SHUTDOWN_WAIT = 30.0
+
 #: Seconds a shutdown waits for the reply of a cell it interrupted.
 SHUTDOWN_REPLY_WAIT = 2.0
 
@@ -87,7 +90,7 @@ class SandboxKernel(Kernel):
         # The kernel's working directory is the notebook's folder (Jupyter Server,
         # papermill and nbclient set it): the sandbox gets a copy and its outputs door.
         self.sandbox = Sandbox(
-            self.settings, on_message=self._relay_unsolicited, workspace=os.getcwd()
+            self.settings, on_message=self._relay_unsolicited, folder=os.getcwd()
         )
         self._parents: OrderedDict[str, Message] = OrderedDict()
         self._start_task: asyncio.Future[None] | None = None
@@ -304,6 +307,9 @@ class SandboxKernel(Kernel):
                 collect_outputs=False,
                 on_submit=self._release_held,
                 execution_count=self.execution_count if notebook_cell else None,
+                on_notice=lambda text: self._publish(
+                    "stream", {"name": "stderr", "text": text}, parent, ours=True
+                ),
             )
         except SandboxError as err:
             return self._error_reply(ErrorInfo(type(err).__name__, str(err)), parent)
@@ -564,6 +570,11 @@ class SandboxKernel(Kernel):
         self.session.send(stream, "interrupt_reply", {"status": "ok"}, parent, ident=ident)
 
     async def do_shutdown(self, restart: bool) -> dict[str, Any]:
+        # The last cell's outputs folder reaches the host first (papermill and
+        # nbclient read it once the kernel is gone).
+        copied = asyncio.run_coroutine_threadsafe(self.sandbox.outputs_copied(), self._shell_loop)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.wrap_future(copied), OUTPUTS_SHUTDOWN_WAIT)
         # The container goes away by itself once told (SHUTDOWN) and detached; not
         # waiting for the engine's confirmation makes shutdown and restart quick.
         await asyncio.to_thread(self.sandbox.stop_now, wait=False)

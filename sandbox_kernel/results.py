@@ -35,7 +35,6 @@ from typing import IO, cast
 
 import docker
 import docker.errors
-import requests.exceptions
 
 from .config import SandboxConfig, format_size, parse_size
 from .spec import WORKDIR
@@ -70,6 +69,15 @@ class _StreamReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def close(self) -> None:
+        """Read the response to its end: only then does the engine's HTTP connection go
+        back to the pool (a connection left open is an SSH channel gone, and sshd
+        allows ten). Bounded by the sandbox's working directory tmpfs."""
+        for _ in self._chunks:
+            pass
+        self._buffer = b""
+        super().close()
+
 
 def fetch(client: docker.DockerClient, container_id: str, path: str) -> IO[bytes] | None:
     """A tar stream of ``path`` in the sandbox, or None when it does not exist.
@@ -81,7 +89,7 @@ def fetch(client: docker.DockerClient, container_id: str, path: str) -> IO[bytes
         chunks, _ = client.api.get_archive(container_id, path, chunk_size=_CHUNK)
     except docker.errors.NotFound:
         return None
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
+    except Exception as err:  # the Docker SDK, requests, or paramiko for ssh:// engines
         raise OSError(f"the engine failed: {err}") from err
     return cast(IO[bytes], _StreamReader(iter(chunks)))
 
@@ -100,7 +108,7 @@ def read_bytes(client: docker.DockerClient, container_id: str, rel: str, limit: 
     stream = fetch(client, container_id, f"{WORKDIR}/{name}")
     if stream is None:
         raise FileNotFoundError(f"no file {rel!r} in the sandbox's working directory")
-    with tarfile.open(fileobj=stream, mode="r|") as tar:
+    with stream, tarfile.open(fileobj=stream, mode="r|") as tar:
         for member in tar:
             if not member.isreg():
                 break
@@ -121,11 +129,13 @@ TOKEN_KEY = "__sandbox_kernel_outputs__"
 
 
 def token_expression(name: str) -> str:
+    # hash() of a tuple: stable within the sandbox's one interpreter, which is all a
+    # change token needs, and no import (os is loaded); the cell's end must stay quick.
     folder = f"{WORKDIR}/{name}"
     return (
-        "__import__('hashlib').sha1(repr(sorted((r, f, s.st_size, s.st_mtime_ns) "
+        "hash(tuple((r, f, s.st_size, s.st_mtime_ns) "
         f"for r, _, fs in __import__('os').walk({folder!r}) for f in fs "
-        "for s in [__import__('os').lstat(r + '/' + f)])).encode()).hexdigest()"
+        "for s in [__import__('os').lstat(r + '/' + f)]))"
     )
 
 
@@ -163,25 +173,29 @@ class Results:
             if rel.startswith(prefix)
         )
 
-    def collect(
-        self, client: docker.DockerClient, container_id: str, token: str | None = None
-    ) -> str:
-        """Copy new and changed files back; a notice for the notebook, or ''.
-
-        Args:
-            token: the outputs folder's fingerprint after the cell (see
-                :data:`TOKEN_KEY`); unchanged means nothing to fetch. None: fetch.
-        """
+    def changed(self, token: str | None) -> bool:
+        """Whether the outputs folder's fingerprint after a cell (see :data:`TOKEN_KEY`)
+        differs from the last one; None (no answer) counts as changed."""
         if token is not None and token == self.token:
-            return ""
+            return False
         self.token = token
+        return True
+
+    def collect(self, client: docker.DockerClient, container_id: str) -> str:
+        """Copy new and changed files back; a notice for the notebook, or ''."""
         try:
             stream = fetch(client, container_id, f"{WORKDIR}/{self.name}")
         except OSError as err:
+            self.token = None
             return f"[sandbox-kernel] {self.name}/ was not copied back: {err}."
         if stream is None:
             return ""
-        return self._copy(stream)
+        try:
+            with stream:
+                return self._copy(stream)
+        except (tarfile.TarError, OSError) as err:
+            self.token = None  # look again after the next cell
+            return f"[sandbox-kernel] {self.name}/ was not copied back: {err}."
 
     def _copy(self, stream: IO[bytes]) -> str:
         skipped: list[str] = []
@@ -233,8 +247,6 @@ class Results:
                     files += 1
                     cell_bytes += member.size
                     self.session_bytes += member.size
-        except (tarfile.TarError, OSError) as err:
-            return f"[sandbox-kernel] {self.name}/ was not copied back: {err}."
         finally:
             if folder is not None:
                 os.close(folder)

@@ -196,7 +196,7 @@ class Sandbox:
             (``Sandbox(image=..., memory="1g", timeout=30)``).
         on_message: called with every IOPub message that belongs to no running
             :meth:`execute` (widget and comm traffic, output of background threads).
-        workspace: a host folder to link, as the kernel links the notebook's: copied
+        folder: a host folder to link, as the kernel links the notebook's: copied
             into the working directory (``workspace="copy"``) and receiving what the
             sandbox writes to its ``outputs_dir`` after each cell. None (the
             default): the sandbox sees no host file; use :meth:`write_file` and
@@ -208,7 +208,7 @@ class Sandbox:
         config: SandboxConfig | None = None,
         *,
         on_message: Callable[[Message], None] | None = None,
-        workspace: str | os.PathLike[str] | None = None,
+        folder: str | os.PathLike[str] | None = None,
         **settings: Any,
     ) -> None:
         self.config = config if config is not None else SandboxConfig(**settings)
@@ -216,9 +216,7 @@ class Sandbox:
             self.config = SandboxConfig(config=config.config, **settings)
         self.on_message = on_message
         self.folder = (
-            NotebookFolder(Path(workspace).absolute(), self.config)
-            if workspace is not None
-            else None
+            NotebookFolder(Path(folder).absolute(), self.config) if folder is not None else None
         )
         self._usage_history: SessionUsage | None = None
         self.kernel_info: dict[str, Any] = {}
@@ -237,6 +235,7 @@ class Sandbox:
         self._spare_thread: threading.Thread | None = None
         self._warming: asyncio.Future[None] | None = None
         self._copying: asyncio.Future[str] | None = None
+        self._pending_outputs: asyncio.Future[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     async def __aenter__(self) -> Sandbox:
@@ -312,6 +311,8 @@ class Sandbox:
 
     async def stop(self) -> None:
         """Remove the container. Safe to call twice; never raises."""
+        with contextlib.suppress(Exception):
+            await self.outputs_copied()
         self._closed = True
         await self._drop_inner()
         await asyncio.to_thread(self._join_spare)
@@ -388,6 +389,7 @@ class Sandbox:
         collect_outputs: bool = True,
         on_submit: Callable[[], None] | None = None,
         execution_count: int | None = None,
+        on_notice: Callable[[str], None] | None = None,
     ) -> ExecutionResult:
         """Validate and run one cell; state persists to the next call.
 
@@ -410,6 +412,9 @@ class Sandbox:
             execution_count: the number this cell has in ``In``/``Out`` (the kernel
                 passes the number its frontends show: cells it answered itself, such
                 as blocked ones, never reached the sandbox).
+            on_notice: with a linked folder, the result does not wait for the copy of
+                the outputs folder; a notice about it (files refused, caps) comes here.
+                Without it the copy is done before the result, its notice in stderr.
 
         Returns:
             The result; sandbox failures (died, timed out) are reported in it, never
@@ -427,6 +432,7 @@ class Sandbox:
                 validation=verdict,
                 error=ErrorInfo("SandboxValidationError", verdict.format_report().splitlines()[-1]),
             )
+        await self.outputs_copied()
         restarted_before = await self._ensure_running()
         if self._warming is not None:
             with contextlib.suppress(Exception):  # no meter: the cell runs unmeasured
@@ -436,9 +442,15 @@ class Sandbox:
         run = _CellRun(self.config.max_output_bytes, on_output, input_handler, collect_outputs)
         if self.folder is not None and self.container_id is not None:
             notices = [self.notice, await self._copied()]
-            notices.append(
-                await asyncio.to_thread(self.folder.before_cell, self._client, self.container_id)
-            )
+            # The scan is a few lstat calls (3 ms for 1,000 files): a thread hop would
+            # cost more than it saves; the copy of changed files goes to a thread.
+            changed = self.folder.changed_files()
+            if changed:
+                notices.append(
+                    await asyncio.to_thread(
+                        self.folder.send_files, self._client, self.container_id, changed
+                    )
+                )
             self.notice = "\n".join(filter(None, notices))
         if self.notice:
             run.accept(_stream_message("stderr", self.notice + "\n"))
@@ -450,10 +462,7 @@ class Sandbox:
             "code": code,
             "silent": silent,
             "store_history": store_history,
-            "user_expressions": {
-                **(user_expressions or {}),
-                **(self.folder.user_expressions() if self.folder is not None else {}),
-            },
+            "user_expressions": user_expressions or {},
             "allow_stdin": input_handler is not None,
             # Requests come one at a time: aborting the queue after an error ("Run
             # All") is the outer kernel's job, and the inner one must not abort the
@@ -473,6 +482,15 @@ class Sandbox:
             meter.begin_cell()
         msg_id = inner.send("shell", "execute_request", content, msg_id=msg_id)
         self._runs[msg_id] = run
+        # Right behind the cell, so that it costs no round trip: a silent request
+        # for the outputs folder's fingerprint (see results.py). Not a user
+        # expression of the cell itself: work after a cell's last print can let its
+        # output overtake the idle status.
+        folder_check = (
+            inner.reply_future(inner.send("shell", "execute_request", self.folder.request()))
+            if self.folder is not None and self.folder.results is not None
+            else None
+        )
         if on_submit is not None:
             on_submit()
         reply_future = inner.reply_future(msg_id)
@@ -492,11 +510,8 @@ class Sandbox:
             # for this request comes after its last output.
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(idle_future, 10)
-            if self.folder is not None and self.container_id is not None:
-                # Before the reply: papermill and nbclient read the files once it comes.
-                notice = await asyncio.to_thread(
-                    self.folder.after_cell, self._client, self.container_id, result.reply
-                )
+            if folder_check is not None and on_notice is None:
+                notice = await self._copy_outputs(folder_check)
                 if notice:
                     run.accept(_stream_message("stderr", notice + "\n"))
             if reply["content"].get("status") != "ok":
@@ -524,6 +539,12 @@ class Sandbox:
             await self._replace_after_death(died)
         finally:
             self._runs.pop(msg_id, None)
+        if folder_check is not None and on_notice is not None and not result.restarted:
+            # The kernel's reply does not wait for the outputs folder: the copy follows
+            # (the next cell and the shutdown wait for it), its notice goes to on_notice.
+            self._pending_outputs = asyncio.ensure_future(
+                self._late_outputs(folder_check, on_notice)
+            )
         if meter is not None and on_usage is not None and not measured and not result.restarted:
             # A remote engine's stats can take up to a second: the reply and the next
             # cell do not wait for them, the usage line follows when it comes.
@@ -640,6 +661,34 @@ class Sandbox:
         return self._inner.send(
             channel, msg_type, content, metadata=metadata, buffers=buffers, msg_id=msg_id
         )
+
+    async def _copy_outputs(self, folder_check: asyncio.Future[Message]) -> str:
+        """After a cell: copy the outputs folder back if it changed; a notice, or ''."""
+        assert self.folder is not None
+        check: dict[str, Any] = {}
+        with contextlib.suppress(asyncio.TimeoutError, SandboxError):
+            check = (await asyncio.wait_for(folder_check, 10))["content"]
+        container_id = self.container_id
+        if container_id is None or not self.folder.outputs_changed(check):
+            return ""
+        return await asyncio.to_thread(self.folder.collect, self._client, container_id)
+
+    async def _late_outputs(
+        self, folder_check: asyncio.Future[Message], on_notice: Callable[[str], None]
+    ) -> None:
+        try:
+            notice = await self._copy_outputs(folder_check)
+        except Exception:  # a copy that failed must not break the next cell
+            log.exception("copying the outputs folder failed")
+            return
+        if notice:
+            on_notice(notice + "\n")
+
+    async def outputs_copied(self) -> None:
+        """Wait until the outputs folder of the last cell is copied back (if it is pending)."""
+        pending, self._pending_outputs = self._pending_outputs, None
+        if pending is not None:
+            await pending
 
     async def _copied(self) -> str:
         """Wait for the start's copy of the folder; its notice (once), or ''."""

@@ -34,8 +34,6 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 import docker
-import docker.errors
-import requests.exceptions
 
 from .config import SandboxConfig, format_size, parse_size
 from .spec import WORKDIR
@@ -52,6 +50,10 @@ class Entry(NamedTuple):
     size: int
     mtime_ns: int
     mode: int
+
+
+#: What a scan found to send: the files, or the notice that the folder is over a cap.
+WorkspaceScan = list[Entry] | str
 
 
 class WorkspaceTooLarge(Exception):
@@ -163,7 +165,7 @@ def put(client: docker.DockerClient, container_id: str, archive: IO[bytes] | byt
     """
     try:
         client.api.put_archive(container_id, WORKDIR, archive)
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
+    except Exception as err:  # the Docker SDK, requests, or paramiko for ssh:// engines
         raise OSError(f"the engine refused the copy: {_reason(err)}") from err
 
 
@@ -204,8 +206,13 @@ class Workspace:
 
     def sync(self, client: docker.DockerClient, container_id: str) -> str:
         """Copy new and changed files; a notice for the notebook, or ''."""
+        changed = self.changes()
+        return self.send(client, container_id, changed) if changed else ""
+
+    def changes(self) -> WorkspaceScan:
+        """New and changed files since the last copy (a notice instead when over a cap)."""
         if self.refused:
-            return ""
+            return []
         try:
             found = self._scan()
         except WorkspaceTooLarge as err:
@@ -216,9 +223,12 @@ class Workspace:
                 "--SandboxConfig.workspace_max_size=1g), mount big data read-only "
                 "(--mount), or set workspace='none'."
             )
-        changed = [e for rel, e in found.items() if self.sent.get(rel) != e]
-        if not changed:
-            return ""
+        return [e for rel, e in found.items() if self.sent.get(rel) != e]
+
+    def send(self, client: docker.DockerClient, container_id: str, changed: WorkspaceScan) -> str:
+        """Copy what :meth:`changes` found; a notice for the notebook, or ''."""
+        if isinstance(changed, str):
+            return changed
         archive = pack(changed, self.uid, self.gid)
         try:
             put(client, container_id, archive)

@@ -68,8 +68,42 @@ NOTEBOOK = [
 ]
 
 
+def settled(kernel: Kernel, cell: CellResult) -> str:
+    """What the cell said after its reply (notices of the outputs door), once its
+    outputs folder is on the host: the next cell starts only after that copy."""
+    parent = cell.reply["parent_header"]["msg_id"]
+    follower = kernel.kc.execute("pass", store_history=False)
+    late = []
+    while True:
+        msg = kernel.kc.get_iopub_msg(timeout=60)
+        msg_parent = msg["parent_header"].get("msg_id")
+        if msg_parent == parent and msg["msg_type"] == "stream":
+            late.append(msg["content"]["text"])
+        if (
+            msg_parent == follower
+            and msg["msg_type"] == "status"
+            and msg["content"]["execution_state"] == "idle"
+        ):
+            return "".join(late)
+
+
+def execute(kernel: Kernel, code: str) -> CellResult:
+    """Run a cell and wait for its outputs folder; late notices join its stderr."""
+    cell = kernel.execute(code)
+    late = settled(kernel, cell)
+    if late:
+        cell.messages.append(
+            {
+                "msg_type": "stream",
+                "content": {"name": "stderr", "text": late},
+                "parent_header": cell.reply["parent_header"],
+            }
+        )
+    return cell
+
+
 def run_cells(kernel: Kernel, cells: list[str]) -> list[str]:
-    return [_shown(kernel.execute(code)) for code in cells]
+    return [_shown(execute(kernel, code)) for code in cells]
 
 
 def _shown(cell: CellResult) -> str:
@@ -123,26 +157,27 @@ def folder(tmp_path: Path) -> Path:
 def test_host_changes_are_seen_by_the_next_cell(specs: KernelSpecs, folder: Path) -> None:
     with start_kernel(specs, cwd=folder) as kernel:
         assert (
-            kernel.execute("print(open('config.yaml').read())").stdout
+            execute(kernel, "print(open('config.yaml').read())").stdout
             == "window: 5\nname: demo\n\n"
         )
         (folder / "config.yaml").write_text("window: 7\nname: demo\n")  # same size
         (folder / "data" / "new.csv").write_text("y\n9\n")
-        cell = kernel.execute("print(open('config.yaml').read(), open('data/new.csv').read())")
+        cell = execute(kernel, "print(open('config.yaml').read(), open('data/new.csv').read())")
         assert cell.stdout == "window: 7\nname: demo\n y\n9\n\n"
 
 
 def test_writes_reach_the_host_only_through_outputs(specs: KernelSpecs, folder: Path) -> None:
     before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     with start_kernel(specs, cwd=folder) as kernel:
-        cell = kernel.execute(
+        cell = execute(
+            kernel,
             "import os\n"
             "open('data/prices.csv', 'w').write('overwritten')\n"
             "open('new_file.txt', 'w').write('x')\n"
             "os.remove('helpers.py')\n"
             "os.makedirs('outputs/figures')\n"
             "open('outputs/figures/equity.txt', 'w').write('curve')\n"
-            "open('/tmp/elsewhere.txt', 'w').write('y')"
+            "open('/tmp/elsewhere.txt', 'w').write('y')",
         )
         assert cell.status == "ok", cell.text
         assert cell.stderr == ""
@@ -171,9 +206,9 @@ def test_symlinks_leaving_the_folder_and_hidden_files_stay_out(
         "print(open('inside.csv').read() == open('data/prices.csv').read())"
     )
     with start_kernel(specs, cwd=folder) as kernel:
-        assert kernel.execute(probe).stdout == "['inside.csv']\nTrue\n"
+        assert execute(kernel, probe).stdout == "['inside.csv']\nTrue\n"
     with start_kernel(specs, cwd=folder, workspace_hidden=True) as kernel:
-        assert kernel.execute(probe).stdout == "['inside.csv', '.env', '.git']\nTrue\n"
+        assert execute(kernel, probe).stdout == "['inside.csv', '.env', '.git']\nTrue\n"
 
 
 def test_a_folder_over_a_cap_is_not_copied_and_says_which_setting(
@@ -181,23 +216,24 @@ def test_a_folder_over_a_cap_is_not_copied_and_says_which_setting(
 ) -> None:
     (folder / "big.bin").write_bytes(os.urandom(2 * 1024 * 1024))
     with start_kernel(specs, cwd=folder, workspace_max_size="1m") as kernel:
-        cell = kernel.execute("import os\nprint(sorted(os.listdir('.')))")
+        cell = execute(kernel, "import os\nprint(sorted(os.listdir('.')))")
         assert "workspace_max_size" in cell.stderr and "not copied" in cell.stderr
         assert cell.stdout == "[]\n"
-        assert kernel.execute("print(1)").stderr == ""  # said once
+        assert execute(kernel, "print(1)").stderr == ""  # said once
     with start_kernel(specs, cwd=folder, workspace_max_files=3) as kernel:
-        cell = kernel.execute("print(1)")
+        cell = execute(kernel, "print(1)")
         assert "workspace_max_files" in cell.stderr
     with start_kernel(specs, cwd=folder, workspace_max_size="3m") as kernel:  # control
-        cell = kernel.execute("import os\nprint(os.path.getsize('big.bin'))")
+        cell = execute(kernel, "import os\nprint(os.path.getsize('big.bin'))")
         assert cell.stdout == f"{2 * 1024 * 1024}\n" and cell.stderr == ""
 
 
 def test_workspace_none_leaves_the_sandbox_folder_empty(specs: KernelSpecs, folder: Path) -> None:
     with start_kernel(specs, cwd=folder, workspace="none") as kernel:
-        cell = kernel.execute(
+        cell = execute(
+            kernel,
             "import os\nprint(os.listdir('.'))\nos.mkdir('outputs')\n"
-            "open('outputs/r.txt', 'w').write('r')"
+            "open('outputs/r.txt', 'w').write('r')",
         )
         assert cell.stdout == "[]\n"
     assert (folder / "outputs" / "r.txt").read_text() == "r"  # the door is its own setting
@@ -205,8 +241,8 @@ def test_workspace_none_leaves_the_sandbox_folder_empty(specs: KernelSpecs, fold
 
 def test_outputs_off_copies_nothing_back(specs: KernelSpecs, folder: Path) -> None:
     with start_kernel(specs, cwd=folder, outputs_dir="") as kernel:
-        cell = kernel.execute(
-            "import os\nos.mkdir('outputs')\nopen('outputs/r.txt', 'w').write('r')"
+        cell = execute(
+            kernel, "import os\nos.mkdir('outputs')\nopen('outputs/r.txt', 'w').write('r')"
         )
         assert cell.status == "ok"
     assert not (folder / "outputs").exists()
@@ -238,7 +274,7 @@ def test_the_outputs_door_holds_against_hostile_entries(
     # it is replaced, never written through.
     (folder / "outputs" / "target.csv").symlink_to(victim)
     with start_kernel(specs, cwd=folder, outputs_max_cell_size="2m") as kernel:
-        cell = kernel.execute(HOSTILE)
+        cell = execute(kernel, HOSTILE)
         assert cell.stdout == "written\n", cell.text
         notice = cell.stderr
     assert victim.read_text() == "precious"
@@ -265,16 +301,17 @@ def test_the_outputs_door_caps_files_per_cell_and_bytes_per_session(
     with start_kernel(
         specs, cwd=folder, outputs_max_files=3, outputs_max_session_size="10k"
     ) as kernel:
-        cell = kernel.execute(
+        cell = execute(
+            kernel,
             "import os\nos.mkdir('outputs')\n"
-            "for i in range(6):\n    open(f'outputs/f{i}.txt', 'w').write('x')"
+            "for i in range(6):\n    open(f'outputs/f{i}.txt', 'w').write('x')",
         )
         assert "outputs_max_files" in cell.stderr
         assert len(list((folder / "outputs").iterdir())) == 3
-        cell = kernel.execute("open('outputs/big.bin', 'wb').write(b'1' * 20_000)")
+        cell = execute(kernel, "open('outputs/big.bin', 'wb').write(b'1' * 20_000)")
         assert "outputs_max_session_size" in cell.stderr
         assert not (folder / "outputs" / "big.bin").exists()
-        cell = kernel.execute("open('outputs/small.txt', 'w').write('s')")  # control
+        cell = execute(kernel, "open('outputs/small.txt', 'w').write('s')")  # control
         assert (folder / "outputs" / "small.txt").read_text() == "s"
 
 
@@ -285,9 +322,10 @@ def test_a_host_outputs_symlink_is_refused(
     elsewhere.mkdir()
     (folder / "outputs").symlink_to(elsewhere)
     with start_kernel(specs, cwd=folder) as kernel:
-        cell = kernel.execute(
+        cell = execute(
+            kernel,
             "import os\nos.makedirs('outputs', exist_ok=True)\n"
-            "open('outputs/r.txt', 'w').write('r')"
+            "open('outputs/r.txt', 'w').write('r')",
         )
         assert "symlink" in cell.stderr
     assert list(elsewhere.iterdir()) == []
@@ -297,33 +335,39 @@ def test_changed_outputs_are_copied_again_and_unchanged_ones_are_not(
     specs: KernelSpecs, folder: Path
 ) -> None:
     with start_kernel(specs, cwd=folder) as kernel:
-        kernel.execute(
-            "import os, time\nos.mkdir('outputs')\nopen('outputs/a.txt', 'w').write('1')"
+        execute(
+            kernel, "import os, time\nos.mkdir('outputs')\nopen('outputs/a.txt', 'w').write('1')"
         )
         assert (folder / "outputs" / "a.txt").read_text() == "1"
         (folder / "outputs" / "a.txt").write_text("host edit")  # the host's copy moves on
-        kernel.execute("print(1)")
+        execute(kernel, "print(1)")
         assert (folder / "outputs" / "a.txt").read_text() == "host edit"
-        kernel.execute("open('outputs/a.txt', 'w').write('22')")
+        execute(kernel, "open('outputs/a.txt', 'w').write('22')")
         assert (folder / "outputs" / "a.txt").read_text() == "22"
 
 
-def test_papermill_style_runs_get_their_outputs(specs: KernelSpecs, folder: Path) -> None:
+def test_papermill_style_runs_get_their_outputs(
+    specs: KernelSpecs, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nbclient (papermill's engine) sets the kernel's cwd and shuts it down gracefully
+    after the last cell: the last cell's outputs are on the host by then."""
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [
-        nbformat.v4.new_code_cell("import pandas as pd\ndf = pd.read_csv('data/prices.csv')"),
+        nbformat.v4.new_code_cell("import csv\nrows = list(csv.reader(open('data/prices.csv')))"),
         nbformat.v4.new_code_cell(
             "import os\nos.makedirs('outputs', exist_ok=True)\n"
-            "df.describe().to_csv('outputs/summary.csv')"
+            "open('outputs/summary.txt', 'w').write(f'{len(rows) - 1} rows')"
         ),
     ]
-    name = specs.make()
-    km = KernelManager(kernel_name=name, kernel_spec_manager=specs.manager)
+    monkeypatch.setenv("JUPYTER_PATH", str(specs.root))
     client = NotebookClient(
-        notebook, km=km, timeout=120, resources={"metadata": {"path": str(folder)}}
+        notebook,
+        kernel_name=specs.make(),
+        timeout=120,
+        resources={"metadata": {"path": str(folder)}},
     )
     client.execute()
-    assert (folder / "outputs" / "summary.csv").read_text().startswith(",close,volume")
+    assert (folder / "outputs" / "summary.txt").read_text() == "28 rows"
 
 
 def test_the_sandbox_api_sees_no_host_folder_by_default_and_moves_files_explicitly(
