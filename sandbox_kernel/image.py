@@ -55,6 +55,7 @@ from .errors import DockerUnavailableError, SandboxError
 __all__ = [
     "BASE_IMAGE",
     "BUILD_STEPS_VERSION",
+    "PACKAGES_LABEL",
     "RECIPE_LABEL",
     "ImageBuildError",
     "ImageStatus",
@@ -66,10 +67,15 @@ __all__ = [
 #: Version of the build steps written in this module (image config, rootfs preparation,
 #: pip options). Bump it whenever a change here changes what lands in the image, so that
 #: existing images stop matching the recipe and get rebuilt.
-BUILD_STEPS_VERSION = "1"
+BUILD_STEPS_VERSION = "2"
 
 #: Label whose value is the :func:`recipe_digest` an image was built from.
 RECIPE_LABEL = "sandbox-kernel.recipe"
+
+#: Label with the image's exact Python packages, ``name==version`` separated by commas
+#: (also in the image as :data:`PACKAGES_FILE`, which finalize.sh writes).
+PACKAGES_LABEL = "sandbox-kernel.packages"
+PACKAGES_FILE = "/usr/local/share/sandbox-kernel/packages.txt"
 
 #: Base image of the Dockerfile path.
 BASE_IMAGE = "python:3.11-slim-bookworm"
@@ -373,7 +379,8 @@ def _build_from_rootfs(
             _finalize(root)
             log(f"tree finished in {time.monotonic() - step:.0f} s; importing it")
             step = time.monotonic()
-            image_id = _import_tree(client, root, work / "rootfs.tar", name, digest)
+            packages = (root / PACKAGES_FILE.lstrip("/")).read_text().split()
+            image_id = _import_tree(client, root, work / "rootfs.tar", name, digest, packages)
             log(f"imported in {time.monotonic() - step:.0f} s")
         finally:
             _remove_tree(work)
@@ -505,7 +512,12 @@ def _finalize(root: Path) -> None:
 
 
 def _import_tree(
-    client: docker.DockerClient, root: Path, tar_path: Path, name: str, digest: str
+    client: docker.DockerClient,
+    root: Path,
+    tar_path: Path,
+    name: str,
+    digest: str,
+    packages: list[str],
 ) -> str:
     """Import the tree as a one-layer image named ``name`` and return its id."""
     # The engine mounts its own /dev, /proc and /sys; device nodes debootstrap made do
@@ -528,7 +540,11 @@ def _import_tree(
         "packing the tree",
     )
     repository, tag = docker.utils.parse_repository_tag(name)
-    changes = [*_IMAGE_CHANGES, f"LABEL {RECIPE_LABEL}={digest}"]
+    changes = [
+        *_IMAGE_CHANGES,
+        f"LABEL {RECIPE_LABEL}={digest}",
+        f"LABEL {PACKAGES_LABEL}={','.join(packages)}",
+    ]
     try:
         client.api.import_image_from_file(
             str(tar_path), repository=repository, tag=tag or "latest", changes=changes
@@ -536,6 +552,12 @@ def _import_tree(
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise _wrap(exc, f"docker import of {name} failed") from exc
     return _image_id(client, name)
+
+
+def image_packages(labels: dict[str, str] | None) -> list[str]:
+    """The ``name==version`` list an image records in its labels ([] when it has none)."""
+    text = (labels or {}).get(PACKAGES_LABEL, "")
+    return [p for p in text.split(",") if p]
 
 
 def _default_mirror() -> str:
