@@ -358,7 +358,7 @@ def _build_from_rootfs(
                 f"the rootfs build needs `{tool}`, which is not installed"
                 + (" (apt-get install debootstrap)" if tool == "debootstrap" else "")
             )
-    params = json.loads(_recipe_bytes("rootfs.json"))
+    params = recipe_params()
     deb_arch, wheel_arch = _host_arch()
     cache_root.mkdir(parents=True, exist_ok=True)
     with _locked(cache_root / "build.lock"):
@@ -448,16 +448,7 @@ def _install_wheels(
     site = root / "usr" / "local" / "lib" / f"python{pyver}" / "dist-packages"
     site.mkdir(parents=True, exist_ok=True)
     log(f"installing wheels for Python {pyver} ({wheel_arch}) into the tree")
-    # pip matches --platform tags exactly, so name every manylinux tag the image's glibc
-    # satisfies: a wheel tagged only manylinux_2_24 would otherwise be missed.
-    glibc_major, glibc_minor = (int(p) for p in str(params["glibc"]).split("."))
-    platforms = [
-        f"manylinux_{glibc_major}_{minor}_{wheel_arch}" for minor in range(glibc_minor, 4, -1)
-    ]
-    platforms += [f"manylinux2014_{wheel_arch}"]
-    if wheel_arch == "x86_64":
-        platforms += ["manylinux2010_x86_64", "manylinux1_x86_64"]
-    platform_args = [arg for tag in platforms for arg in ("--platform", tag)]
+    platform_args = pip_platform_args(params)
     with tempfile.TemporaryDirectory() as tmp:
         requirements = Path(tmp) / "requirements.txt"
         requirements.write_bytes(_recipe_bytes("requirements.txt"))
@@ -487,6 +478,29 @@ def _install_wheels(
             "pip install of the image's packages",
             env={**os.environ, "PIP_REQUIRE_VIRTUALENV": "0"},
         )
+
+
+def recipe_params() -> dict[str, Any]:
+    """The image's Python and glibc, as the recipe's rootfs.json says."""
+    params: dict[str, Any] = json.loads(_recipe_bytes("rootfs.json"))
+    return params
+
+
+def pip_platform_args(params: dict[str, Any]) -> list[str]:
+    """pip's ``--platform`` options for wheels the image's glibc can load, on this host's CPU.
+
+    pip matches --platform tags exactly, so every manylinux tag the image's glibc
+    satisfies is named: a wheel tagged only manylinux_2_24 would otherwise be missed.
+    """
+    wheel_arch = _host_arch()[1]
+    glibc_major, glibc_minor = (int(p) for p in str(params["glibc"]).split("."))
+    platforms = [
+        f"manylinux_{glibc_major}_{minor}_{wheel_arch}" for minor in range(glibc_minor, 4, -1)
+    ]
+    platforms += [f"manylinux2014_{wheel_arch}"]
+    if wheel_arch == "x86_64":
+        platforms += ["manylinux2010_x86_64", "manylinux1_x86_64"]
+    return [arg for tag in platforms for arg in ("--platform", tag)]
 
 
 def _finalize(root: Path) -> None:

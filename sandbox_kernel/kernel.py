@@ -163,6 +163,7 @@ class SandboxKernel(Kernel):
             f"limits: memory {cfg.memory}, {cfg.cpus:g} CPUs, {cfg.pids} pids, "
             f"timeout {f'{cfg.timeout:g} s' if cfg.timeout else 'none'}, network {cfg.network_mode}\n"
             f"validation: {cfg.validation}"
+            + (f"\npackages: {' '.join(self.sandbox.packages)}" if self.sandbox.packages else "")
         )
 
     @property
@@ -181,6 +182,7 @@ class SandboxKernel(Kernel):
             "sandbox": {
                 **self.settings.summary(),
                 "image_ref": self.sandbox.image_ref,
+                "packages": self.sandbox.packages,
                 "container": self.sandbox.container_id,
                 "startup_error": str(self.sandbox.startup_error or "") or None,
             },

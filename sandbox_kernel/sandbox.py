@@ -221,6 +221,7 @@ class Sandbox:
         self._usage_history: SessionUsage | None = None
         self.kernel_info: dict[str, Any] = {}
         self.image_ref = ""
+        self.packages: list[str] = []  # the image's name==version list, if it records one
         self.startup_error: SandboxError | None = None
         self.notice = ""  # said before the next cell's output (e.g. why state was lost)
         self._client: docker.DockerClient | None = None
@@ -279,6 +280,9 @@ class Sandbox:
                 asyncio.to_thread(self.folder.start, self._client, inner.container.container_id)
             )
         self.image_ref = image_reference(inner.container.image)
+        from .image import image_packages  # here: the kernel's start does not need it
+
+        self.packages = image_packages(inner.container.image.labels)
         self._warming = asyncio.ensure_future(
             asyncio.to_thread(self._warm_up, self._client, inner.container.container_id)
         )
