@@ -9,6 +9,7 @@ trait defaults, ``sandbox_kernel_config.py`` in a Jupyter config folder, and
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -124,7 +125,10 @@ def _derive(args: argparse.Namespace, config: SandboxConfig, client: Any) -> int
     )
     print(f"{derived.name}: {derived.image_id}")
     print(f"added: {' '.join(derived.added)}")
-    wanted = [p.split("==")[0].lower() for p in derived.added][:2]
+    wanted = [
+        re.split(r"[^A-Za-z0-9_.-]", line, maxsplit=1)[0].lower() for line in derived.requested
+    ]
+    wanted = [w for w in wanted if w][:2] or ["extra"]
     kernel = "sandbox-" + "-".join(wanted)
     label = f"Python 3 (sandbox + {', '.join(wanted)})"
     print("Make it a kernel in the launcher with:")

@@ -84,7 +84,8 @@ class Derived:
 
     name: str
     image_id: str
-    added: list[str]
+    added: list[str]  # every package the layer added, dependencies included
+    requested: list[str]  # the requirement lines asked for
     built: bool
 
 
@@ -191,7 +192,7 @@ def build_derived(
     if existing is not None and existing.get(INPUTS_LABEL) == digest and not force:
         log(f"{target} is up to date (inputs {digest[:12]}); nothing to build")
         added = _added(base_packages, image_packages(existing))
-        return Derived(target, str(client.images.get(target).id), added, built=False)
+        return Derived(target, str(client.images.get(target).id), added, lines, built=False)
 
     start = time.monotonic()
     log(f"building {target} on {base} with: {' '.join(lines)}")
@@ -213,7 +214,7 @@ def build_derived(
         }
         image_id = _docker_build(client, work, target, labels, log)
     log(f"built {target} ({image_id[:19]}) in {time.monotonic() - start:.0f} s")
-    return Derived(target, image_id, added, built=True)
+    return Derived(target, image_id, added, lines, built=True)
 
 
 def _labels(client: docker.DockerClient, name: str) -> dict[str, str] | None:
