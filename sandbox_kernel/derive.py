@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -44,8 +43,9 @@ from .image import (
     PACKAGES_FILE,
     PACKAGES_LABEL,
     ImageBuildError,
+    engine_build,
     image_packages,
-    pip_platform_args,
+    pip_install_args,
     recipe_params,
 )
 
@@ -240,34 +240,11 @@ def _pip_install(
     log: Callable[[str], None],
 ) -> None:
     """Install the requirements for the image's Python into ``site`` with the host's pip."""
-    params = recipe_params()
-    pyver = str(params["python_version"])
     constraints = work / "constraints.txt"
     # The base's own versions: a new package must use the numpy the image has.
     constraints.write_text("\n".join(base_packages) + "\n")
     requirements = work / "requirements.txt"
-    args = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--no-compile",
-        "--no-warn-script-location",
-        "--target",
-        str(site),
-        "--python-version",
-        pyver,
-        "--implementation",
-        "cp",
-        "--abi",
-        f"cp{pyver.replace('.', '')}",
-        *pip_platform_args(params),
-        "--only-binary=:all:",
-        "-r",
-        str(requirements),
-    ]
+    args = [*pip_install_args(site, recipe_params()), "-r", str(requirements)]
     env = {**os.environ, "PIP_REQUIRE_VIRTUALENV": "0"}
     if wheelhouse is None:
         requirements.write_text("\n".join(lines) + "\n")
@@ -374,31 +351,7 @@ def _docker_build(
         for item in ("Dockerfile", "packages.txt", "site"):
             tar.add(work / item, arcname=item)
     context.seek(0)
-    image_id: str | None = None
-    tail: list[str] = []
-    try:
-        for chunk in client.api.build(
-            fileobj=context,
-            custom_context=True,
-            tag=name,
-            labels=labels,
-            rm=True,
-            forcerm=True,
-            pull=False,
-            network_mode="none",
-            decode=True,
-        ):
-            if "error" in chunk:
-                tail.append(str(chunk["error"]).strip())
-                raise ImageBuildError(f"docker build of {name} failed: {' | '.join(tail[-5:])}")
-            text = str(chunk.get("stream", "")).rstrip()
-            if text:
-                tail = [*tail[-19:], text]
-            aux = chunk.get("aux")
-            if isinstance(aux, dict) and "ID" in aux:
-                image_id = str(aux["ID"])
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
-        raise ImageBuildError(f"docker build of {name} failed: {err}") from err
-    if image_id is None:
-        image_id = str(client.images.get(name).id)
-    return image_id
+    # The layer's steps need no network; a quiet build log (the steps are ours).
+    return engine_build(
+        client, context, name, lambda line: None, labels=labels, network_mode="none"
+    )

@@ -304,6 +304,23 @@ def _build_from_dockerfile(
             info.mtime = 0
             tar.addfile(info, io.BytesIO(data))
     context.seek(0)
+    return engine_build(client, context, name, log, labels={RECIPE_LABEL: digest}, nocache=force)
+
+
+def engine_build(
+    client: docker.DockerClient,
+    context: io.BytesIO,
+    name: str,
+    log: Callable[[str], None],
+    **options: Any,
+) -> str:
+    """Build the tar ``context`` as ``name`` on the engine; its image id.
+
+    Raises:
+        ImageBuildError: a build step failed (the last lines of its output are in the
+            message).
+        SandboxError: the engine failed.
+    """
     tail: list[str] = []
     image_id: str | None = None
     try:
@@ -311,12 +328,11 @@ def _build_from_dockerfile(
             fileobj=context,
             custom_context=True,
             tag=name,
-            labels={RECIPE_LABEL: digest},
             rm=True,
             forcerm=True,
             pull=False,
-            nocache=force,
             decode=True,
+            **options,
         ):
             if "error" in chunk:
                 tail.append(str(chunk["error"]).strip())
@@ -444,37 +460,14 @@ def _install_wheels(
 ) -> None:
     """Install the pinned wheels for the image's Python with the host's pip."""
     pyver = str(params["python_version"])
-    nodot = pyver.replace(".", "")
     site = root / "usr" / "local" / "lib" / f"python{pyver}" / "dist-packages"
     site.mkdir(parents=True, exist_ok=True)
     log(f"installing wheels for Python {pyver} ({wheel_arch}) into the tree")
-    platform_args = pip_platform_args(params)
     with tempfile.TemporaryDirectory() as tmp:
         requirements = Path(tmp) / "requirements.txt"
         requirements.write_bytes(_recipe_bytes("requirements.txt"))
         _run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--no-input",
-                "--no-compile",  # compiled later by the image's own interpreter
-                "--no-warn-script-location",
-                "--target",
-                str(site),
-                "--python-version",
-                pyver,
-                "--implementation",
-                "cp",
-                "--abi",
-                f"cp{nodot}",
-                *platform_args,
-                "--only-binary=:all:",
-                "-r",
-                str(requirements),
-            ],
+            [*pip_install_args(site, params), "-r", str(requirements)],
             "pip install of the image's packages",
             env={**os.environ, "PIP_REQUIRE_VIRTUALENV": "0"},
         )
@@ -484,6 +477,31 @@ def recipe_params() -> dict[str, Any]:
     """The image's Python and glibc, as the recipe's rootfs.json says."""
     params: dict[str, Any] = json.loads(_recipe_bytes("rootfs.json"))
     return params
+
+
+def pip_install_args(site: Path, params: dict[str, Any]) -> list[str]:
+    """The host's pip, installing binary wheels for the image's Python into ``site``."""
+    pyver = str(params["python_version"])
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--no-compile",  # compiled later by the image's own interpreter
+        "--no-warn-script-location",
+        "--target",
+        str(site),
+        "--python-version",
+        pyver,
+        "--implementation",
+        "cp",
+        "--abi",
+        f"cp{pyver.replace('.', '')}",
+        *pip_platform_args(params),
+        "--only-binary=:all:",
+    ]
 
 
 def pip_platform_args(params: dict[str, Any]) -> list[str]:

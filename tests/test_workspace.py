@@ -103,21 +103,7 @@ def execute(kernel: Kernel, code: str) -> CellResult:
 
 
 def run_cells(kernel: Kernel, cells: list[str]) -> list[str]:
-    return [_shown(execute(kernel, code)) for code in cells]
-
-
-def _shown(cell: CellResult) -> str:
-    """What a reader of the notebook sees, without traceback formatting details."""
-    parts = []
-    for m in cell.outputs:
-        content = m["content"]
-        if m["msg_type"] == "stream":
-            parts.append(content["text"])
-        elif m["msg_type"] == "error":
-            parts.append(f"{content['ename']}: {content['evalue']}")
-        elif "data" in content:
-            parts.append(str(content["data"].get("text/plain", "")))
-    return "".join(parts)
+    return [execute(kernel, code).text for code in cells]
 
 
 @contextlib.contextmanager
@@ -164,6 +150,16 @@ def test_host_changes_are_seen_by_the_next_cell(specs: KernelSpecs, folder: Path
         (folder / "data" / "new.csv").write_text("y\n9\n")
         cell = execute(kernel, "print(open('config.yaml').read(), open('data/new.csv').read())")
         assert cell.stdout == "window: 7\nname: demo\n y\n9\n\n"
+
+
+def test_with_sync_at_start_host_changes_wait_for_a_restart(
+    specs: KernelSpecs, folder: Path
+) -> None:
+    """The control of the test above: without the per-cell scan the change is not seen."""
+    with start_kernel(specs, cwd=folder, workspace_sync="start") as kernel:
+        assert execute(kernel, "print(open('config.yaml').read())").stdout.startswith("window: 5")
+        (folder / "config.yaml").write_text("window: 7\nname: demo\n")
+        assert execute(kernel, "print(open('config.yaml').read())").stdout.startswith("window: 5")
 
 
 def test_writes_reach_the_host_only_through_outputs(specs: KernelSpecs, folder: Path) -> None:
