@@ -9,12 +9,11 @@ or ``''``. All of it talks to the engine, so it runs on a worker thread.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import docker
 
 from .config import SandboxConfig
-from .results import TOKEN_KEY, Results
+from .results import Results
 from .workspace import Workspace, WorkspaceScan
 
 
@@ -57,28 +56,14 @@ class NotebookFolder:
             self.results.note(self.workspace.sent)
         return notice
 
-    def request(self) -> dict[str, Any]:
-        """The silent execute_request that fingerprints the outputs folder after a cell."""
-        expressions = {TOKEN_KEY: self.results.expression} if self.results is not None else {}
-        return {
-            "code": "",
-            "silent": True,
-            "store_history": False,
-            "user_expressions": expressions,
-            "allow_stdin": False,
-            "stop_on_error": False,
-        }
+    @property
+    def outputs_path(self) -> str | None:
+        """The outputs folder in the sandbox, whose fingerprint is asked after each cell."""
+        return self.results.path if self.results is not None else None
 
-    def outputs_changed(self, reply: dict[str, Any]) -> bool:
-        """Whether the reply to :meth:`request` shows a new outputs folder (or says nothing)."""
-        if self.results is None:
-            return False
-        answers = reply.get("user_expressions")
-        answer = answers.get(TOKEN_KEY) if isinstance(answers, dict) else None
-        token = None
-        if isinstance(answer, dict) and answer.get("status") == "ok":
-            token = str((answer.get("data") or {}).get("text/plain", "")) or None
-        return self.results.changed(token)
+    def outputs_changed(self, token: str | None) -> bool:
+        """Whether the outputs folder's fingerprint changed (None: unknown, so yes)."""
+        return self.results is not None and self.results.changed(token)
 
     def collect(self, client: docker.DockerClient, container_id: str) -> str:
         """After a cell: copy the outputs folder back; a notice, or ''."""

@@ -120,25 +120,6 @@ def read_bytes(client: docker.DockerClient, container_id: str, rel: str, limit: 
     raise FileNotFoundError(f"{rel!r} in the sandbox is not a regular file")
 
 
-#: The user expression that fingerprints the sandbox's outputs folder after a cell:
-#: names, sizes and modification times, computed in the sandbox in microseconds. A
-#: ``get_archive`` costs the engine about 50 ms whatever the folder holds (it mounts
-#: the container's volumes for it), so the folder is fetched only when this changed.
-#: The sandbox could lie about it; then only its own results stay inside.
-TOKEN_KEY = "__sandbox_kernel_outputs__"
-
-
-def token_expression(name: str) -> str:
-    # hash() of a tuple: stable within the sandbox's one interpreter, which is all a
-    # change token needs, and no import (os is loaded); the cell's end must stay quick.
-    folder = f"{WORKDIR}/{name}"
-    return (
-        "hash(tuple((r, f, s.st_size, s.st_mtime_ns) "
-        f"for r, _, fs in __import__('os').walk({folder!r}) for f in fs "
-        "for s in [__import__('os').lstat(r + '/' + f)]))"
-    )
-
-
 class Results:
     """Copies the sandbox's outputs folder into the host's after each cell.
 
@@ -155,7 +136,7 @@ class Results:
         self.session_limit = parse_size(config.outputs_max_session_size)
         self.session_bytes = 0
         self.known: dict[str, tuple[int, int]] = {}
-        self.expression = token_expression(self.name)
+        self.path = f"{WORKDIR}/{self.name}"  # in the sandbox
         self.token: str | None = None
 
     def start(self, copied_in: dict[str, Entry]) -> None:
@@ -174,8 +155,10 @@ class Results:
         )
 
     def changed(self, token: str | None) -> bool:
-        """Whether the outputs folder's fingerprint after a cell (see :data:`TOKEN_KEY`)
-        differs from the last one; None (no answer) counts as changed."""
+        """Whether the outputs folder's fingerprint after a cell (names, sizes and times,
+        from the relay: a ``get_archive`` costs the engine about 20 to 50 ms whatever
+        the folder holds) differs from the last one; None (no answer) counts as changed.
+        The sandbox could lie about it; then only its own results stay inside."""
         if token is not None and token == self.token:
             return False
         self.token = token
@@ -184,7 +167,7 @@ class Results:
     def collect(self, client: docker.DockerClient, container_id: str) -> str:
         """Copy new and changed files back; a notice for the notebook, or ''."""
         try:
-            stream = fetch(client, container_id, f"{WORKDIR}/{self.name}")
+            stream = fetch(client, container_id, self.path)
         except OSError as err:
             self.token = None
             return f"[sandbox-kernel] {self.name}/ was not copied back: {err}."

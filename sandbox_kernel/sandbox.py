@@ -486,15 +486,6 @@ class Sandbox:
             meter.begin_cell()
         msg_id = inner.send("shell", "execute_request", content, msg_id=msg_id)
         self._runs[msg_id] = run
-        # Right behind the cell, so that it costs no round trip: a silent request
-        # for the outputs folder's fingerprint (see results.py). Not a user
-        # expression of the cell itself: work after a cell's last print can let its
-        # output overtake the idle status.
-        folder_check = (
-            inner.reply_future(inner.send("shell", "execute_request", self.folder.request()))
-            if self.folder is not None and self.folder.results is not None
-            else None
-        )
         if on_submit is not None:
             on_submit()
         reply_future = inner.reply_future(msg_id)
@@ -514,8 +505,8 @@ class Sandbox:
             # for this request comes after its last output.
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(idle_future, 10)
-            if folder_check is not None and on_notice is None:
-                notice = await self._copy_outputs(folder_check)
+            if self.folder is not None and self.folder.results is not None and on_notice is None:
+                notice = await self._copy_outputs()
                 if notice:
                     run.accept(_stream_message("stderr", notice + "\n"))
             if reply["content"].get("status") != "ok":
@@ -543,12 +534,15 @@ class Sandbox:
             await self._replace_after_death(died)
         finally:
             self._runs.pop(msg_id, None)
-        if folder_check is not None and on_notice is not None and not result.restarted:
+        if (
+            self.folder is not None
+            and self.folder.results is not None
+            and on_notice is not None
+            and not result.restarted
+        ):
             # The kernel's reply does not wait for the outputs folder: the copy follows
             # (the next cell and the shutdown wait for it), its notice goes to on_notice.
-            self._pending_outputs = asyncio.ensure_future(
-                self._late_outputs(folder_check, on_notice)
-            )
+            self._pending_outputs = asyncio.ensure_future(self._late_outputs(on_notice))
         if meter is not None and on_usage is not None and not measured and not result.restarted:
             # A remote engine's stats can take up to a second: the reply and the next
             # cell do not wait for them, the usage line follows when it comes.
@@ -666,22 +660,24 @@ class Sandbox:
             channel, msg_type, content, metadata=metadata, buffers=buffers, msg_id=msg_id
         )
 
-    async def _copy_outputs(self, folder_check: asyncio.Future[Message]) -> str:
-        """After a cell: copy the outputs folder back if it changed; a notice, or ''."""
-        assert self.folder is not None
-        check: dict[str, Any] = {}
-        with contextlib.suppress(asyncio.TimeoutError, SandboxError):
-            check = (await asyncio.wait_for(folder_check, 10))["content"]
-        container_id = self.container_id
-        if container_id is None or not self.folder.outputs_changed(check):
+    async def _copy_outputs(self) -> str:
+        """After a cell: copy the outputs folder back if it changed; a notice, or ''.
+
+        Whether it changed is asked of the relay (a fingerprint, see relay.py), which
+        answers at once while the kernel is free for the next cell.
+        """
+        assert self.folder is not None and self.folder.outputs_path is not None
+        inner, container_id = self._inner, self.container_id
+        if inner is None or container_id is None:
+            return ""
+        token = await inner.stat(self.folder.outputs_path)
+        if not self.folder.outputs_changed(token):
             return ""
         return await asyncio.to_thread(self.folder.collect, self._client, container_id)
 
-    async def _late_outputs(
-        self, folder_check: asyncio.Future[Message], on_notice: Callable[[str], None]
-    ) -> None:
+    async def _late_outputs(self, on_notice: Callable[[str], None]) -> None:
         try:
-            notice = await self._copy_outputs(folder_check)
+            notice = await self._copy_outputs()
         except Exception:  # a copy that failed must not break the next cell
             log.exception("copying the outputs folder failed")
             return
