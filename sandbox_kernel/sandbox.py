@@ -237,6 +237,7 @@ class Sandbox:
         self._warming: asyncio.Future[None] | None = None
         self._copying: asyncio.Future[str] | None = None
         self._pending_outputs: asyncio.Future[None] | None = None
+        self._late_notice = ""
 
     # -- lifecycle ----------------------------------------------------------------------
     async def __aenter__(self) -> Sandbox:
@@ -496,6 +497,10 @@ class Sandbox:
             reply = await self._await_reply(reply_future, limit, run)
             result.reply = reply["content"]
             result.execution_count = reply["content"].get("execution_count")
+            if self.folder is not None and self.folder.results is not None:
+                # The cell's code is done, so are its files: the outputs folder is
+                # looked at while the last outputs and the idle status come in.
+                self._pending_outputs = asyncio.ensure_future(self._late_outputs(on_notice))
             if meter is not None and (meter.is_local or on_usage is None):
                 # The cell's code is done: measure now, while the inner kernel is
                 # still sending its last outputs and idle status.
@@ -505,10 +510,12 @@ class Sandbox:
             # for this request comes after its last output.
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(idle_future, 10)
-            if self.folder is not None and self.folder.results is not None and on_notice is None:
-                notice = await self._copy_outputs()
-                if notice:
-                    run.accept(_stream_message("stderr", notice + "\n"))
+            if on_notice is None:
+                # No one to tell later: the result waits for the copy, its notice in stderr.
+                self._late_notice = ""
+                await self.outputs_copied()
+                if self._late_notice:
+                    run.accept(_stream_message("stderr", self._late_notice + "\n"))
             if reply["content"].get("status") != "ok":
                 result.status = "error"
                 result.error = ErrorInfo(
@@ -534,15 +541,6 @@ class Sandbox:
             await self._replace_after_death(died)
         finally:
             self._runs.pop(msg_id, None)
-        if (
-            self.folder is not None
-            and self.folder.results is not None
-            and on_notice is not None
-            and not result.restarted
-        ):
-            # The kernel's reply does not wait for the outputs folder: the copy follows
-            # (the next cell and the shutdown wait for it), its notice goes to on_notice.
-            self._pending_outputs = asyncio.ensure_future(self._late_outputs(on_notice))
         if meter is not None and on_usage is not None and not measured and not result.restarted:
             # A remote engine's stats can take up to a second: the reply and the next
             # cell do not wait for them, the usage line follows when it comes.
@@ -671,18 +669,23 @@ class Sandbox:
         if inner is None or container_id is None:
             return ""
         token = await inner.stat(self.folder.outputs_path)
-        if not self.folder.outputs_changed(token):
-            return ""
+        if inner.death is not None or not self.folder.outputs_changed(token):
+            return ""  # a dead sandbox's files went with it
         return await asyncio.to_thread(self.folder.collect, self._client, container_id)
 
-    async def _late_outputs(self, on_notice: Callable[[str], None]) -> None:
+    async def _late_outputs(self, on_notice: Callable[[str], None] | None) -> None:
+        """The copy of the outputs folder after a cell; its notice goes to ``on_notice``
+        (or, without one, to the result, which waits for it). The kernel's reply does
+        not wait for it; the next cell and the shutdown do."""
         try:
             notice = await self._copy_outputs()
         except Exception:  # a copy that failed must not break the next cell
             log.exception("copying the outputs folder failed")
             return
-        if notice:
+        if notice and on_notice is not None:
             on_notice(notice + "\n")
+        elif notice:
+            self._late_notice = notice
 
     async def outputs_copied(self) -> None:
         """Wait until the outputs folder of the last cell is copied back (if it is pending)."""
