@@ -152,7 +152,7 @@ def _cmd_cleanup(args: argparse.Namespace, extra: list[str]) -> int:
     if args.all:
         names = []
         for container in list_containers(client):
-            client.api.remove_container(container["Id"], force=True)
+            client.api.remove_container(container["Id"], force=True, v=True)
             names.append((container.get("Names") or [container["Id"][:12]])[0].lstrip("/"))
     else:
         names = remove_orphans(client)

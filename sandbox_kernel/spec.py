@@ -189,6 +189,7 @@ def workdir_mount(config: SandboxConfig) -> docker.types.Mount:
         source=None,
         type="volume",
         no_copy=True,
+        labels={LABEL: "1"},
         driver_config=docker.types.DriverConfig(
             "local", {"type": "tmpfs", "device": "tmpfs", "o": ",".join(options)}
         ),

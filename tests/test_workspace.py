@@ -14,10 +14,13 @@ import asyncio
 import contextlib
 import os
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import docker
+import docker.errors
 import nbformat
 import pytest
 from jupyter_client.manager import KernelManager
@@ -150,6 +153,23 @@ def test_host_changes_are_seen_by_the_next_cell(specs: KernelSpecs, folder: Path
         (folder / "data" / "new.csv").write_text("y\n9\n")
         cell = execute(kernel, "print(open('config.yaml').read(), open('data/new.csv').read())")
         assert cell.stdout == "window: 7\nname: demo\n y\n9\n\n"
+
+
+def test_the_working_directory_volume_goes_with_its_container(
+    specs: KernelSpecs, docker_client: docker.DockerClient
+) -> None:
+    with start_kernel(specs) as kernel:
+        container = docker_client.api.inspect_container(kernel.container_id)
+        [volume] = [m["Name"] for m in container["Mounts"] if m["Destination"] == "/tmp/work"]
+        assert docker_client.api.inspect_volume(volume)["Labels"] == {"sandbox-kernel": "1"}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            docker_client.api.inspect_volume(volume)
+        except docker.errors.NotFound:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the volume {volume} outlived its container")
 
 
 def test_with_sync_at_start_host_changes_wait_for_a_restart(
