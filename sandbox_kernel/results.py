@@ -151,7 +151,7 @@ class Results:
         self.known.update(
             (rel[len(prefix) :], (e.size, e.mtime_ns // 1_000_000_000))
             for rel, e in copied_in.items()
-            if rel.startswith(prefix)
+            if rel.startswith(prefix) and not rel.endswith("/")
         )
 
     def changed(self, token: str | None) -> bool:

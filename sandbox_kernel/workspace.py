@@ -104,7 +104,14 @@ def scan(root: Path, *, max_bytes: int, max_files: int, hidden: bool) -> dict[st
                     continue  # a linked folder could loop; take its real place instead
                 path = target
             if stat.S_ISDIR(info.st_mode):
+                # Folders are entries too (key ending in "/"): an empty outputs/ or
+                # cache/ must exist inside as it does on the host.
+                found[rel + "/"] = Entry(rel + "/", item.path, 0, 0, info.st_mode)
                 pending.append((rel + "/", item.path))
+                if len(found) > max_files:
+                    raise WorkspaceTooLarge(
+                        f"has more than {max_files} files, over `workspace_max_files`"
+                    )
                 continue
             if not stat.S_ISREG(info.st_mode):
                 continue
@@ -131,8 +138,8 @@ def pack(entries: list[Entry], uid: int, gid: int) -> IO[bytes]:
     folders: set[str] = set()
     with tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for entry in entries:
-            parts = entry.rel.split("/")[:-1]
-            for depth in range(1, len(parts) + 1):
+            parts = entry.rel.split("/")
+            for depth in range(1, len(parts)):
                 folder = "/".join(parts[:depth])
                 if folder in folders:
                     continue
@@ -142,6 +149,8 @@ def pack(entries: list[Entry], uid: int, gid: int) -> IO[bytes]:
                 info.mode = 0o755
                 info.uid, info.gid = uid, gid
                 tar.addfile(info)
+            if entry.rel.endswith("/"):
+                continue  # a folder: made above
             try:
                 handle = open(entry.path, "rb")  # noqa: SIM115
             except OSError:

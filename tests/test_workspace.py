@@ -46,6 +46,7 @@ def make_notebook_folder(root: Path) -> Path:
     )
     (root / "setup_vars.py").write_text("WINDOW = 5\nprint('setup ran')\n")
     (root / "config.yaml").write_text("window: 5\nname: demo\n")
+    (root / "cache").mkdir()  # an empty folder the notebook writes into
     (root / "weights.bin").write_bytes(struct.pack("<6d", *range(6)))
     return root
 
@@ -66,6 +67,7 @@ NOTEBOOK = [
     "ma = [round(sum(closes[i - WINDOW:i]) / WINDOW, 4) for i in range(WINDOW, len(closes) + 1)]\n"
     "json.dump(ma, open('outputs/ma.json', 'w'))\nprint(len(ma))",
     "json.load(open('outputs/ma.json'))[:3]",
+    "open('cache/step1.txt', 'w').write('intermediate')",
     "from pathlib import Path\nsorted(p.name for p in Path('.').iterdir())",
     "open('missing.csv')",
 ]
