@@ -222,6 +222,15 @@ class Workspace:
         """New and changed files since the last copy (a notice instead when over a cap)."""
         if self.refused:
             return []
+        if self.root.resolve() in (Path.home().resolve(), Path("/")):
+            # A notebook in the home folder would show the sandbox all of it
+            # (Documents, Downloads, ...): that is never what copying its folder meant.
+            self.refused = True
+            return (
+                f"[sandbox-kernel] The notebook's folder is {self.root}, a home or root "
+                "folder, so it was not copied into the sandbox: move the notebook into a "
+                "project folder (or set workspace='none' to silence this)."
+            )
         try:
             found = self._scan()
         except WorkspaceTooLarge as err:

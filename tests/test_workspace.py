@@ -27,7 +27,8 @@ from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 from sandbox_kernel import Sandbox
-from sandbox_kernel.workspace import confined_name
+from sandbox_kernel.config import SandboxConfig
+from sandbox_kernel.workspace import Workspace, confined_name
 
 from harness import IMAGE, CellResult, Kernel, KernelSpecs, start_kernel
 
@@ -423,6 +424,12 @@ def test_the_sandbox_api_sees_no_host_folder_by_default_and_moves_files_explicit
         "FileNotFoundError",
         "write refused",
     ]
+
+
+def test_a_home_folder_is_never_copied() -> None:
+    for root in (Path.home(), Path("/")):
+        notice = Workspace(root, SandboxConfig()).changes()
+        assert isinstance(notice, str) and "not copied" in notice and "project folder" in notice
 
 
 @pytest.mark.parametrize(
