@@ -28,6 +28,7 @@ import errno
 import io
 import os
 import secrets
+import stat
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -274,7 +275,7 @@ def _write(folder: int, name: str, source: IO[bytes], size: int) -> str:
             parent = _open_folder(parent, part)
             opened.append(parent)
         with contextlib.suppress(FileNotFoundError):
-            if os.stat(base, dir_fd=parent, follow_symlinks=False).st_mode & 0o170000 == 0o040000:
+            if stat.S_ISDIR(os.stat(base, dir_fd=parent, follow_symlinks=False).st_mode):
                 return "a folder of that name is on the host"
         temp = f".{base[:200]}.sandbox-kernel-{secrets.token_hex(4)}"
         fd = os.open(

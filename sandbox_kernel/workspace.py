@@ -96,6 +96,9 @@ def scan(root: Path, *, max_bytes: int, max_files: int, hidden: bool) -> dict[st
                 target = os.path.realpath(item.path)
                 if os.path.commonpath([real_root, target]) != real_root:
                     continue  # leaves the folder: never followed
+                inside = os.path.relpath(target, real_root).split(os.sep)
+                if not hidden and any(part.startswith(".") for part in inside):
+                    continue  # a way round the hidden-file rule
                 try:
                     info = os.stat(target)
                 except OSError:

@@ -216,18 +216,22 @@ def test_symlinks_leaving_the_folder_and_hidden_files_stay_out(
     (folder / "key").symlink_to(fake_ssh / "id_ed25519")
     (folder / "inside.csv").symlink_to(folder / "data" / "prices.csv")  # control
     (folder / ".env").write_text("API_KEY=secret\n")
+    (folder / "settings.txt").symlink_to(folder / ".env")  # a way round the hidden rule
     (folder / ".git").mkdir()
     (folder / ".git" / "config").write_text("[core]\n")
     probe = (
         "import os\n"
-        "print([n for n in ('passwd', 'ssh', 'key', 'inside.csv', '.env', '.git') "
+        "print([n for n in ('passwd', 'ssh', 'key', 'settings.txt', 'inside.csv', '.env', '.git') "
         "if os.path.lexists(n)])\n"
         "print(open('inside.csv').read() == open('data/prices.csv').read())"
     )
     with start_kernel(specs, cwd=folder) as kernel:
         assert execute(kernel, probe).stdout == "['inside.csv']\nTrue\n"
     with start_kernel(specs, cwd=folder, workspace_hidden=True) as kernel:
-        assert execute(kernel, probe).stdout == "['inside.csv', '.env', '.git']\nTrue\n"
+        assert (
+            execute(kernel, probe).stdout
+            == "['settings.txt', 'inside.csv', '.env', '.git']\nTrue\n"
+        )
 
 
 def test_a_folder_over_a_cap_is_not_copied_and_says_which_setting(
