@@ -67,4 +67,10 @@ class NotebookFolder:
 
     def collect(self, client: docker.DockerClient, container_id: str) -> str:
         """After a cell: copy the outputs folder back; a notice, or ''."""
-        return self.results.collect(client, container_id) if self.results is not None else ""
+        if self.results is None:
+            return ""
+        notice = self.results.collect(client, container_id)
+        if self.workspace is not None:
+            # The sandbox has these files already: the next scan must not send them in.
+            self.workspace.note_written(self.results.name, self.results.written)
+        return notice

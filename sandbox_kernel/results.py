@@ -139,6 +139,7 @@ class Results:
         self.known: dict[str, tuple[int, int]] = {}
         self.path = f"{WORKDIR}/{self.name}"  # in the sandbox
         self.token: str | None = None
+        self.written: list[str] = []  # what the last collect wrote on the host
 
     def start(self, copied_in: dict[str, Entry]) -> None:
         """A new sandbox: what it already has of the outputs folder is not news."""
@@ -167,6 +168,7 @@ class Results:
 
     def collect(self, client: docker.DockerClient, container_id: str) -> str:
         """Copy new and changed files back; a notice for the notebook, or ''."""
+        self.written = []
         try:
             stream = fetch(client, container_id, self.path)
         except OSError as err:
@@ -228,6 +230,7 @@ class Results:
                         skipped.append(f"{name!r} ({problem})")
                         continue
                     self.known[name] = stamp
+                    self.written.append(name)
                     files += 1
                     cell_bytes += member.size
                     self.session_bytes += member.size

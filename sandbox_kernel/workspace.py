@@ -221,6 +221,22 @@ class Workspace:
         changed = self.changes()
         return self.send(client, container_id, changed) if changed else ""
 
+    def note_written(self, folder: str, names: list[str]) -> None:
+        """Files the outputs door just wrote on the host, as the sandbox has them."""
+        for name in names:
+            parts = f"{folder}/{name}".split("/")
+            for depth in range(1, len(parts) + 1):
+                rel = "/".join(parts[:depth])
+                path = os.path.join(self.root, *parts[:depth])
+                with contextlib.suppress(OSError):
+                    info = os.lstat(path)
+                    if depth < len(parts):  # a folder, as scan() lists it
+                        self.sent[rel + "/"] = Entry(rel + "/", path, 0, 0, info.st_mode)
+                    else:
+                        self.sent[rel] = Entry(
+                            rel, path, info.st_size, info.st_mtime_ns, info.st_mode
+                        )
+
     def changes(self) -> WorkspaceScan:
         """New and changed files since the last copy (a notice instead when over a cap)."""
         if self.refused:

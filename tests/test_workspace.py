@@ -430,6 +430,19 @@ def test_the_sandbox_api_sees_no_host_folder_by_default_and_moves_files_explicit
     ]
 
 
+def test_what_the_door_wrote_is_not_sent_back_in(tmp_path: Path) -> None:
+    workspace = Workspace(tmp_path, SandboxConfig())
+    (tmp_path / "a.txt").write_text("x")
+    workspace.sent = dict((e.rel, e) for e in workspace.changes() if not isinstance(e, str))
+    (tmp_path / "outputs" / "sub").mkdir(parents=True)
+    (tmp_path / "outputs" / "sub" / "r.csv").write_text("r")
+    (tmp_path / "outputs" / "top.csv").write_text("t")
+    (tmp_path / "b.txt").write_text("new on the host")  # control: this one is news
+    workspace.note_written("outputs", ["sub/r.csv", "top.csv"])
+    changed = workspace.changes()
+    assert [e.rel for e in changed if not isinstance(e, str)] == ["b.txt"]
+
+
 def test_a_home_folder_is_never_copied() -> None:
     for root in (Path.home(), Path("/")):
         notice = Workspace(root, SandboxConfig()).changes()
