@@ -37,6 +37,7 @@ import docker
 
 from .config import SandboxConfig, format_size, parse_size
 from .spec import WORKDIR
+from .watch import FolderWatch
 
 #: Bytes of a tar kept in memory before it spills to a temporary file.
 _SPOOL_BYTES = 8 * 1024 * 1024
@@ -201,6 +202,11 @@ class Workspace:
         self.uid, self.gid = owner(config)
         self.sent: dict[str, Entry] = {}
         self.refused = False  # over a cap: said once, not copied until a restart
+        self.is_home = root.resolve() in (Path.home().resolve(), Path("/"))
+        # Skips the per-cell scan while nothing in the folder moved (Linux); a scan
+        # with its watches in place since the previous scan is what may be trusted.
+        self.watch = FolderWatch() if config.workspace_sync == "cell" else None
+        self._watched_scans = 0
 
     def _scan(self) -> dict[str, Entry]:
         return scan(
@@ -214,6 +220,7 @@ class Workspace:
         """Copy the whole folder into a new sandbox; a notice for the notebook, or ''."""
         self.sent = {}
         self.refused = False
+        self._watched_scans = 0  # a new sandbox has nothing: scan whatever the watch says
         return self.sync(client, container_id)
 
     def sync(self, client: docker.DockerClient, container_id: str) -> str:
@@ -241,7 +248,7 @@ class Workspace:
         """New and changed files since the last copy (a notice instead when over a cap)."""
         if self.refused:
             return []
-        if self.root.resolve() in (Path.home().resolve(), Path("/")):
+        if self.is_home:
             # A notebook in the home folder would show the sandbox all of it
             # (Documents, Downloads, ...): that is never what copying its folder meant.
             self.refused = True
@@ -250,6 +257,10 @@ class Workspace:
                 "folder, so it was not copied into the sandbox: move the notebook into a "
                 "project folder (or set workspace='none' to silence this)."
             )
+        watch = self.watch
+        moved = watch.changed() if watch is not None else True
+        if not moved and self._watched_scans >= 2:
+            return []
         try:
             found = self._scan()
         except WorkspaceTooLarge as err:
@@ -260,6 +271,9 @@ class Workspace:
                 "--SandboxConfig.workspace_max_size=1g), mount big data read-only "
                 "(--mount), or set workspace='none'."
             )
+        if watch is not None and watch.usable:
+            watch.watch([str(self.root), *(e.path for e in found.values() if e.rel.endswith("/"))])
+            self._watched_scans = self._watched_scans + 1 if watch.usable else 0
         return [e for rel, e in found.items() if self.sent.get(rel) != e]
 
     def send(self, client: docker.DockerClient, container_id: str, changed: WorkspaceScan) -> str:

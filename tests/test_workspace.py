@@ -443,6 +443,23 @@ def test_what_the_door_wrote_is_not_sent_back_in(tmp_path: Path) -> None:
     assert [e.rel for e in changed if not isinstance(e, str)] == ["b.txt"]
 
 
+def test_the_scan_is_skipped_only_while_nothing_in_the_folder_moved(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.csv").write_text("1")
+    workspace = Workspace(tmp_path, SandboxConfig())
+    if workspace.watch is None or not workspace.watch.usable:
+        pytest.skip("no inotify here: every cell scans")
+    for _ in range(2):  # the second scan runs with the watches in place
+        workspace.sent.update((e.rel, e) for e in workspace.changes() if not isinstance(e, str))
+    assert workspace.changes() == []
+    (tmp_path / "data" / "a.csv").write_text("2")  # same size: only the mtime tells
+    assert [e.rel for e in workspace.changes() if not isinstance(e, str)] == ["data/a.csv"]
+    (tmp_path / "data" / "new").mkdir()
+    assert "data/new/" in [e.rel for e in workspace.changes() if not isinstance(e, str)]
+    (tmp_path / "data" / "new" / "b.csv").write_text("b")  # in a folder watched since
+    assert "data/new/b.csv" in [e.rel for e in workspace.changes() if not isinstance(e, str)]
+
+
 def test_a_home_folder_is_never_copied() -> None:
     for root in (Path.home(), Path("/")):
         notice = Workspace(root, SandboxConfig()).changes()
