@@ -9,6 +9,7 @@ trait defaults, ``sandbox_kernel_config.py`` in a Jupyter config folder, and
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -83,6 +84,10 @@ def _cmd_install(args: argparse.Namespace, extra: list[str]) -> int:
 
     load_settings(settings_argv(settings))  # a bad value fails here, not at kernel start
     prefix = sys.prefix if args.sys_prefix else args.prefix
+    if args.display_name is None:
+        from .install import display_name_for
+
+        args.display_name = display_name_for(settings.get("image"))
     where = install(
         user=args.user,
         prefix=prefix,
@@ -100,9 +105,43 @@ def _cmd_image(args: argparse.Namespace, extra: list[str]) -> int:
 
     config = load_settings(extra)
     client = connect(config)
+    if args.add or args.requirements:
+        return _derive(args, config, client)
     name = args.name or config.image
     image_id = build_image(client, name, method=args.method, force=args.force)
     print(f"{name}: {image_id}")
+    return 0
+
+
+def _derive(args: argparse.Namespace, config: SandboxConfig, client: Any) -> int:
+    """``image build --add/--requirements``: a derived image, and how to use it."""
+    from pathlib import Path
+
+    from .derive import build_derived
+
+    derived = build_derived(
+        client,
+        args.base or config.image,
+        requirements=Path(args.requirements) if args.requirements else None,
+        add=args.add or (),
+        wheelhouse=Path(args.wheelhouse) if args.wheelhouse else None,
+        name=args.name,
+        force=args.force,
+        user=config.user,
+    )
+    print(f"{derived.name}: {derived.image_id}")
+    print(f"added: {' '.join(derived.added)}")
+    wanted = [
+        re.split(r"[^A-Za-z0-9_.-]", line, maxsplit=1)[0].lower() for line in derived.requested
+    ]
+    wanted = [w for w in wanted if w][:2] or ["extra"]
+    kernel = "sandbox-" + "-".join(wanted)
+    label = f"Python 3 (sandbox + {', '.join(wanted)})"
+    print("Make it a kernel in the launcher with:")
+    print(
+        f"  sandbox-kernel install --user --image {derived.name} --name {kernel} "
+        f"--display-name '{label}'"
+    )
     return 0
 
 
@@ -119,7 +158,7 @@ def _cmd_cleanup(args: argparse.Namespace, extra: list[str]) -> int:
     if args.all:
         names = []
         for container in list_containers(client):
-            client.api.remove_container(container["Id"], force=True)
+            client.api.remove_container(container["Id"], force=True, v=True)
             names.append((container.get("Names") or [container["Id"][:12]])[0].lstrip("/"))
     else:
         names = remove_orphans(client)
@@ -152,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--prefix", help="install into PREFIX/share/jupyter/kernels")
     install.add_argument("--name", default="sandbox", help="kernelspec name (default: sandbox)")
     install.add_argument(
-        "--display-name", default="Python 3 (sandbox)", help="the launcher's label"
+        "--display-name",
+        help="the launcher's label (default: 'Python 3 (sandbox)', naming the image when "
+        "--image is another one)",
     )
     _add_setting_options(install)
     install.set_defaults(handler=_cmd_install)
@@ -163,6 +204,27 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--name", help="image name (default: the image setting)")
     build.add_argument("--method", choices=["auto", "rootfs", "dockerfile"], default="auto")
     build.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    build.add_argument(
+        "--add",
+        nargs="+",
+        metavar="PKG",
+        help="build a derived image: the sandbox image plus these packages (pip requirement "
+        "specifiers), tagged by the hash of its inputs",
+    )
+    build.add_argument(
+        "--requirements", metavar="FILE", help="build a derived image with this requirements file"
+    )
+    build.add_argument(
+        "--wheelhouse",
+        metavar="DIR",
+        help="install the added packages offline from this folder of wheels (pip --no-index "
+        "--require-hashes; the hashes are the files' own unless FILE has --hash pins)",
+    )
+    build.add_argument(
+        "--base",
+        metavar="IMG",
+        help="the image a derived image builds on (default: the image setting)",
+    )
     build.set_defaults(handler=_cmd_image)
 
     doctor = sub.add_parser("doctor", help="check the engine, image, cgroups and seccomp")

@@ -166,6 +166,53 @@ class SandboxConfig(Configurable):
         "is passed otherwise.",
     ).tag(config=True)
 
+    # -- the notebook's folder and results ------------------------------------------------
+    workspace = Enum(
+        ["copy", "none"],
+        default_value="copy",
+        help="What the kernel does with its working directory (the notebook's folder): "
+        "'copy' copies it into the sandbox's working directory, so relative paths, glob, "
+        "%run and `import helpers` work as on a plain kernel (writes inside never reach "
+        "the host); 'none' leaves the sandbox's working directory empty. The Sandbox API "
+        "copies a folder only when a program passes one (Sandbox(workspace=...)).",
+    ).tag(config=True)
+    workspace_max_size = Unicode(
+        "256m",
+        help="Largest notebook folder copied into the sandbox (total of its files); a "
+        "bigger one is not copied and the first cell says so. The sandbox's working "
+        "directory is a tmpfs of workspace_max_size + tmp_size.",
+    ).tag(config=True)
+    workspace_max_files = Int(
+        5000, help="Most files of the notebook folder copied into the sandbox."
+    ).tag(config=True)
+    workspace_hidden = Bool(
+        False,
+        help="Also copy hidden files and folders (.git, .env, .ssh, ...) of the notebook's "
+        "folder. Off: they never enter the sandbox.",
+    ).tag(config=True)
+    workspace_sync = Enum(
+        ["cell", "start"],
+        default_value="cell",
+        help="When host changes to the notebook's folder reach the sandbox: 'cell' copies "
+        "new and changed files before each cell (a size/mtime scan), 'start' only when the "
+        "sandbox starts. Files deleted on the host stay in the sandbox until a restart.",
+    ).tag(config=True)
+    outputs_dir = Unicode(
+        "outputs",
+        help="The one folder of the working directory whose new and changed regular files "
+        "are copied back to the same folder of the notebook's directory after each cell. "
+        "Empty: nothing is ever copied back.",
+    ).tag(config=True)
+    outputs_max_cell_size = Unicode(
+        "256m", help="Most bytes copied back from the outputs folder after one cell."
+    ).tag(config=True)
+    outputs_max_session_size = Unicode(
+        "1g", help="Most bytes copied back from the outputs folder in one kernel's lifetime."
+    ).tag(config=True)
+    outputs_max_files = Int(
+        1000, help="Most files copied back from the outputs folder after one cell."
+    ).tag(config=True)
+
     # -- lifecycle ----------------------------------------------------------------------
     startup_timeout = Float(60.0, help="Seconds the kernel inside may take to become ready.").tag(
         config=True
@@ -276,10 +323,28 @@ class SandboxConfig(Configurable):
         1.0, help="With usage_display='slow', the wall time above which the usage line shows."
     ).tag(config=True)
 
-    @validate("memory", "tmp_size", "shm_size", "max_file_size")
+    @validate(
+        "memory",
+        "tmp_size",
+        "shm_size",
+        "max_file_size",
+        "workspace_max_size",
+        "outputs_max_cell_size",
+        "outputs_max_session_size",
+    )
     def _check_size(self, proposal: Any) -> str:
         parse_size(proposal["value"])
         return str(proposal["value"])
+
+    @validate("outputs_dir")
+    def _check_outputs_dir(self, proposal: Any) -> str:
+        value = str(proposal["value"]).strip("/")
+        if value and (value.startswith(".") or any(p in ("", ".", "..") for p in value.split("/"))):
+            raise ConfigError(
+                f"outputs_dir {proposal['value']!r} must be a plain relative folder name "
+                "such as 'outputs' (or empty to turn the copy back off)"
+            )
+        return value
 
     @validate("mounts")
     def _check_mounts(self, proposal: Any) -> list[str]:
@@ -304,4 +369,6 @@ class SandboxConfig(Configurable):
             "network": self.network_mode,
             "runtime": self.runtime or "default",
             "mounts": list(self.mounts),
+            "workspace": self.workspace,
+            "outputs_dir": self.outputs_dir or None,
         }

@@ -80,6 +80,13 @@ def run_doctor(
             f"{config.image} = {image_reference(image)}"
             + (f" (recipe {label[:12]})" if label else ""),
         )
+        from .image import image_packages
+
+        packages = image_packages(image.labels)
+        if packages:
+            report.ok("packages", f"{len(packages)}: {' '.join(packages)}")
+        else:
+            report.warn("packages", "the image does not record its package list")
     try:
         from .runtime import is_gvisor
         from .seccomp import load_profile

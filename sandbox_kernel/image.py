@@ -55,6 +55,7 @@ from .errors import DockerUnavailableError, SandboxError
 __all__ = [
     "BASE_IMAGE",
     "BUILD_STEPS_VERSION",
+    "PACKAGES_LABEL",
     "RECIPE_LABEL",
     "ImageBuildError",
     "ImageStatus",
@@ -66,10 +67,15 @@ __all__ = [
 #: Version of the build steps written in this module (image config, rootfs preparation,
 #: pip options). Bump it whenever a change here changes what lands in the image, so that
 #: existing images stop matching the recipe and get rebuilt.
-BUILD_STEPS_VERSION = "1"
+BUILD_STEPS_VERSION = "2"
 
 #: Label whose value is the :func:`recipe_digest` an image was built from.
 RECIPE_LABEL = "sandbox-kernel.recipe"
+
+#: Label with the image's exact Python packages, ``name==version`` separated by commas
+#: (also in the image as :data:`PACKAGES_FILE`, which finalize.sh writes).
+PACKAGES_LABEL = "sandbox-kernel.packages"
+PACKAGES_FILE = "/usr/local/share/sandbox-kernel/packages.txt"
 
 #: Base image of the Dockerfile path.
 BASE_IMAGE = "python:3.11-slim-bookworm"
@@ -298,6 +304,23 @@ def _build_from_dockerfile(
             info.mtime = 0
             tar.addfile(info, io.BytesIO(data))
     context.seek(0)
+    return engine_build(client, context, name, log, labels={RECIPE_LABEL: digest}, nocache=force)
+
+
+def engine_build(
+    client: docker.DockerClient,
+    context: io.BytesIO,
+    name: str,
+    log: Callable[[str], None],
+    **options: Any,
+) -> str:
+    """Build the tar ``context`` as ``name`` on the engine; its image id.
+
+    Raises:
+        ImageBuildError: a build step failed (the last lines of its output are in the
+            message).
+        SandboxError: the engine failed.
+    """
     tail: list[str] = []
     image_id: str | None = None
     try:
@@ -305,12 +328,11 @@ def _build_from_dockerfile(
             fileobj=context,
             custom_context=True,
             tag=name,
-            labels={RECIPE_LABEL: digest},
             rm=True,
             forcerm=True,
             pull=False,
-            nocache=force,
             decode=True,
+            **options,
         ):
             if "error" in chunk:
                 tail.append(str(chunk["error"]).strip())
@@ -352,7 +374,7 @@ def _build_from_rootfs(
                 f"the rootfs build needs `{tool}`, which is not installed"
                 + (" (apt-get install debootstrap)" if tool == "debootstrap" else "")
             )
-    params = json.loads(_recipe_bytes("rootfs.json"))
+    params = recipe_params()
     deb_arch, wheel_arch = _host_arch()
     cache_root.mkdir(parents=True, exist_ok=True)
     with _locked(cache_root / "build.lock"):
@@ -373,7 +395,8 @@ def _build_from_rootfs(
             _finalize(root)
             log(f"tree finished in {time.monotonic() - step:.0f} s; importing it")
             step = time.monotonic()
-            image_id = _import_tree(client, root, work / "rootfs.tar", name, digest)
+            packages = (root / PACKAGES_FILE.lstrip("/")).read_text().split()
+            image_id = _import_tree(client, root, work / "rootfs.tar", name, digest, packages)
             log(f"imported in {time.monotonic() - step:.0f} s")
         finally:
             _remove_tree(work)
@@ -437,12 +460,57 @@ def _install_wheels(
 ) -> None:
     """Install the pinned wheels for the image's Python with the host's pip."""
     pyver = str(params["python_version"])
-    nodot = pyver.replace(".", "")
     site = root / "usr" / "local" / "lib" / f"python{pyver}" / "dist-packages"
     site.mkdir(parents=True, exist_ok=True)
     log(f"installing wheels for Python {pyver} ({wheel_arch}) into the tree")
-    # pip matches --platform tags exactly, so name every manylinux tag the image's glibc
-    # satisfies: a wheel tagged only manylinux_2_24 would otherwise be missed.
+    with tempfile.TemporaryDirectory() as tmp:
+        requirements = Path(tmp) / "requirements.txt"
+        requirements.write_bytes(_recipe_bytes("requirements.txt"))
+        _run(
+            [*pip_install_args(site, params), "-r", str(requirements)],
+            "pip install of the image's packages",
+            env={**os.environ, "PIP_REQUIRE_VIRTUALENV": "0"},
+        )
+
+
+def recipe_params() -> dict[str, Any]:
+    """The image's Python and glibc, as the recipe's rootfs.json says."""
+    params: dict[str, Any] = json.loads(_recipe_bytes("rootfs.json"))
+    return params
+
+
+def pip_install_args(site: Path, params: dict[str, Any]) -> list[str]:
+    """The host's pip, installing binary wheels for the image's Python into ``site``."""
+    pyver = str(params["python_version"])
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--no-compile",  # compiled later by the image's own interpreter
+        "--no-warn-script-location",
+        "--target",
+        str(site),
+        "--python-version",
+        pyver,
+        "--implementation",
+        "cp",
+        "--abi",
+        f"cp{pyver.replace('.', '')}",
+        *pip_platform_args(params),
+        "--only-binary=:all:",
+    ]
+
+
+def pip_platform_args(params: dict[str, Any]) -> list[str]:
+    """pip's ``--platform`` options for wheels the image's glibc can load, on this host's CPU.
+
+    pip matches --platform tags exactly, so every manylinux tag the image's glibc
+    satisfies is named: a wheel tagged only manylinux_2_24 would otherwise be missed.
+    """
+    wheel_arch = _host_arch()[1]
     glibc_major, glibc_minor = (int(p) for p in str(params["glibc"]).split("."))
     platforms = [
         f"manylinux_{glibc_major}_{minor}_{wheel_arch}" for minor in range(glibc_minor, 4, -1)
@@ -450,36 +518,7 @@ def _install_wheels(
     platforms += [f"manylinux2014_{wheel_arch}"]
     if wheel_arch == "x86_64":
         platforms += ["manylinux2010_x86_64", "manylinux1_x86_64"]
-    platform_args = [arg for tag in platforms for arg in ("--platform", tag)]
-    with tempfile.TemporaryDirectory() as tmp:
-        requirements = Path(tmp) / "requirements.txt"
-        requirements.write_bytes(_recipe_bytes("requirements.txt"))
-        _run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--no-input",
-                "--no-compile",  # compiled later by the image's own interpreter
-                "--no-warn-script-location",
-                "--target",
-                str(site),
-                "--python-version",
-                pyver,
-                "--implementation",
-                "cp",
-                "--abi",
-                f"cp{nodot}",
-                *platform_args,
-                "--only-binary=:all:",
-                "-r",
-                str(requirements),
-            ],
-            "pip install of the image's packages",
-            env={**os.environ, "PIP_REQUIRE_VIRTUALENV": "0"},
-        )
+    return [arg for tag in platforms for arg in ("--platform", tag)]
 
 
 def _finalize(root: Path) -> None:
@@ -505,7 +544,12 @@ def _finalize(root: Path) -> None:
 
 
 def _import_tree(
-    client: docker.DockerClient, root: Path, tar_path: Path, name: str, digest: str
+    client: docker.DockerClient,
+    root: Path,
+    tar_path: Path,
+    name: str,
+    digest: str,
+    packages: list[str],
 ) -> str:
     """Import the tree as a one-layer image named ``name`` and return its id."""
     # The engine mounts its own /dev, /proc and /sys; device nodes debootstrap made do
@@ -528,7 +572,11 @@ def _import_tree(
         "packing the tree",
     )
     repository, tag = docker.utils.parse_repository_tag(name)
-    changes = [*_IMAGE_CHANGES, f"LABEL {RECIPE_LABEL}={digest}"]
+    changes = [
+        *_IMAGE_CHANGES,
+        f"LABEL {RECIPE_LABEL}={digest}",
+        f"LABEL {PACKAGES_LABEL}={','.join(packages)}",
+    ]
     try:
         client.api.import_image_from_file(
             str(tar_path), repository=repository, tag=tag or "latest", changes=changes
@@ -536,6 +584,12 @@ def _import_tree(
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise _wrap(exc, f"docker import of {name} failed") from exc
     return _image_id(client, name)
+
+
+def image_packages(labels: dict[str, str] | None) -> list[str]:
+    """The ``name==version`` list an image records in its labels ([] when it has none)."""
+    text = (labels or {}).get(PACKAGES_LABEL, "")
+    return [p for p in text.split(",") if p]
 
 
 def _default_mirror() -> str:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -93,6 +94,7 @@ class InnerKernel:
             comm_targets=tuple(config.allowed_comm_targets),
             widget_modules=tuple(config.allowed_widget_modules),
         )
+        self._stats: dict[bytes, asyncio.Future[str]] = {}
 
     # -- start --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -266,6 +268,27 @@ class InnerKernel:
         """Resolves when the kernel reports idle for request ``msg_id`` on IOPub."""
         return self._idle_future(msg_id)
 
+    async def stat(self, path: str, timeout: float = 10.0) -> str | None:
+        """The relay's fingerprint of the files under ``path`` (see relay.py), or None
+        when it does not answer in time or the sandbox is gone."""
+        if self.container is None or self.death is not None:
+            return None
+        request = uuid.uuid4().hex.encode()
+        future = asyncio.get_running_loop().create_future()
+        self._stats[request] = future
+        try:
+            self.container.send(Kind.STAT, [request, path.encode()])
+            return await asyncio.wait_for(future, timeout) or None
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            self._stats.pop(request, None)
+
+    def _resolve_stat(self, request: bytes, answer: bytes) -> None:
+        future = self._stats.get(request)
+        if future is not None and not future.done():
+            future.set_result(answer.decode("ascii", "replace")[:128])
+
     def interrupt(self) -> None:
         """Interrupt the running cell (SIGINT to the kernel inside); thread-safe."""
         if self.container is not None:
@@ -299,6 +322,8 @@ class InnerKernel:
                 self.log_tail += part
             del self.log_tail[: max(0, len(self.log_tail) - 8192)]
             log.debug("inner kernel: %s", b"".join(parts).decode("utf-8", "replace").rstrip())
+        elif kind == Kind.STATED and len(parts) == 2:
+            loop.call_soon_threadsafe(self._resolve_stat, parts[0], parts[1])
         elif kind == Kind.DROPPED:
             _, size = DROPPED_INFO.unpack(parts[0])
             log.warning("dropped a %d-byte frame from the sandbox (over the limit)", size)
@@ -449,6 +474,9 @@ class InnerKernel:
                 future.add_done_callback(_consume_exception)
         self._replies.clear()
         self._idle.clear()
+        for stat in self._stats.values():
+            if not stat.done():
+                stat.set_result("")  # no answer: the sandbox is gone
         if self._hello is not None and not self._hello.done():
             self._hello.set_exception(error)
             self._hello.add_done_callback(_consume_exception)

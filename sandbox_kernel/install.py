@@ -24,6 +24,19 @@ KERNEL_NAME = "sandbox"
 DISPLAY_NAME = "Python 3 (sandbox)"
 
 
+def display_name_for(image: str | None) -> str:
+    """The launcher's label: the default one, or naming the image when it is another.
+
+    One kernelspec per image (``sandbox-kernel install --image IMG --name NAME``), so the
+    launcher tells them apart: "Python 3 (sandbox: sandbox-kernel:3f2a9c81d0e4)".
+    """
+    from .config import DEFAULT_IMAGE
+
+    if not image or image == DEFAULT_IMAGE:
+        return DISPLAY_NAME
+    return f"Python 3 (sandbox: {image})"
+
+
 def settings_argv(settings: Mapping[str, Any]) -> list[str]:
     """``--SandboxConfig.NAME=VALUE`` arguments for the given settings.
 

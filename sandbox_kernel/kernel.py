@@ -57,6 +57,9 @@ _PARENT_MEMORY = 512
 #: (ipykernel's own flush waits up to ten).
 IOPUB_FLUSH_TIMEOUT = 2.0
 
+#: Seconds a shutdown waits for the last cell's outputs folder to be copied back.
+OUTPUTS_SHUTDOWN_WAIT = 30.0
+
 #: Seconds a shutdown waits for the reply of a cell it interrupted.
 SHUTDOWN_REPLY_WAIT = 2.0
 
@@ -84,7 +87,11 @@ class SandboxKernel(Kernel):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.sandbox = Sandbox(self.settings, on_message=self._relay_unsolicited)
+        # The kernel's working directory is the notebook's folder (Jupyter Server,
+        # papermill and nbclient set it): the sandbox gets a copy and its outputs door.
+        self.sandbox = Sandbox(
+            self.settings, on_message=self._relay_unsolicited, folder=os.getcwd()
+        )
         self.sandbox.default_profile = "notebook"  # people's own notebooks
         self._parents: OrderedDict[str, Message] = OrderedDict()
         self._usage_shown: OrderedDict[str, dict[str, Any]] = OrderedDict()  # by request id
@@ -159,6 +166,7 @@ class SandboxKernel(Kernel):
             f"limits: memory {cfg.memory}, {cfg.cpus:g} CPUs, {cfg.pids} pids, "
             f"timeout {f'{cfg.timeout:g} s' if cfg.timeout else 'none'}, network {cfg.network_mode}\n"
             f"validation: {cfg.validation}, profile {self.sandbox.validation_profile}"
+            + (f"\npackages: {' '.join(self.sandbox.packages)}" if self.sandbox.packages else "")
         )
 
     @property
@@ -178,6 +186,7 @@ class SandboxKernel(Kernel):
                 **self.settings.summary(),
                 "validation_profile": self.sandbox.validation_profile,
                 "image_ref": self.sandbox.image_ref,
+                "packages": self.sandbox.packages,
                 "container": self.sandbox.container_id,
                 "startup_error": str(self.sandbox.startup_error or "") or None,
             },
@@ -304,6 +313,9 @@ class SandboxKernel(Kernel):
                 collect_outputs=False,
                 on_submit=self._release_held,
                 execution_count=self.execution_count if notebook_cell else None,
+                on_notice=lambda text: self._publish(
+                    "stream", {"name": "stderr", "text": text}, parent
+                ),
             )
         except SandboxError as err:
             return self._error_reply(ErrorInfo(type(err).__name__, str(err)), parent)
@@ -575,6 +587,11 @@ class SandboxKernel(Kernel):
         self.session.send(stream, "interrupt_reply", {"status": "ok"}, parent, ident=ident)
 
     async def do_shutdown(self, restart: bool) -> dict[str, Any]:
+        # The last cell's outputs folder reaches the host first (papermill and
+        # nbclient read it once the kernel is gone).
+        copied = asyncio.run_coroutine_threadsafe(self.sandbox.outputs_copied(), self._shell_loop)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.wrap_future(copied), OUTPUTS_SHUTDOWN_WAIT)
         # The container goes away by itself once told (SHUTDOWN) and detached; not
         # waiting for the engine's confirmation makes shutdown and restart quick.
         await asyncio.to_thread(self.sandbox.stop_now, wait=False)

@@ -19,17 +19,20 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import docker
 
 from .config import SandboxConfig, format_size
 from .errors import SandboxDiedError, SandboxError
+from .folder import NotebookFolder
 from .inner import InnerKernel, Message
 from .session import connect, image_reference, launch_spare
 
@@ -234,6 +237,11 @@ class Sandbox:
             (``Sandbox(image=..., memory="1g", timeout=30)``).
         on_message: called with every IOPub message that belongs to no running
             :meth:`execute` (widget and comm traffic, output of background threads).
+        folder: a host folder to link, as the kernel links the notebook's: copied
+            into the working directory (``workspace="copy"``) and receiving what the
+            sandbox writes to its ``outputs_dir`` after each cell. None (the
+            default): the sandbox sees no host file; use :meth:`write_file` and
+            :meth:`read_file`.
     """
 
     #: The validator profile when the settings name none: programs running code an
@@ -246,15 +254,20 @@ class Sandbox:
         config: SandboxConfig | None = None,
         *,
         on_message: Callable[[Message], None] | None = None,
+        folder: str | os.PathLike[str] | None = None,
         **settings: Any,
     ) -> None:
         self.config = config if config is not None else SandboxConfig(**settings)
         if config is not None and settings:
             self.config = SandboxConfig(config=config.config, **settings)
         self.on_message = on_message
+        self.folder = (
+            NotebookFolder(Path(folder).absolute(), self.config) if folder is not None else None
+        )
         self._usage_history: SessionUsage | None = None
         self.kernel_info: dict[str, Any] = {}
         self.image_ref = ""
+        self.packages: list[str] = []  # the image's name==version list, if it records one
         self.startup_error: SandboxError | None = None
         self.notice = ""  # said before the next cell's output (e.g. why state was lost)
         self._client: docker.DockerClient | None = None
@@ -269,6 +282,9 @@ class Sandbox:
         self._pending_usage: asyncio.Future[None] | None = None
         self._spare_thread: threading.Thread | None = None
         self._warming: asyncio.Future[None] | None = None
+        self._copying: asyncio.Future[str] | None = None
+        self._pending_outputs: asyncio.Future[None] | None = None
+        self._late_notice = ""
 
     # -- lifecycle ----------------------------------------------------------------------
     async def __aenter__(self) -> Sandbox:
@@ -305,7 +321,16 @@ class Sandbox:
         self._inner = inner
         self.kernel_info = inner.kernel_info
         assert inner.container is not None and inner.container.container_id is not None
+        if self.folder is not None:
+            # The copy of the notebook's folder is not waited for here (the kernel
+            # answers kernel_info sooner); the first cell waits for it.
+            self._copying = asyncio.ensure_future(
+                asyncio.to_thread(self.folder.start, self._client, inner.container.container_id)
+            )
         self.image_ref = image_reference(inner.container.image)
+        from .image import image_packages  # here: the kernel's start does not need it
+
+        self.packages = image_packages(inner.container.image.labels)
         self._warming = asyncio.ensure_future(
             asyncio.to_thread(self._warm_up, self._client, inner.container.container_id)
         )
@@ -345,6 +370,8 @@ class Sandbox:
 
     async def stop(self) -> None:
         """Remove the container. Safe to call twice; never raises."""
+        with contextlib.suppress(Exception):
+            await self.outputs_copied()
         self._closed = True
         await self._drop_inner()
         await asyncio.to_thread(self._join_spare)
@@ -426,6 +453,7 @@ class Sandbox:
         collect_outputs: bool = True,
         on_submit: Callable[[], None] | None = None,
         execution_count: int | None = None,
+        on_notice: Callable[[str], None] | None = None,
     ) -> ExecutionResult:
         """Validate and run one cell; state persists to the next call.
 
@@ -448,6 +476,9 @@ class Sandbox:
             execution_count: the number this cell has in ``In``/``Out`` (the kernel
                 passes the number its frontends show: cells it answered itself, such
                 as blocked ones, never reached the sandbox).
+            on_notice: with a linked folder, the result does not wait for the copy of
+                the outputs folder; a notice about it (files refused, caps) comes here.
+                Without it the copy is done before the result, its notice in stderr.
 
         Returns:
             The result; sandbox failures (died, timed out) are reported in it, never
@@ -465,6 +496,7 @@ class Sandbox:
                 validation=verdict,
                 error=_refusal(verdict),
             )
+        await self.outputs_copied()
         restarted_before = await self._ensure_running()
         if self._warming is not None:
             with contextlib.suppress(Exception):  # no meter: the cell runs unmeasured
@@ -472,6 +504,18 @@ class Sandbox:
         inner = self._inner
         assert inner is not None
         run = _CellRun(self.config.max_output_bytes, on_output, input_handler, collect_outputs)
+        if self.folder is not None and self.container_id is not None:
+            notices = [self.notice, await self._copied()]
+            # The scan is a few lstat calls (3 ms for 1,000 files): a thread hop would
+            # cost more than it saves; the copy of changed files goes to a thread.
+            changed = self.folder.changed_files()
+            if changed:
+                notices.append(
+                    await asyncio.to_thread(
+                        self.folder.send_files, self._client, self.container_id, changed
+                    )
+                )
+            self.notice = "\n".join(filter(None, notices))
         if self.notice:
             run.accept(_stream_message("stderr", self.notice + "\n"))
             self.notice = ""
@@ -512,6 +556,10 @@ class Sandbox:
             reply = await self._await_reply(reply_future, limit, run)
             result.reply = reply["content"]
             result.execution_count = reply["content"].get("execution_count")
+            if self.folder is not None and self.folder.results is not None:
+                # The cell's code is done, so are its files: the outputs folder is
+                # looked at while the last outputs and the idle status come in.
+                self._pending_outputs = asyncio.ensure_future(self._late_outputs(on_notice))
             if meter is not None and (meter.is_local or on_usage is None):
                 # The cell's code is done: measure now, while the inner kernel is
                 # still sending its last outputs and idle status.
@@ -521,6 +569,12 @@ class Sandbox:
             # for this request comes after its last output.
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(idle_future, 10)
+            if on_notice is None:
+                # No one to tell later: the result waits for the copy, its notice in stderr.
+                self._late_notice = ""
+                await self.outputs_copied()
+                if self._late_notice:
+                    run.accept(_stream_message("stderr", self._late_notice + "\n"))
             if reply["content"].get("status") != "ok":
                 result.status = "error"
                 result.error = ErrorInfo(
@@ -673,6 +727,82 @@ class Sandbox:
         return self._inner.send(
             channel, msg_type, content, metadata=metadata, buffers=buffers, msg_id=msg_id
         )
+
+    async def _copy_outputs(self) -> str:
+        """After a cell: copy the outputs folder back if it changed; a notice, or ''.
+
+        Whether it changed is asked of the relay (a fingerprint, see relay.py), which
+        answers at once while the kernel is free for the next cell.
+        """
+        assert self.folder is not None and self.folder.outputs_path is not None
+        inner, container_id = self._inner, self.container_id
+        if inner is None or container_id is None:
+            return ""
+        token = await inner.stat(self.folder.outputs_path)
+        if inner.death is not None or not self.folder.outputs_changed(token):
+            return ""  # a dead sandbox's files went with it
+        return await asyncio.to_thread(self.folder.collect, self._client, container_id)
+
+    async def _late_outputs(self, on_notice: Callable[[str], None] | None) -> None:
+        """The copy of the outputs folder after a cell; its notice goes to ``on_notice``
+        (or, without one, to the result, which waits for it). The kernel's reply does
+        not wait for it; the next cell and the shutdown do."""
+        try:
+            notice = await self._copy_outputs()
+        except Exception:  # a copy that failed must not break the next cell
+            log.exception("copying the outputs folder failed")
+            return
+        if notice and on_notice is not None:
+            on_notice(notice + "\n")
+        elif notice:
+            self._late_notice = notice
+
+    async def outputs_copied(self) -> None:
+        """Wait until the outputs folder of the last cell is copied back (if it is pending)."""
+        pending, self._pending_outputs = self._pending_outputs, None
+        if pending is not None:
+            await pending
+
+    async def _copied(self) -> str:
+        """Wait for the start's copy of the folder; its notice (once), or ''."""
+        copying, self._copying = self._copying, None
+        return await copying if copying is not None else ""
+
+    async def write_file(self, path: str, data: bytes) -> None:
+        """Write a file into the sandbox's working directory (``path`` relative to it).
+
+        Raises:
+            ValueError: ``path`` is absolute or leaves the working directory.
+            SandboxError: the sandbox is not running and cannot start.
+            OSError: the engine refused the copy.
+        """
+        from .workspace import write_bytes
+
+        await self._ensure_running()
+        self.notice = "\n".join(filter(None, [self.notice, await self._copied()]))
+        assert self.container_id is not None and self._client is not None
+        await asyncio.to_thread(
+            write_bytes, self._client, self.container_id, self.config, path, bytes(data)
+        )
+
+    async def read_file(self, path: str, *, limit: int | None = None) -> bytes:
+        """A regular file of the sandbox's working directory (``path`` relative to it).
+
+        Args:
+            limit: most bytes to accept (default: the ``outputs_max_cell_size`` setting).
+
+        Raises:
+            ValueError: ``path`` is absolute or leaves the working directory.
+            FileNotFoundError: no regular file of that name (symlinks are not followed).
+            OSError: larger than ``limit``, or the engine failed.
+        """
+        from .config import parse_size
+        from .results import read_bytes
+
+        await self._ensure_running()
+        assert self.container_id is not None and self._client is not None
+        cap = parse_size(self.config.outputs_max_cell_size) if limit is None else limit
+        return await asyncio.to_thread(read_bytes, self._client, self.container_id, path, cap)
 
     def usage_snapshot(self) -> dict[str, Any]:
         """Current container usage, for ``usage_request`` (thread-safe, may block briefly)."""

@@ -321,8 +321,10 @@ class ContainerSession:
                 threading.Thread(target=self._remove, name="sandbox-remove", daemon=True).start()
 
     def _remove(self) -> None:
+        # v=True: the working directory is an anonymous volume (spec.workdir_mount);
+        # AutoRemove deletes it, a forced removal only when asked.
         with contextlib.suppress(Exception):
-            self.client.api.remove_container(self.container_id, force=True)
+            self.client.api.remove_container(self.container_id, force=True, v=True)
 
     # -- threads ------------------------------------------------------------------------
     def stderr_tail(self) -> list[str]:
@@ -505,7 +507,7 @@ def remove_orphans(
         if not orphan:
             continue
         with contextlib.suppress(Exception):
-            client.api.remove_container(container["Id"], force=True)
+            client.api.remove_container(container["Id"], force=True, v=True)
             removed.append(names[0].lstrip("/"))
     return removed
 

@@ -112,8 +112,11 @@ def container_options(config: SandboxConfig) -> dict[str, Any]:
         security_opt.append(f"seccomp={profile}")
     host_pids, nproc = pids_limits(config)
     mounts = [
-        docker.types.Mount(target=target, source=source, type="bind", read_only=True)
-        for source, target in (parse_mount(spec) for spec in config.mounts)
+        workdir_mount(config),
+        *(
+            docker.types.Mount(target=target, source=source, type="bind", read_only=True)
+            for source, target in (parse_mount(spec) for spec in config.mounts)
+        ),
     ]
     host_config: dict[str, Any] = {
         "network_mode": config.network_mode,
@@ -141,7 +144,7 @@ def container_options(config: SandboxConfig) -> dict[str, Any]:
         # could reach them through /proc.
         "init": False,
         "ipc_mode": "private",
-        "mounts": mounts or None,
+        "mounts": mounts,
         "log_config": docker.types.LogConfig(type="none"),
         # The container removes itself when it stops, whoever stops it.
         "auto_remove": True,
@@ -188,6 +191,36 @@ def pids_limits(config: SandboxConfig) -> tuple[int, list[docker.types.Ulimit]]:
         return config.pids, []
     host = config.pids * GVISOR_HOST_PIDS_PER_TASK + GVISOR_HOST_PIDS_BASE
     return host, [docker.types.Ulimit(name="nproc", soft=config.pids, hard=config.pids)]
+
+
+def workdir_mount(config: SandboxConfig) -> docker.types.Mount:
+    """The working directory: a tmpfs of its own, as an anonymous engine-side volume.
+
+    Why a volume and not a folder of /tmp: the engine's archive API (``put_archive``,
+    ``get_archive``), the one way to move files that works with a remote engine and
+    behind Docker Desktop's VM, refuses a read-only root filesystem and cannot see
+    into ``--tmpfs`` mounts (Docker 20.10); it can reach volumes. A ``local`` volume
+    of type tmpfs is still memory only, never on the engine's disk, capped in size
+    and inodes, with the same flags as /tmp, and ``AutoRemove`` deletes it with the
+    container. It holds the notebook's folder (up to ``workspace_max_size``) plus
+    ``tmp_size`` for what the notebook writes.
+    """
+    size = parse_size(config.workspace_max_size) + parse_size(config.tmp_size)
+    options = [f"size={size}", f"nr_inodes={config.tmp_inodes}", "mode=0700", "nosuid", "nodev"]
+    options.append("noexec" if config.tmp_noexec else "exec")
+    uid, _, gid = config.user.partition(":")
+    if uid.isdigit():
+        options += [f"uid={uid}", f"gid={gid if gid.isdigit() else uid}"]
+    return docker.types.Mount(
+        target=WORKDIR,
+        source=None,
+        type="volume",
+        no_copy=True,
+        labels={LABEL: "1"},
+        driver_config=docker.types.DriverConfig(
+            "local", {"type": "tmpfs", "device": "tmpfs", "o": ",".join(options)}
+        ),
+    )
 
 
 def fingerprint(config: SandboxConfig, image_id: str) -> str:

@@ -34,10 +34,15 @@ class Kind(enum.IntEnum):
     PING = 11
     INTERRUPT = 12
     SHUTDOWN = 13
+    #: Host -> relay: (request id, folder path); the relay answers STATED with
+    #: (request id, a fingerprint of the files under the path): the outputs door asks it
+    #: after each cell without running anything in the kernel (see results.py).
+    STAT = 14
     HELLO = 20
     EXITED = 21
     LOG = 22
     PONG = 23
+    STATED = 24
     #: Made by the decoder, never sent: a frame over the size limit went by unread.
     #: Its one part is ``>BQ``: the dropped frame's kind and size.
     DROPPED = 100

@@ -241,9 +241,14 @@ def start_kernel(
     env: dict[str, str] | None = None,
     log: Any = None,
     wait_ready: bool = True,
+    cwd: str | os.PathLike[str] | None = None,
     **settings: Any,
 ) -> Iterator[Kernel]:
     """Start a sandbox kernel (a fresh kernelspec with ``settings``, or ``kernel_name``).
+
+    ``cwd``: the kernel's working directory, as Jupyter Server sets it to the
+    notebook's folder (copied into the sandbox). Default: a fresh empty folder, so
+    that no test depends on the folder pytest runs in.
 
     ``log``: a file that receives the kernel process's stdout and stderr.
     ``wait_ready``: false yields as soon as the process is launched, as a frontend
@@ -251,6 +256,7 @@ def start_kernel(
     """
     own_specs = specs is None
     specs = specs or KernelSpecs()
+    own_cwd = None if cwd is not None else tempfile.mkdtemp(prefix="sk-cwd-")
     try:
         if kernel_name is None:
             kernel_name = specs.make(**settings)
@@ -259,7 +265,11 @@ def start_kernel(
         manager = {"kernel_spec_manager": specs.manager} if in_specs else {}
         km = KernelManager(kernel_name=kernel_name, **manager)
         output = {"stdout": log, "stderr": log} if log is not None else {}
-        km.start_kernel(env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, **output)
+        km.start_kernel(
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            cwd=str(cwd or own_cwd),
+            **output,
+        )
         kc = km.client()
         kc.start_channels()
         try:
@@ -273,6 +283,8 @@ def start_kernel(
     finally:
         if own_specs:
             specs.cleanup()
+        if own_cwd is not None:
+            shutil.rmtree(own_cwd, ignore_errors=True)
 
 
 def write_context(docker_config: Path, name: str, host: str, *, current: bool = True) -> None:

@@ -1,12 +1,13 @@
 """The default image: its recipe digest, the skip-when-current build, and what the image holds.
 
-The Docker tests reuse ``sandbox-kernel:latest`` (CI builds it before the tests): the
+The Docker tests reuse ``sandbox-kernel:latest`` (or $SANDBOX_KERNEL_TEST_IMAGE; CI builds it first): the
 build test goes through the skip path, and only builds when the image is missing or
 older than the recipe.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -28,7 +29,7 @@ from sandbox_kernel.image import (
     recipe_digest,
 )
 
-IMAGE = "sandbox-kernel:latest"
+IMAGE = os.environ.get("SANDBOX_KERNEL_TEST_IMAGE", "sandbox-kernel:latest")
 RECIPE = Path(image_module.__file__).with_name("recipe")
 
 HARDENED = {

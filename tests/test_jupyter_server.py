@@ -215,3 +215,35 @@ def test_one_websocket_across_interrupting_and_restarting_running_cells(server: 
         asyncio.run(session())
     finally:
         request("DELETE", server.base, f"/api/kernels/{kernel['id']}")
+
+
+def test_a_notebook_sees_its_folder_and_its_outputs_reach_it(server: Server) -> None:
+    """Jupyter Server starts a notebook's kernel in the notebook's folder: that folder is
+    what the sandbox sees, and its outputs/ is where results land."""
+    folder = server.log.parent / "research" / "momentum"
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "prices.csv").write_text("close\n1\n2\n3\n")
+    (folder / "outputs").mkdir()
+    session = request(
+        "POST",
+        server.base,
+        "/api/sessions",
+        {
+            "path": "research/momentum/analysis.ipynb",
+            "type": "notebook",
+            "name": "analysis.ipynb",
+            "kernel": {"name": server.kernel_name},
+        },
+    )
+    try:
+        messages = run_over_websocket(
+            server,
+            session["kernel"]["id"],
+            "import csv\nrows = list(csv.DictReader(open('data/prices.csv')))\n"
+            "total = sum(float(r['close']) for r in rows)\n"
+            "open('outputs/total.txt', 'w').write(str(total))\nprint(total)",
+        )
+        assert _text(messages) == "6.0\n", _error(messages)
+    finally:
+        request("DELETE", server.base, f"/api/sessions/{session['id']}")
+    assert (folder / "outputs" / "total.txt").read_text() == "6.0"

@@ -218,3 +218,36 @@ def test_kernel_over_an_ssh_engine(ssh_engine: dict[str, str], specs: KernelSpec
         assert len(kernel.execute("print('z' * 2_000_000)").stdout) == 2_000_001
         reply = kernel.interrupt_running_cell("import time\nfor _ in range(300): time.sleep(0.1)")
         assert reply["content"]["ename"] == "KeyboardInterrupt"
+
+
+def _folder_round_trip(specs: KernelSpecs, env: dict[str, str], folder: Path) -> None:
+    """The notebook's folder goes in and outputs/ comes back through the engine API only."""
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "prices.csv").write_text("close\n1\n2\n3\n")
+    (folder / "passwd").symlink_to("/etc/passwd")
+    with start_kernel(specs, env=env, cwd=folder) as kernel:
+        cell = kernel.execute(
+            "import csv, os\nrows = list(csv.DictReader(open('data/prices.csv')))\n"
+            "print(sum(float(r['close']) for r in rows), os.path.lexists('passwd'))\n"
+            "os.makedirs('outputs', exist_ok=True)\nopen('outputs/total.txt', 'w').write('6')\n"
+            "open('data/prices.csv', 'w').write('overwritten')"
+        )
+        assert cell.stdout == "6.0 False\n", cell.text
+        (folder / "data" / "prices.csv").write_text("close\n10\n")
+        assert kernel.execute("print(open('data/prices.csv').read())").stdout == "close\n10\n\n"
+    assert (folder / "outputs" / "total.txt").read_text() == "6"
+    assert (folder / "data" / "prices.csv").read_text() == "close\n10\n"
+
+
+def test_notebook_folder_over_a_tls_engine(specs: KernelSpecs, tmp_path: Path) -> None:
+    _make_certs(tmp_path)
+    env = {"DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(tmp_path)}
+    with engine_proxy(tmp_path) as port:
+        env["DOCKER_HOST"] = f"tcp://127.0.0.1:{port}"
+        _folder_round_trip(specs, env, tmp_path / "nb")
+
+
+def test_notebook_folder_over_an_ssh_engine(
+    ssh_engine: dict[str, str], specs: KernelSpecs, tmp_path: Path
+) -> None:
+    _folder_round_trip(specs, ssh_engine, tmp_path / "nb")

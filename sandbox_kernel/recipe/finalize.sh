@@ -19,7 +19,7 @@ rm -rf "$SITE/bin" "$SITE/etc" "$SITE/share"
 
 # The test suites of the big scientific packages are a sixth of the image and are never
 # imported by notebook code (numpy.testing and pandas._testing live outside them).
-for pkg in numpy scipy pandas; do
+for pkg in numpy scipy pandas sklearn; do
     if [ -d "$SITE/$pkg" ]; then
         find "$SITE/$pkg" -depth -type d -name tests -exec rm -rf {} +
     fi
@@ -34,6 +34,16 @@ cp "$RECIPE_DIR/_sandbox_kernel_mplcache.py" "$RECIPE_DIR/sandbox_kernel_mplcach
 # must not fail the image, so compileall's exit code only warns.
 python3 -m compileall -q -j0 "$SITE" "$STDLIB" >/dev/null \
     || echo "finalize: some files did not byte-compile (ignored)" >&2
+
+# The exact package list (name==version), so that a notebook can record its environment:
+# `%sandbox info`, the kernel's banner and `sandbox-kernel doctor` show it (the rootfs
+# build also copies it into the image label sandbox-kernel.packages).
+mkdir -p /usr/local/share/sandbox-kernel
+python3 -c 'import importlib.metadata as m
+names = {d.metadata["Name"] + "==" + d.version for d in m.distributions()}
+print("\n".join(sorted(names, key=str.lower)))' \
+    > /usr/local/share/sandbox-kernel/packages.txt
+chmod a+r /usr/local/share/sandbox-kernel/packages.txt
 
 # The matplotlib font list, built once here instead of on the first pyplot import of
 # every kernel; the hook above copies it into the writable cache folder at run time.
