@@ -255,6 +255,8 @@ class Sandbox:
         self._usage_history: SessionUsage | None = None
         self.kernel_info: dict[str, Any] = {}
         self.image_ref = ""
+        self.image_id = ""
+        self.image_labels: dict[str, str] = {}
         self.startup_error: SandboxError | None = None
         self.notice = ""  # said before the next cell's output (e.g. why state was lost)
         self._client: docker.DockerClient | None = None
@@ -306,6 +308,8 @@ class Sandbox:
         self.kernel_info = inner.kernel_info
         assert inner.container is not None and inner.container.container_id is not None
         self.image_ref = image_reference(inner.container.image)
+        self.image_id = str(inner.container.image.id)
+        self.image_labels = dict((inner.container.image.attrs.get("Config") or {}).get("Labels") or {})
         self._warming = asyncio.ensure_future(
             asyncio.to_thread(self._warm_up, self._client, inner.container.container_id)
         )
