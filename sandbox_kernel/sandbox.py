@@ -507,6 +507,7 @@ class Sandbox:
         measured = False
         try:
             reply = await self._await_reply(reply_future, limit, run)
+            reply = await self._settled_reply(inner, msg_id, reply, limit, started, run)
             result.reply = reply["content"]
             result.execution_count = reply["content"].get("execution_count")
             if meter is not None and (meter.is_local or on_usage is None):
@@ -561,6 +562,43 @@ class Sandbox:
         result.outputs = run.outputs
         result.truncated = run.truncated
         return result
+
+    async def _settled_reply(
+        self,
+        inner: InnerKernel,
+        msg_id: str,
+        reply: Message,
+        limit: float,
+        started: float,
+        run: _CellRun,
+    ) -> Message:
+        """The cell's own reply, once the inner kernel has really finished the cell.
+
+        Any code in the kernel process can send an execute_reply, so the first one is
+        not proof that the cell ended (a cell that forged one would end its usage span
+        early and burn on unmeasured). The inner kernel handles shell requests one at a
+        time, in order: a request sent now is answered only after the cell's handler
+        has returned. So the host asks a trivial question and waits for its answer; a
+        second reply to the cell before it is the kernel's own, the first was forged.
+        """
+        later = inner.reply_future(msg_id)
+        probe = inner.send("shell", "comm_info_request", {"target_name": "sandbox-kernel.probe"})
+        remaining = max(limit - (time.perf_counter() - started), 0.001) if limit else 0.0
+        try:
+            await self._await_reply(inner.reply_future(probe), remaining, run)
+        finally:
+            inner.forget_reply(msg_id)
+            inner.forget_reply(probe)
+        if not later.done() or later.cancelled():
+            return reply
+        run.accept(
+            _stream_message(
+                "stderr",
+                "[sandbox-kernel: code in this cell sent an execute_reply of its own; the "
+                "kernel's real reply and the cell's whole run are what count]\n",
+            )
+        )
+        return later.result()
 
     async def _finish_usage(
         self, meter: UsageMeter | None, code: str | None, execution_count: int | None
