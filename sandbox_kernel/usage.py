@@ -89,6 +89,10 @@ MIME_TYPE = "application/vnd.sandbox-kernel.usage+json"
 #: The machine-readable part of :meth:`SessionUsage.report_bundle`.
 REPORT_MIME_TYPE = "application/vnd.sandbox-kernel.usage-report+json"
 
+#: Background CPU between cells worth a mention in the next line (an idle kernel
+#: uses a little: its IOPub and heartbeat threads).
+BACKGROUND_MIN_S = 0.05
+
 #: Which numbers are exact and which sampled, per source: (number, v1, v2, stats API).
 MEASUREMENTS: tuple[tuple[str, str, str, str], ...] = (
     ("wall time", *(("exact: monotonic clock around the cell",) * 3)),
@@ -221,6 +225,9 @@ class CellUsage:
         source: ``"cgroup-v1"``, ``"cgroup-v2"`` or ``"docker-stats"``.
         peak_exact: the peak is a kernel counter, not the maximum of samples.
         pids_limit: the container's pids limit (0: none).
+        background_cpu_s: CPU seconds the container used between the previous cell's
+            end and this cell's start (threads or processes still at work, forged
+            replies): shown apart, never part of ``cpu_time_s``.
     """
 
     wall_time_s: float
@@ -238,6 +245,7 @@ class CellUsage:
     source: str
     peak_exact: bool
     pids_limit: int = 0
+    background_cpu_s: float = 0.0
 
     @property
     def warnings(self) -> list[str]:
@@ -262,6 +270,7 @@ class CellUsage:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["wall_time_s"] = round(self.wall_time_s, 6)
         data["cpu_time_s"] = round(self.cpu_time_s, 6)
+        data["background_cpu_s"] = round(self.background_cpu_s, 6)
         data["warnings"] = self.warnings
         return data
 
@@ -292,6 +301,8 @@ class CellUsage:
         if self.tmp_bytes:
             sign = "+" if self.tmp_bytes > 0 else "-"
             parts.append((f"tmp {sign}{format_size(abs(self.tmp_bytes))}", ""))
+        if self.background_cpu_s >= BACKGROUND_MIN_S:
+            parts.append((f"{format_seconds(self.background_cpu_s)} CPU in the background before", "warn"))
         if self.cpu_throttled:
             parts.append(("CPU throttled", "warn"))
         if self.oom_killed:
@@ -1136,6 +1147,7 @@ class UsageMeter:
         self._started_monotonic = 0.0
         self._previous_snapshot: Reading | None = None
         self._pending: Future[Reading] | None = None
+        self._last_end_cpu_ns: int | None = None  # for the CPU used between cells
         if self._cgroup is not None:
             with contextlib.suppress(OSError):
                 self._previous_snapshot = self._cgroup.read()
@@ -1273,7 +1285,7 @@ class UsageMeter:
                         raise SandboxError(
                             "The Docker engine answered too late to measure this cell."
                         )
-            return cell_usage(
+            usage = cell_usage(
                 begin,
                 end,
                 wall,
@@ -1284,6 +1296,10 @@ class UsageMeter:
                 memory_limit_bytes=self._memory_limit,
                 pids_limit=self._pids_limit,
             )
+            if self._last_end_cpu_ns is not None:
+                usage.background_cpu_s = max(begin.cpu_ns - self._last_end_cpu_ns, 0) / 1e9
+            self._last_end_cpu_ns = end.cpu_ns
+            return usage
 
     def _collect_baseline(self) -> Reading:
         future, self._baseline = self._baseline, None
@@ -1408,6 +1424,7 @@ class SessionUsage:
             "cells": len(usages),
             "wall_time_s": round(sum(u.wall_time_s for u in usages), 6),
             "cpu_time_s": round(sum(u.cpu_time_s for u in usages), 6),
+            "background_cpu_s": round(sum(u.background_cpu_s for u in usages), 6),
             "peak_memory_bytes": max((u.peak_memory_bytes for u in usages), default=0),
             "memory_limit_bytes": usages[-1].memory_limit_bytes if usages else 0,
             "pids_peak": max((u.pids_peak for u in usages), default=0),
@@ -1462,6 +1479,8 @@ class SessionUsage:
             f"peak {peak}",
             f"net ↓{format_size(totals['net_rx_bytes'])} ↑{format_size(totals['net_tx_bytes'])}",
         ]
+        if totals.get("background_cpu_s", 0) >= BACKGROUND_MIN_S:
+            parts.append(f"{format_seconds(totals['background_cpu_s'])} CPU in the background")
         if totals["throttled_cells"]:
             parts.append(f"{totals['throttled_cells']} throttled")
         if totals["oom_cells"]:

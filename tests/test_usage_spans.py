@@ -50,3 +50,60 @@ def test_control_an_honest_cell_has_no_notice_and_the_same_span(kernel: Kernel) 
     assert usage is not None and usage["cpu_time_s"] >= 0.9
     assert cell.status == "ok"
     assert _NOTICE not in cell.stderr
+
+
+def _container_cpu_s(kernel: Kernel) -> float:
+    """The container's CPU seconds so far, asked on the control channel (no cell runs)."""
+    msg = kernel.kc.session.msg("usage_request", {})
+    kernel.kc.control_channel.send(msg)
+    while True:
+        answer = kernel.kc.get_control_msg(timeout=10)
+        if answer["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+            return float(answer["content"]["sandbox"]["cpu_time_s"])
+
+
+def _wait_until_quiet(kernel: Kernel) -> None:
+    """Until the container stops using CPU (the background thread is done)."""
+    import time
+
+    previous = _container_cpu_s(kernel)
+    for _ in range(100):
+        time.sleep(0.3)
+        now = _container_cpu_s(kernel)
+        if now - previous < 0.01:
+            return
+        previous = now
+    raise AssertionError("the container never went quiet")
+
+
+def test_background_cpu_between_cells_is_shown_as_background(kernel: Kernel) -> None:
+    kernel.execute("1")
+    starter = kernel.execute(
+        "import threading, time\n"
+        "def burn():\n"
+        "    t = time.thread_time()\n"
+        "    while time.thread_time() - t < 0.8:\n"
+        "        pass\n"
+        "threading.Thread(target=burn).start()"
+    )
+    assert starter.usage is not None
+    _wait_until_quiet(kernel)
+    innocent = kernel.execute("x = 1")
+    usage = innocent.usage
+    assert usage is not None
+    assert usage["background_cpu_s"] >= 0.5, usage  # the thread's work, apart
+    assert usage["cpu_time_s"] < 0.5, usage  # not charged to this cell
+    line = innocent.usage_message["content"]["data"]["text/plain"]  # type: ignore[index]
+    assert "CPU in the background before" in line
+    report = kernel.execute("%sandbox usage").of_type("display_data")[0]["content"]["data"]
+    totals = report["application/vnd.sandbox-kernel.usage-report+json"]["totals"]
+    assert totals["background_cpu_s"] >= 0.5
+    assert "CPU in the background" in report["text/plain"]
+
+
+def test_control_a_quiet_pause_shows_no_background(kernel: Kernel) -> None:
+    kernel.execute("1")
+    _wait_until_quiet(kernel)
+    usage = kernel.execute("x = 2").usage
+    assert usage is not None and usage["background_cpu_s"] < 0.05
+    assert "background" not in kernel.execute("x = 3").usage_message["content"]["data"]["text/plain"]  # type: ignore[index]
