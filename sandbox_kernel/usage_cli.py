@@ -26,26 +26,19 @@ EXIT_ERROR = 2
 
 
 def read_notebook(path: Path) -> dict[str, Any]:
-    """A notebook file as nbformat 4 JSON (older formats upgraded in memory).
+    """A saved notebook as nbformat 4 JSON.
 
     Raises:
         ValueError: when the file cannot be read or is not a notebook.
     """
-    import warnings
-
-    import nbformat
+    from .notebooks import read_notebook as read
 
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from exc
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # cells without ids: read only, never written
-            notebook = nbformat.reads(text, as_version=4)  # type: ignore[no-untyped-call]
-    except Exception as exc:
-        raise ValueError(f"{path} is not a notebook nbformat can read ({exc})") from exc
-    return dict(notebook)
+        return dict(read(path))
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
 
 
 def session_of(records: list[UsageRecord]) -> SessionUsage:

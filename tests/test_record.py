@@ -140,7 +140,7 @@ def test_usage_command_on_a_notebook_without_records_and_on_bad_input(tmp_path: 
     bad.write_text("{not json")
     result = _usage_cli(str(bad))
     assert result.returncode == 2
-    assert "not a notebook" in result.stderr
+    assert "not JSON" in result.stderr
     broken = _load(EXAMPLE)
     broken["cells"][1]["outputs"] = [
         {"output_type": "display_data", "metadata": {}, "data": {USAGE_MIME: {"wall_time_s": "x"}}}
