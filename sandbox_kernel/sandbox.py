@@ -36,6 +36,7 @@ from .session import connect, image_reference, launch_spare
 if TYPE_CHECKING:
     # Imported when first needed (see Sandbox._warm_up): the kernel's process is
     # ready sooner without the validator's tables and the meter at start.
+    from .attribution import BackgroundLedger
     from .usage import CellUsage, SessionUsage, UsageMeter
     from .validator import Policy, ValidationResult
 
@@ -262,6 +263,7 @@ class Sandbox:
         self._client: docker.DockerClient | None = None
         self._inner: InnerKernel | None = None
         self._meter: UsageMeter | None = None
+        self._ledger: BackgroundLedger | None = None  # local engines: per-thread CPU
         self._starting: asyncio.Task[None] | None = None
         self._runs: dict[str, _CellRun] = {}
         self._finished: OrderedDict[str, OutputBudget] = OrderedDict()
@@ -330,6 +332,8 @@ class Sandbox:
 
         self.policy()
         self._meter = UsageMeter(client, container_id, self.config.memory_bytes, self.config.pids)
+        if self._meter.is_local:
+            self._ledger = _background_ledger(client, container_id)
 
     @property
     def usage_history(self) -> SessionUsage:
@@ -497,6 +501,7 @@ class Sandbox:
         started = time.perf_counter()
         if meter is not None:
             meter.begin_cell()
+            self._ledger_call("begin")
         msg_id = inner.send("shell", "execute_request", content, msg_id=msg_id)
         self._runs[msg_id] = run
         if on_submit is not None:
@@ -611,9 +616,29 @@ class Sandbox:
         except Exception as err:  # usage is a display; it must never fail a cell
             log.debug("no usage for this cell: %s", err)
             return None
+        background = self._ledger_call("end") if meter.is_local else 0.0
+        if background:
+            # Threads an earlier cell left busy worked during this cell: theirs, not its.
+            usage.cpu_time_s = max(usage.cpu_time_s - background, 0.0)
+            usage.background_cpu_s += background
         if code is not None:
             self.usage_history.add(execution_count, code, usage)
         return usage
+
+    def _ledger_call(self, step: str) -> float:
+        """Run the ledger's ``begin`` or ``end``; a failure switches it off, never the cell."""
+        ledger = self._ledger
+        if ledger is None:
+            return 0.0
+        try:
+            if step == "begin":
+                ledger.begin()
+                return 0.0
+            return ledger.end()
+        except (OSError, ValueError) as err:
+            log.debug("no per-thread attribution any more: %s", err)
+            self._ledger = None
+            return 0.0
 
     async def _late_usage(
         self,
@@ -843,3 +868,15 @@ def _validation_message(verdict: ValidationResult) -> Message:
         "metadata": {},
         "buffers": [],
     }
+
+
+def _background_ledger(client: docker.DockerClient, container_id: str) -> BackgroundLedger | None:
+    """The per-thread ledger of a local container, or None where /proc cannot see it."""
+    from .attribution import BackgroundLedger
+
+    try:
+        info = client.api.inspect_container(container_id)
+        return BackgroundLedger.for_container(int(info["State"]["Pid"]), str(info["Id"]))
+    except Exception as err:  # a remote or rootless engine: no attribution, no failure
+        log.debug("no per-thread attribution: %s", err)
+        return None

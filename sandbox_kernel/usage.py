@@ -89,9 +89,10 @@ MIME_TYPE = "application/vnd.sandbox-kernel.usage+json"
 #: The machine-readable part of :meth:`SessionUsage.report_bundle`.
 REPORT_MIME_TYPE = "application/vnd.sandbox-kernel.usage-report+json"
 
-#: Background CPU between cells worth a mention in the next line (an idle kernel
-#: uses a little: its IOPub and heartbeat threads).
-BACKGROUND_MIN_S = 0.05
+#: Background CPU worth a mention in the line. An idle kernel uses about 0.4 ms a
+#: second, and thread pools spin after their work (OpenBLAS for about a tenth of a
+#: second per thread): below this, background is in the JSON only.
+BACKGROUND_MIN_S = 0.25
 
 #: Which numbers are exact and which sampled, per source: (number, v1, v2, stats API).
 MEASUREMENTS: tuple[tuple[str, str, str, str], ...] = (
@@ -225,9 +226,10 @@ class CellUsage:
         source: ``"cgroup-v1"``, ``"cgroup-v2"`` or ``"docker-stats"``.
         peak_exact: the peak is a kernel counter, not the maximum of samples.
         pids_limit: the container's pids limit (0: none).
-        background_cpu_s: CPU seconds the container used between the previous cell's
-            end and this cell's start (threads or processes still at work, forged
-            replies): shown apart, never part of ``cpu_time_s``.
+        background_cpu_s: CPU seconds of work this cell did not do: what the
+            container used between the previous cell's end and this cell's start, and
+            (local engines) what threads already busy before the cell used during it
+            (see :mod:`.attribution`). Shown apart, never part of ``cpu_time_s``.
     """
 
     wall_time_s: float
@@ -302,7 +304,7 @@ class CellUsage:
             sign = "+" if self.tmp_bytes > 0 else "-"
             parts.append((f"tmp {sign}{format_size(abs(self.tmp_bytes))}", ""))
         if self.background_cpu_s >= BACKGROUND_MIN_S:
-            parts.append((f"{format_seconds(self.background_cpu_s)} CPU in the background before", "warn"))
+            parts.append((f"+{format_seconds(self.background_cpu_s)} CPU in the background", "warn"))
         if self.cpu_throttled:
             parts.append(("CPU throttled", "warn"))
         if self.oom_killed:

@@ -4,7 +4,8 @@ Code in the inner kernel's process can send an ``execute_reply`` of its own for 
 running cell (on the kernel's shell socket) and go on working. The host takes the span's
 end from a request the inner kernel can only answer after the cell's handler returned.
 Real kernel, real engine, validation off (the validator would refuse the kernel access;
-the span must hold without it).
+the span must hold without it). CPU spent while no cell runs, and by threads that were
+busy before a cell began, is shown as background, never as a cell's.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def test_background_cpu_between_cells_is_shown_as_background(kernel: Kernel) -> 
     assert usage["background_cpu_s"] >= 0.5, usage  # the thread's work, apart
     assert usage["cpu_time_s"] < 0.5, usage  # not charged to this cell
     line = innocent.usage_message["content"]["data"]["text/plain"]  # type: ignore[index]
-    assert "CPU in the background before" in line
+    assert "CPU in the background" in line
     report = kernel.execute("%sandbox usage").of_type("display_data")[0]["content"]["data"]
     totals = report["application/vnd.sandbox-kernel.usage-report+json"]["totals"]
     assert totals["background_cpu_s"] >= 0.5
@@ -107,3 +108,50 @@ def test_control_a_quiet_pause_shows_no_background(kernel: Kernel) -> None:
     usage = kernel.execute("x = 2").usage
     assert usage is not None and usage["background_cpu_s"] < 0.05
     assert "background" not in kernel.execute("x = 3").usage_message["content"]["data"]["text/plain"]  # type: ignore[index]
+
+
+_THREAD = (
+    "import threading, time\n"
+    "def burn():\n"
+    "    t = time.thread_time()\n"
+    "    while time.thread_time() - t < 2.5:\n"
+    "        pass\n"
+    "threading.Thread(target=burn, daemon=True).start()"
+)
+
+
+def test_a_thread_left_busy_is_background_in_the_next_cell_too(kernel: Kernel) -> None:
+    import time
+
+    kernel.execute(_THREAD)
+    time.sleep(1)  # a reader's pause: the thread burns while no cell runs
+    sleeper = kernel.execute("import time\ntime.sleep(1)")
+    usage = sleeper.usage
+    assert usage is not None
+    assert usage["cpu_time_s"] < 0.2, usage  # the sleeping cell did not burn
+    assert usage["background_cpu_s"] >= 0.5, usage  # the thread did, before and during it
+    _wait_until_quiet(kernel)
+
+
+def test_control_back_to_back_the_host_cannot_tell(kernel: Kernel) -> None:
+    # Negative control: the same thread, with no pause to see it busy in, is charged to
+    # the cell that runs next (the README says so): the CPU is real and lands there.
+    kernel.execute(_THREAD)
+    usage = kernel.execute("import time\ntime.sleep(1)").usage
+    assert usage is not None and usage["cpu_time_s"] >= 0.3, usage
+    _wait_until_quiet(kernel)
+
+
+def test_control_a_thread_pool_working_for_the_cell_stays_the_cells(kernel: Kernel) -> None:
+    import time
+
+    kernel.execute("import numpy as np\na = np.random.default_rng(0).random((700, 700))")
+    work = "for _ in range(6):\n    b = a @ a"
+    kernel.execute(work)
+    reference = kernel.execute(work).usage  # back to back: nothing judged background
+    # A short pause, while the BLAS pool still spins after the last cell: that spin
+    # must not make the pool background work, or this cell's own work would go too.
+    time.sleep(0.05)
+    after_pause = kernel.execute(work).usage
+    assert reference is not None and after_pause is not None
+    assert after_pause["cpu_time_s"] >= 0.5 * reference["cpu_time_s"], (reference, after_pause)

@@ -1,0 +1,132 @@
+"""Telling work an earlier cell left running from the work of the cell that runs now.
+
+The usage meter measures the container as a whole: a thread a cell started and left
+burning is charged to whichever cell runs while it burns. Where the engine is local,
+the host can see the container's threads (its cgroup lists them, ``/proc`` has each
+one's CPU time in nanoseconds, ``schedstat``), and a thread that kept a core busy while
+*no* cell ran - between one cell's end and the next one's start - is background work.
+Its CPU during the next cell is shown as background, not as that cell's.
+
+What is left out on purpose: the inner kernel's main thread (it runs the cells, and
+finishes each request's housekeeping after the end) and the relay process (it moves
+every message, for whichever cell). A pause shorter than :data:`MIN_GAP_S` tells
+nothing reliable (thread pools still spin, the kernel's IOPub thread may be sending),
+so when cells run back to back ("Run All"), background work is counted in the cell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+
+#: Shortest pause between cells from which busy threads are judged. Thread pools
+#: spin after their work before they sleep (OpenBLAS for about a tenth of a second):
+#: a pool that worked for the last cell must not pass for background work, and the
+#: kernel's own IOPub thread must not either in a short pause.
+MIN_GAP_S = 0.5
+
+#: Share of the pause a thread must have run to count as background work.
+BUSY_FRACTION = 0.5
+
+
+@dataclass
+class _Snapshot:
+    at: float
+    cpu_ns: dict[int, int] = field(default_factory=dict)
+
+
+class BackgroundLedger:
+    """Per-thread CPU of one container, read at each cell's start and end.
+
+    Args:
+        tasks_file: the cgroup file listing every thread of the container (v1
+            ``tasks``, v2 ``cgroup.threads``), host thread ids.
+        excluded: threads never judged (the kernel's main thread, the relay's).
+        proc: where procfs is mounted.
+    """
+
+    def __init__(self, tasks_file: str, excluded: set[int], proc: str = "/proc") -> None:
+        self._tasks_file = tasks_file
+        self._excluded = excluded
+        self._proc = proc
+        self._after: _Snapshot | None = None  # at the previous cell's end
+        self._begin: _Snapshot | None = None
+        self._busy: set[int] = set()
+
+    @classmethod
+    def for_container(
+        cls, init_pid: int, container_id: str, proc: str = "/proc"
+    ) -> BackgroundLedger:
+        """The ledger of a local container whose first process is ``init_pid`` (the relay).
+
+        Raises:
+            OSError: the container's threads or its kernel process cannot be found.
+        """
+        from .usage import cgroup_dirs
+
+        version, dirs = cgroup_dirs(init_pid, container_id, proc=proc)
+        if version == "cgroup-v1":
+            tasks_file = os.path.join(dirs["cpuacct"], "tasks")
+        else:
+            tasks_file = os.path.join(dirs[""], "cgroup.threads")
+        relay = {int(tid) for tid in os.listdir(f"{proc}/{init_pid}/task")}
+        kernels = set()
+        for tid in _read_ids(tasks_file):
+            with contextlib.suppress(OSError), open(f"{proc}/{tid}/cmdline", "rb") as file:
+                if tid not in relay and b"ipykernel" in file.read():
+                    kernels.add(_tgid(proc, tid))
+        if not kernels:
+            raise OSError("the inner kernel's process was not found in the container")
+        return cls(tasks_file, relay | kernels, proc)
+
+    def _snapshot(self) -> _Snapshot:
+        snapshot = _Snapshot(time.monotonic())
+        for tid in _read_ids(self._tasks_file):
+            if tid in self._excluded:
+                continue
+            with (
+                contextlib.suppress(OSError, ValueError, IndexError),  # a thread that ended
+                open(f"{self._proc}/{tid}/schedstat", "rb") as file,
+            ):
+                snapshot.cpu_ns[tid] = int(file.read().split()[0])
+        return snapshot
+
+    def begin(self) -> None:
+        """At a cell's start: which threads kept busy since the previous cell ended."""
+        now = self._snapshot()
+        self._busy = set()
+        after = self._after
+        if after is not None and now.at - after.at >= MIN_GAP_S:
+            threshold = BUSY_FRACTION * (now.at - after.at) * 1e9
+            self._busy = {
+                tid for tid, ns in now.cpu_ns.items() if ns - after.cpu_ns.get(tid, 0) >= threshold
+            }
+        self._begin = now
+
+    def end(self) -> float:
+        """At a cell's end: CPU seconds the busy threads used during the cell."""
+        now = self._snapshot()
+        begin, self._begin, self._after = self._begin, None, now
+        if begin is None:
+            return 0.0
+        spent = sum(
+            max(now.cpu_ns[tid] - begin.cpu_ns[tid], 0)
+            for tid in self._busy
+            if tid in now.cpu_ns and tid in begin.cpu_ns
+        )
+        return spent / 1e9
+
+
+def _read_ids(path: str) -> list[int]:
+    with open(path, encoding="ascii") as file:
+        return [int(line) for line in file if line.strip()]
+
+
+def _tgid(proc: str, tid: int) -> int:
+    with open(f"{proc}/{tid}/status", encoding="utf-8") as file:
+        for line in file:
+            if line.startswith("Tgid:"):
+                return int(line.split()[1])
+    raise OSError(f"thread {tid} has no Tgid")
