@@ -19,6 +19,7 @@ representations (see :mod:`.outputs.bundles`), and the kernel_info reply is the 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
@@ -41,11 +42,13 @@ ENVIRONMENT_MIME_TYPE = "application/vnd.sandbox-kernel.environment+json"
 RECORD_VERSION = 1
 
 
-def _recipe_packages(recipe_label: str | None) -> list[str] | None:
+@functools.lru_cache(maxsize=4)
+def _recipe_packages(recipe_label: str | None) -> tuple[str, ...] | None:
     """The pinned packages of the image, when it was built from this version's recipe.
 
     The recipe label is a digest of the recipe (its pinned requirements included); only
     when it equals this installation's recipe is the list here the image's list.
+    Cached: every kernel_info reply carries it, and the digest reads the recipe.
     """
     if not recipe_label:
         return None
@@ -59,7 +62,7 @@ def _recipe_packages(recipe_label: str | None) -> list[str] | None:
     except (OSError, SandboxError):
         return None
     lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
-    return sorted(line for line in lines if line)
+    return tuple(sorted(line for line in lines if line))
 
 
 def _mount_targets(mounts: list[str]) -> list[str]:
@@ -82,7 +85,7 @@ def environment(config: SandboxConfig, sandbox: Sandbox) -> dict[str, Any]:
         "image_ref": sandbox.image_ref or None,
         "image_id": sandbox.image_id or None,
         "recipe": recipe,
-        "packages": _recipe_packages(recipe),
+        "packages": list(packages) if (packages := _recipe_packages(recipe)) else None,
         "python": python,
         "limits": {
             "memory": config.memory,
