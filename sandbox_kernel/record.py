@@ -125,6 +125,7 @@ _KINDS: dict[str, tuple[type, ...]] = {
     "bool": (bool,),
     "str": (str,),
     "int | None": (int, type(None)),
+    "list[int]": (list,),
 }
 
 
@@ -142,6 +143,8 @@ def usage_from_json(data: Mapping[str, Any]) -> CellUsage:
         # The annotations are strings here ("float", "int | None", ...).
         kinds = _KINDS.get(str(f.type), ())
         if kinds and not isinstance(value, kinds):
+            raise ValueError(f"not a usage record: {f.name} is {value!r}")
+        if isinstance(value, list) and not all(isinstance(v, int) for v in value):
             raise ValueError(f"not a usage record: {f.name} is {value!r}")
         values[f.name] = value
     try:

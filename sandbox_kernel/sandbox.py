@@ -501,7 +501,7 @@ class Sandbox:
         started = time.perf_counter()
         if meter is not None:
             meter.begin_cell()
-            self._ledger_call("begin")
+            self._ledger_call("begin", execution_count)
         msg_id = inner.send("shell", "execute_request", content, msg_id=msg_id)
         self._runs[msg_id] = run
         if on_submit is not None:
@@ -616,29 +616,46 @@ class Sandbox:
         except Exception as err:  # usage is a display; it must never fail a cell
             log.debug("no usage for this cell: %s", err)
             return None
-        background = self._ledger_call("end") if meter.is_local else 0.0
+        background, cells = self._ledger_call("end") if meter.is_local else (0.0, [])
+        if self._ledger is not None:
+            from .attribution import SETTLE_S
+
+            asyncio.get_running_loop().call_later(
+                SETTLE_S, self._ledger_settle, self._ledger, self._ledger.ends
+            )
         if background:
             # Threads an earlier cell left busy worked during this cell: theirs, not its.
             usage.cpu_time_s = max(usage.cpu_time_s - background, 0.0)
             usage.background_cpu_s += background
+        usage.background_cells = cells  # who started the threads busy before this cell
         if code is not None:
             self.usage_history.add(execution_count, code, usage)
         return usage
 
-    def _ledger_call(self, step: str) -> float:
+    def _ledger_settle(self, ledger: BackgroundLedger, ends: int) -> None:
+        if ledger is self._ledger:
+            try:
+                ledger.settle(ends)
+            except (OSError, ValueError) as err:
+                log.debug("no per-thread attribution any more: %s", err)
+                self._ledger = None
+
+    def _ledger_call(
+        self, step: str, execution_count: int | None = None
+    ) -> tuple[float, list[int]]:
         """Run the ledger's ``begin`` or ``end``; a failure switches it off, never the cell."""
         ledger = self._ledger
         if ledger is None:
-            return 0.0
+            return 0.0, []
         try:
             if step == "begin":
-                ledger.begin()
-                return 0.0
+                ledger.begin(execution_count)
+                return 0.0, []
             return ledger.end()
         except (OSError, ValueError) as err:
             log.debug("no per-thread attribution any more: %s", err)
             self._ledger = None
-            return 0.0
+            return 0.0, []
 
     async def _late_usage(
         self,

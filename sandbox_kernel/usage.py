@@ -230,6 +230,8 @@ class CellUsage:
             container used between the previous cell's end and this cell's start, and
             (local engines) what threads already busy before the cell used during it
             (see :mod:`.attribution`). Shown apart, never part of ``cpu_time_s``.
+        background_cells: the cells (execution counts) that started the threads
+            behind ``background_cpu_s``, where the host could tell.
     """
 
     wall_time_s: float
@@ -248,6 +250,7 @@ class CellUsage:
     peak_exact: bool
     pids_limit: int = 0
     background_cpu_s: float = 0.0
+    background_cells: list[int] = field(default_factory=list)
 
     @property
     def warnings(self) -> list[str]:
@@ -304,7 +307,10 @@ class CellUsage:
             sign = "+" if self.tmp_bytes > 0 else "-"
             parts.append((f"tmp {sign}{format_size(abs(self.tmp_bytes))}", ""))
         if self.background_cpu_s >= BACKGROUND_MIN_S:
-            parts.append((f"+{format_seconds(self.background_cpu_s)} CPU in the background", "warn"))
+            background = f"+{format_seconds(self.background_cpu_s)} CPU in the background"
+            if self.background_cells:
+                background += f" (threads of {', '.join(f'[{n}]' for n in self.background_cells)})"
+            parts.append((background, "warn"))
         if self.cpu_throttled:
             parts.append(("CPU throttled", "warn"))
         if self.oom_killed:

@@ -123,13 +123,17 @@ _THREAD = (
 def test_a_thread_left_busy_is_background_in_the_next_cell_too(kernel: Kernel) -> None:
     import time
 
-    kernel.execute(_THREAD)
+    starter = kernel.execute(_THREAD)
     time.sleep(1)  # a reader's pause: the thread burns while no cell runs
     sleeper = kernel.execute("import time\ntime.sleep(1)")
     usage = sleeper.usage
     assert usage is not None
     assert usage["cpu_time_s"] < 0.2, usage  # the sleeping cell did not burn
     assert usage["background_cpu_s"] >= 0.5, usage  # the thread did, before and during it
+    # ... and the line names the cell that started it.
+    count = starter.reply["content"]["execution_count"]
+    assert usage["background_cells"] == [count], usage
+    assert f"(threads of [{count}])" in sleeper.usage_message["content"]["data"]["text/plain"]  # type: ignore[index]
     _wait_until_quiet(kernel)
 
 
