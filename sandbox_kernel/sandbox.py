@@ -359,6 +359,7 @@ class Sandbox:
         if self._meter is not None:
             self._meter.close()
             self._meter = None
+        self._ledger = None  # it followed that container's threads
         if inner is not None:
             await inner.shutdown()
 
@@ -588,7 +589,11 @@ class Sandbox:
         """
         later = inner.reply_future(msg_id)
         probe = inner.send("shell", "comm_info_request", {"target_name": "sandbox-kernel.probe"})
-        remaining = max(limit - (time.perf_counter() - started), 0.001) if limit else 0.0
+        # What is left of the cell's time limit; a cell already interrupted at its limit
+        # has the interrupt's grace to let its handler return, not a second interrupt.
+        remaining = limit - (time.perf_counter() - started) if limit else 0.0
+        if limit:
+            remaining = max(remaining, self.config.interrupt_grace)
         try:
             await self._await_reply(inner.reply_future(probe), remaining, run)
         finally:

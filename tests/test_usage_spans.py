@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import Kernel
+from harness import Kernel, KernelSpecs, start_kernel
 
 pytestmark = pytest.mark.docker
 
@@ -159,3 +159,17 @@ def test_control_a_thread_pool_working_for_the_cell_stays_the_cells(kernel: Kern
     after_pause = kernel.execute(work).usage
     assert reference is not None and after_pause is not None
     assert after_pause["cpu_time_s"] >= 0.5 * reference["cpu_time_s"], (reference, after_pause)
+
+
+def test_a_forged_reply_does_not_escape_the_timeout(specs: KernelSpecs) -> None:
+    with start_kernel(specs, timeout=2) as timed:
+        cell = timed.execute(_FORGE + "while True:\n    pass", timeout=60)
+        assert cell.status == "error", cell.reply["content"]  # the real reply: interrupted
+        assert cell.reply["content"]["ename"] == "KeyboardInterrupt"
+        assert cell.stderr.count("was interrupted") == 1, cell.stderr  # one interrupt
+        # Without a forged reply: the probe after the interrupted cell's reply gets the
+        # interrupt's grace, not a second interrupt.
+        plain = timed.execute("while True:\n    pass", timeout=60)
+        assert plain.reply["content"]["ename"] == "KeyboardInterrupt"
+        assert plain.stderr.count("was interrupted") == 1, plain.stderr
+        assert timed.execute("print(6 * 7)").stdout.strip() == "42"
