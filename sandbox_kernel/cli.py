@@ -1,7 +1,7 @@
 """The ``sandbox-kernel`` command (also ``python -m sandbox_kernel``).
 
 Subcommands: ``kernel`` (what the kernelspec runs), ``install``, ``image build``,
-``doctor``, ``cleanup`` and ``validate``. Settings come, in rising priority, from the
+``doctor``, ``cleanup``, ``validate``, ``usage`` and ``reproduce``. Settings come, in rising priority, from the
 trait defaults, ``sandbox_kernel_config.py`` in a Jupyter config folder, and
 ``--SandboxConfig.NAME=VALUE`` or the named options on the command line.
 """
@@ -174,6 +174,18 @@ def _cmd_validate(args: argparse.Namespace, extra: list[str]) -> int:
     return validate_cli.run(args)
 
 
+def _cmd_usage(args: argparse.Namespace, extra: list[str]) -> int:
+    from . import usage_cli
+
+    return usage_cli.run(args)
+
+
+def _cmd_reproduce(args: argparse.Namespace, extra: list[str]) -> int:
+    from . import reproduce
+
+    return reproduce.run(args, extra)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sandbox-kernel",
@@ -240,6 +252,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate_cli.add_arguments(validate)
     validate.set_defaults(handler=_cmd_validate)
+
+    usage = sub.add_parser("usage", help="what a saved notebook cost, from its usage records")
+    from . import usage_cli
+
+    usage_cli.add_arguments(usage)
+    usage.set_defaults(handler=_cmd_usage)
+
+    reproduce = sub.add_parser(
+        "reproduce", help="re-run a notebook in the environment it records and compare outputs"
+    )
+    from . import reproduce as reproduce_cli
+
+    reproduce_cli.add_arguments(reproduce)
+    reproduce.set_defaults(handler=_cmd_reproduce)
     return parser
 
 

@@ -264,6 +264,12 @@ class InnerKernel:
         """The future of the reply to ``msg_id`` (created on first use)."""
         return self._reply_future(msg_id)
 
+    def forget_reply(self, msg_id: str) -> None:
+        """Stop waiting for a reply to ``msg_id`` (a reply that may never come)."""
+        future = self._replies.pop(msg_id, None)
+        if future is not None and not future.done():
+            future.cancel()
+
     def idle_future(self, msg_id: str) -> asyncio.Future[None]:
         """Resolves when the kernel reports idle for request ``msg_id`` on IOPub."""
         return self._idle_future(msg_id)

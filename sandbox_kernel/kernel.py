@@ -34,6 +34,7 @@ from . import __version__
 from .config import SandboxConfig
 from .errors import SandboxError
 from .inner import Message
+from .record import ENVIRONMENT_MIME_TYPE, LANGUAGE_INFO_KEY, environment
 from .sandbox import ErrorInfo, ExecutionResult, Sandbox, validation_bundle
 
 if TYPE_CHECKING:
@@ -150,7 +151,11 @@ class SandboxKernel(Kernel):
     @property
     def language_info(self) -> dict[str, Any]:  # type: ignore[override]
         info = self.sandbox.kernel_info.get("language_info")
-        return dict(info) if info else dict(_FALLBACK_LANGUAGE_INFO)
+        info = dict(info) if info else dict(_FALLBACK_LANGUAGE_INFO)
+        # Frontends save language_info into the notebook (see .record): the
+        # environment goes there, so every saved notebook says where it ran.
+        info[LANGUAGE_INFO_KEY] = environment(self.settings, self.sandbox)
+        return info
 
     @property
     def banner(self) -> str:  # type: ignore[override]
@@ -375,7 +380,14 @@ class SandboxKernel(Kernel):
             bundle = self.sandbox.usage_history.report_bundle()
         elif sub == "info":
             info = {**self.kernel_info["sandbox"], "banner": self.banner}
-            bundle = {"text/plain": self.banner, "application/json": info}
+            # The record under the kernel's own mimetype, which no cell can display
+            # (application/json stays for JSON viewers, but anyone can print that).
+            record = {**info, "environment": self.language_info[LANGUAGE_INFO_KEY]}
+            bundle = {
+                "text/plain": self.banner,
+                "application/json": info,
+                ENVIRONMENT_MIME_TYPE: record,
+            }
         else:
             return self._error_reply(
                 ErrorInfo("UsageError", f"unknown %sandbox command {sub!r}; use 'usage' or 'info'"),

@@ -30,11 +30,10 @@ def notebook_language(metadata: Any) -> str:
     return language.strip().lower() if isinstance(language, str) and language.strip() else "python"
 
 
-def read_code_cells(path: Path) -> list[tuple[int, str]]:
-    """(index among the notebook's cells, source) of each code cell of ``path``.
+def read_notebook(path: Path) -> Any:
+    """The notebook at ``path`` as nbformat 4 (older formats upgraded in memory).
 
     Raises:
-        NotebookSkipped: when the notebook's kernel language is not Python.
         OSError: when the file cannot be read.
         ValueError: when it is not a notebook nbformat can read.
     """
@@ -56,6 +55,18 @@ def read_code_cells(path: Path) -> list[tuple[int, str]]:
             notebook = nbformat.reads(text, as_version=4)  # type: ignore[no-untyped-call]
     except Exception as exc:
         raise ValueError(f"not a notebook nbformat can read ({type(exc).__name__}: {exc})") from exc
+    return notebook
+
+
+def read_code_cells(path: Path) -> list[tuple[int, str]]:
+    """(index among the notebook's cells, source) of each code cell of ``path``.
+
+    Raises:
+        NotebookSkipped: when the notebook's kernel language is not Python.
+        OSError: when the file cannot be read.
+        ValueError: when it is not a notebook nbformat can read.
+    """
+    notebook = read_notebook(path)
     language = notebook_language(notebook.get("metadata"))
     if language not in ("python", "python3", "python2", "ipython"):
         raise NotebookSkipped(f"kernel language is {language}, not Python")

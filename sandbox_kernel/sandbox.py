@@ -39,6 +39,7 @@ from .session import connect, image_reference, launch_spare
 if TYPE_CHECKING:
     # Imported when first needed (see Sandbox._warm_up): the kernel's process is
     # ready sooner without the validator's tables and the meter at start.
+    from .attribution import BackgroundLedger
     from .usage import CellUsage, SessionUsage, UsageMeter
     from .validator import Policy, ValidationResult
 
@@ -268,11 +269,14 @@ class Sandbox:
         self.kernel_info: dict[str, Any] = {}
         self.image_ref = ""
         self.packages: list[str] = []  # the image's name==version list, if it records one
+        self.image_id = ""
+        self.image_labels: dict[str, str] = {}
         self.startup_error: SandboxError | None = None
         self.notice = ""  # said before the next cell's output (e.g. why state was lost)
         self._client: docker.DockerClient | None = None
         self._inner: InnerKernel | None = None
         self._meter: UsageMeter | None = None
+        self._ledger: BackgroundLedger | None = None  # local engines: per-thread CPU
         self._starting: asyncio.Task[None] | None = None
         self._runs: dict[str, _CellRun] = {}
         self._finished: OrderedDict[str, OutputBudget] = OrderedDict()
@@ -331,6 +335,8 @@ class Sandbox:
         from .image import image_packages  # here: the kernel's start does not need it
 
         self.packages = image_packages(inner.container.image.labels)
+        self.image_id = str(inner.container.image.id)
+        self.image_labels = dict((inner.container.image.attrs.get("Config") or {}).get("Labels") or {})
         self._warming = asyncio.ensure_future(
             asyncio.to_thread(self._warm_up, self._client, inner.container.container_id)
         )
@@ -358,6 +364,8 @@ class Sandbox:
             self.config.pids,
             gvisor=is_gvisor(self.config.runtime),
         )
+        if self._meter.is_local:
+            self._ledger = _background_ledger(client, container_id)
 
     @property
     def usage_history(self) -> SessionUsage:
@@ -385,6 +393,7 @@ class Sandbox:
         if self._meter is not None:
             self._meter.close()
             self._meter = None
+        self._ledger = None  # it followed that container's threads
         if inner is not None:
             await inner.shutdown()
 
@@ -544,6 +553,7 @@ class Sandbox:
         started = time.perf_counter()
         if meter is not None:
             meter.begin_cell()
+            self._ledger_call("begin", execution_count)
         msg_id = inner.send("shell", "execute_request", content, msg_id=msg_id)
         self._runs[msg_id] = run
         if on_submit is not None:
@@ -554,6 +564,7 @@ class Sandbox:
         measured = False
         try:
             reply = await self._await_reply(reply_future, limit, run)
+            reply = await self._settled_reply(inner, msg_id, reply, limit, started, run)
             result.reply = reply["content"]
             result.execution_count = reply["content"].get("execution_count")
             if self.folder is not None and self.folder.results is not None:
@@ -619,6 +630,47 @@ class Sandbox:
         result.truncated = run.truncated
         return result
 
+    async def _settled_reply(
+        self,
+        inner: InnerKernel,
+        msg_id: str,
+        reply: Message,
+        limit: float,
+        started: float,
+        run: _CellRun,
+    ) -> Message:
+        """The cell's own reply, once the inner kernel has really finished the cell.
+
+        Any code in the kernel process can send an execute_reply, so the first one is
+        not proof that the cell ended (a cell that forged one would end its usage span
+        early and burn on unmeasured). The inner kernel handles shell requests one at a
+        time, in order: a request sent now is answered only after the cell's handler
+        has returned. So the host asks a trivial question and waits for its answer; a
+        second reply to the cell before it is the kernel's own, the first was forged.
+        """
+        later = inner.reply_future(msg_id)
+        probe = inner.send("shell", "comm_info_request", {"target_name": "sandbox-kernel.probe"})
+        # What is left of the cell's time limit; a cell already interrupted at its limit
+        # has the interrupt's grace to let its handler return, not a second interrupt.
+        remaining = limit - (time.perf_counter() - started) if limit else 0.0
+        if limit:
+            remaining = max(remaining, self.config.interrupt_grace)
+        try:
+            await self._await_reply(inner.reply_future(probe), remaining, run)
+        finally:
+            inner.forget_reply(msg_id)
+            inner.forget_reply(probe)
+        if not later.done() or later.cancelled():
+            return reply
+        run.accept(
+            _stream_message(
+                "stderr",
+                "[sandbox-kernel: code in this cell sent an execute_reply of its own; the "
+                "kernel's real reply and the cell's whole run are what count]\n",
+            )
+        )
+        return later.result()
+
     async def _finish_usage(
         self, meter: UsageMeter | None, code: str | None, execution_count: int | None
     ) -> CellUsage | None:
@@ -630,9 +682,46 @@ class Sandbox:
         except Exception as err:  # usage is a display; it must never fail a cell
             log.debug("no usage for this cell: %s", err)
             return None
+        background, cells = self._ledger_call("end") if meter.is_local else (0.0, [])
+        if self._ledger is not None:
+            from .attribution import SETTLE_S
+
+            asyncio.get_running_loop().call_later(
+                SETTLE_S, self._ledger_settle, self._ledger, self._ledger.ends
+            )
+        if background:
+            # Threads an earlier cell left busy worked during this cell: theirs, not its.
+            usage.cpu_time_s = max(usage.cpu_time_s - background, 0.0)
+            usage.background_cpu_s += background
+        usage.background_cells = cells  # who started the threads busy before this cell
         if code is not None:
             self.usage_history.add(execution_count, code, usage)
         return usage
+
+    def _ledger_settle(self, ledger: BackgroundLedger, ends: int) -> None:
+        if ledger is self._ledger:
+            try:
+                ledger.settle(ends)
+            except (OSError, ValueError) as err:
+                log.debug("no per-thread attribution any more: %s", err)
+                self._ledger = None
+
+    def _ledger_call(
+        self, step: str, execution_count: int | None = None
+    ) -> tuple[float, list[int]]:
+        """Run the ledger's ``begin`` or ``end``; a failure switches it off, never the cell."""
+        ledger = self._ledger
+        if ledger is None:
+            return 0.0, []
+        try:
+            if step == "begin":
+                ledger.begin(execution_count)
+                return 0.0, []
+            return ledger.end()
+        except (OSError, ValueError) as err:
+            log.debug("no per-thread attribution any more: %s", err)
+            self._ledger = None
+            return 0.0, []
 
     async def _late_usage(
         self,
@@ -938,3 +1027,15 @@ def _validation_message(verdict: ValidationResult) -> Message:
         "metadata": {},
         "buffers": [],
     }
+
+
+def _background_ledger(client: docker.DockerClient, container_id: str) -> BackgroundLedger | None:
+    """The per-thread ledger of a local container, or None where /proc cannot see it."""
+    from .attribution import BackgroundLedger
+
+    try:
+        info = client.api.inspect_container(container_id)
+        return BackgroundLedger.for_container(int(info["State"]["Pid"]), str(info["Id"]))
+    except Exception as err:  # a remote or rootless engine: no attribution, no failure
+        log.debug("no per-thread attribution: %s", err)
+        return None

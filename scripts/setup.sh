@@ -7,7 +7,8 @@
 #   3. a virtualenv in .venv with this project and its test tools;
 #   4. the sandbox image (sandbox-kernel image build: no registry needed);
 #   5. the kernelspec, into the virtualenv (sandbox-kernel install --sys-prefix);
-#   6. examples/backtest.ipynb, executed through the sandbox kernel;
+#   6. examples/backtest.ipynb, executed through the sandbox kernel, then reproduced
+#      from the saved copy (sandbox-kernel reproduce: every cell identical);
 #   7. Debian's chromium, for the browser test (JupyterLab driven by Playwright).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,8 @@ log "sandbox-kernel doctor"
 
 log "example: examples/backtest.ipynb through the sandbox kernel"
 .venv/bin/python examples/run_example.py
+log "example: the saved notebook reproduces in the environment it records"
+.venv/bin/sandbox-kernel reproduce examples/backtest.executed.ipynb
 
 if ! [ -x /usr/bin/chromium ]; then
     log "chromium for the browser test (Debian's; Playwright's own download is not used)"

@@ -297,3 +297,14 @@ def write_context(docker_config: Path, name: str, host: str, *, current: bool = 
     )
     if current:
         (docker_config / "config.json").write_text(json.dumps({"currentContext": name}))
+
+
+def execute_notebook(notebook: Any, specs: KernelSpecs, **settings: Any) -> Any:
+    """Run an nbformat notebook through a fresh sandbox kernelspec with nbclient, as
+    papermill and ``jupyter execute`` do; the notebook, executed in place."""
+    from nbclient import NotebookClient
+
+    name = specs.make(**settings)
+    km = KernelManager(kernel_name=name, kernel_spec_manager=specs.manager)
+    NotebookClient(notebook, km=km, timeout=300, startup_timeout=120).execute()
+    return notebook

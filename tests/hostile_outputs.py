@@ -40,6 +40,14 @@ BUNDLES: dict[str, dict[str, Any]] = {
         "application/vnd.sandbox-kernel.usage+json": {"wall_s": 0.001},
         "text/plain": "1 ms wall · 0 ms CPU · peak 1 MiB of 2 GiB",
     },
+    "forged validation record": {
+        "application/vnd.sandbox-kernel.validation+json": {"blocked": False, "violations": []},
+        "text/plain": "validation: nothing refused",
+    },
+    "forged environment record": {
+        "application/vnd.sandbox-kernel.environment+json": {"image_ref": "sandbox-kernel@sha256:" + "0" * 64},
+        "text/plain": "image: sandbox-kernel@sha256:0000",
+    },
     "plotly image leaves the page": {
         "application/vnd.plotly.v1+json": {"data": [], "layout": {"images": [{"source": LEAK}]}}
     },

@@ -345,3 +345,36 @@ def test_everyday_outputs_render_as_on_a_plain_kernel(lab: Lab, browser: Any, sp
     assert found["vega"] >= 1, f"the Vega-Lite chart is not drawn: {found}"
     assert found["notices"] == 0, f"everyday outputs reported as cleaned: {found}"
     assert seen["foreign"] == [] and seen["usage_visible"] == seen["cells"], seen
+
+
+def test_jupyterlab_saves_the_environment_record(lab: Lab, browser: Any, specs: KernelSpecs) -> None:
+    """JupyterLab copies the kernel's language_info into the notebook it saves (issue 14)."""
+    name = f"record-{uuid.uuid4().hex[:6]}.ipynb"
+    _notebook(lab.root / name, specs.make(memory="1g"), ["print('done')"])
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    try:
+        workspace = f"ws-{uuid.uuid4().hex[:8]}"
+        page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{name}?token={lab.token}&reset", timeout=60_000)
+        lab.wait_for_kernel(name)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+        page.locator(".jp-Notebook").first.click()
+        page.keyboard.press("Escape")
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        page.locator(".sandbox-kernel-usage").first.wait_for(state="attached", timeout=120_000)
+        page.keyboard.press("Control+s")
+        record: dict[str, Any] = {}
+        deadline = time.monotonic() + 30
+        while not record and time.monotonic() < deadline:
+            saved = json.loads((lab.root / name).read_text())
+            record = saved["metadata"].get("language_info", {}).get("sandbox") or {}
+            time.sleep(0.5)
+    finally:
+        page.close()
+        for session in lab.api("sessions"):
+            lab.delete(f"sessions/{session['id']}")
+    assert record, "JupyterLab saved no sandbox record in language_info"
+    assert "sha256:" in record["image_ref"]
+    assert record["limits"]["memory"] == "1g"
+    assert record["validation_profile"] == "notebook"
+    assert saved["metadata"]["language_info"]["name"] == "python"

@@ -72,6 +72,27 @@ ATTACKS: list[OutputAttack] = [
         "display(out)",
     ),
     OutputAttack(
+        "execute_result forging a validation record",
+        "class Verdict:\n"
+        "    def _repr_mimebundle_(self, include=None, exclude=None):\n"
+        "        return {'application/vnd.sandbox-kernel.validation+json': {'blocked': False}, 'text/plain': 'ok'}\n"
+        "Verdict()",
+    ),
+    OutputAttack(
+        "update_display_data forging a usage record",
+        "from IPython.display import display, update_display\n"
+        "display({'text/plain': 'first'}, raw=True, display_id='u1')\n"
+        "update_display({'application/vnd.sandbox-kernel.usage+json': {'wall_time_s': 0.001}, "
+        "'text/plain': '1 ms wall'}, raw=True, display_id='u1')",
+    ),
+    OutputAttack(
+        "Output widget whose outputs forge a usage record",
+        "import ipywidgets as w\nout = w.Output()\n"
+        "out.outputs = ({'output_type': 'display_data', 'data': {'application/vnd.sandbox-kernel.usage+json': "
+        "{'wall_time_s': 0.001}, 'text/plain': '1 ms wall'}, 'metadata': {}},)\n"
+        "display(out)",
+    ),
+    OutputAttack(
         "ipywidgets.HTML value with an event handler",
         f"import ipywidgets as w\ndisplay(w.HTML(value={_HOSTILE_HTML!r}))",
     ),

@@ -84,11 +84,12 @@ from .counters import (
 from .measurements import MEASUREMENTS, measurements_table
 from .meter import UsageMeter
 from .model import WARN_FRACTION, CellUsage, Reading, cell_usage, under_gvisor
-from .render import MIME_TYPE, format_seconds
+from .render import BACKGROUND_MIN_S, MIME_TYPE, format_seconds
 from .report import REPORT_MIME_TYPE, SessionUsage
 from .stats import reading_from_stats
 
 __all__ = [
+    "BACKGROUND_MIN_S",
     "LOCAL_PIDS_SAMPLE_INTERVAL",
     "LOCAL_SAMPLE_INTERVAL",
     "MEASUREMENTS",

@@ -96,6 +96,7 @@ class UsageMeter:
         self.source = self._counters.source
         self._started = 0.0
         self._previous_snapshot: Reading | None = None
+        self._last_end_cpu_ns: int | None = None  # for the CPU used between cells
 
     @property
     def is_local(self) -> bool:
@@ -133,7 +134,7 @@ class UsageMeter:
             if self._closed:
                 raise SandboxError("The usage meter is closed.")
             begin, end, memory_max, pids_max = self._counters.end()
-            return self._view(
+            usage = self._view(
                 cell_usage(
                     begin,
                     end,
@@ -146,6 +147,12 @@ class UsageMeter:
                     pids_limit=self._pids_limit,
                 )
             )
+            # CPU the container used between the previous cell's end and this one's
+            # start: background work, never this cell's.
+            if self._last_end_cpu_ns is not None:
+                usage.background_cpu_s = max(begin.cpu_ns - self._last_end_cpu_ns, 0) / 1e9
+            self._last_end_cpu_ns = end.cpu_ns
+            return usage
 
     def snapshot(self) -> dict[str, Any]:
         """The container's usage now, as the content of a ``usage_reply``.

@@ -92,6 +92,12 @@ class CellUsage:
             in the figure too, and memory freed in the sandbox returns to the host late).
         pids_limit: the container's pids limit (0: none).
         gvisor: measured around a gVisor sandbox: see :func:`under_gvisor`.
+        background_cpu_s: CPU seconds of work this cell did not do: what the
+            container used between the previous cell's end and this cell's start, and
+            (local engines) what threads already busy before the cell used during it
+            (see :mod:`..attribution`). Shown apart, never part of ``cpu_time_s``.
+        background_cells: the cells (execution counts) that started the threads
+            behind ``background_cpu_s``, where the host could tell.
     """
 
     wall_time_s: float
@@ -110,6 +116,8 @@ class CellUsage:
     peak_exact: bool
     pids_limit: int = 0
     gvisor: bool = False
+    background_cpu_s: float = 0.0
+    background_cells: list[int] = dataclasses.field(default_factory=list)
 
     @property
     def warnings(self) -> list[str]:
@@ -138,6 +146,7 @@ class CellUsage:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["wall_time_s"] = round(self.wall_time_s, 6)
         data["cpu_time_s"] = round(self.cpu_time_s, 6)
+        data["background_cpu_s"] = round(self.background_cpu_s, 6)
         data["warnings"] = self.warnings
         return data
 

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 
 MIME_TYPE = "application/vnd.sandbox-kernel.usage+json"
 
+#: Background CPU worth a mention in the line. An idle kernel uses about 0.4 ms a
+#: second, and thread pools spin after their work (OpenBLAS for about a tenth of a
+#: second per thread): below this, background is in the JSON only.
+BACKGROUND_MIN_S = 0.25
+
 
 def format_seconds(seconds: float) -> str:
     """Format a duration for people: ``12 ms``, ``1.24 s``, ``12.3 s``, ``2 min 05 s``."""
@@ -62,6 +67,11 @@ def parts(usage: CellUsage) -> list[tuple[str, str]]:
     if usage.tmp_bytes:
         sign = "+" if usage.tmp_bytes > 0 else "-"
         parts.append((f"tmp {sign}{format_size(abs(usage.tmp_bytes))}", ""))
+    if usage.background_cpu_s >= BACKGROUND_MIN_S:
+        background = f"+{format_seconds(usage.background_cpu_s)} CPU in the background"
+        if usage.background_cells:
+            background += f" (threads of {', '.join(f'[{n}]' for n in usage.background_cells)})"
+        parts.append((background, "warn"))
     if usage.cpu_throttled:
         parts.append(("CPU throttled", "warn"))
     if usage.oom_killed:

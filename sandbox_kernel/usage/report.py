@@ -9,7 +9,7 @@ from typing import Any
 
 from ..config import format_size
 from .model import CellUsage
-from .render import format_seconds
+from .render import BACKGROUND_MIN_S, format_seconds
 
 #: The machine-readable part of :meth:`SessionUsage.report_bundle`.
 REPORT_MIME_TYPE = "application/vnd.sandbox-kernel.usage-report+json"
@@ -45,6 +45,7 @@ class SessionUsage:
             "cells": len(usages),
             "wall_time_s": round(sum(u.wall_time_s for u in usages), 6),
             "cpu_time_s": round(sum(u.cpu_time_s for u in usages), 6),
+            "background_cpu_s": round(sum(u.background_cpu_s for u in usages), 6),
             "peak_memory_bytes": max((u.peak_memory_bytes for u in usages), default=0),
             "memory_limit_bytes": usages[-1].memory_limit_bytes if usages else 0,
             "pids_peak": max((u.pids_peak or 0 for u in usages), default=0),
@@ -99,6 +100,8 @@ class SessionUsage:
             f"peak {peak}",
             f"net ↓{format_size(totals['net_rx_bytes'])} ↑{format_size(totals['net_tx_bytes'])}",
         ]
+        if totals.get("background_cpu_s", 0) >= BACKGROUND_MIN_S:
+            parts.append(f"{format_seconds(totals['background_cpu_s'])} CPU in the background")
         if totals["throttled_cells"]:
             parts.append(f"{totals['throttled_cells']} throttled")
         if totals["oom_cells"]:
