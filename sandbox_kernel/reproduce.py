@@ -124,8 +124,14 @@ def execute(
     *,
     timeout: float,
     startup_timeout: float,
+    workdir: Path | None = None,
 ) -> dict[str, Any]:
-    """Run a copy of ``notebook`` in a sandbox kernel with ``settings``; the copy."""
+    """Run a copy of ``notebook`` in a sandbox kernel with ``settings``; the copy.
+
+    ``workdir`` is the notebook's own folder: the kernel starts there, as Jupyter starts
+    it, so the copy sees the same data files. The outputs door stays shut: a re-run
+    never writes into that folder.
+    """
     import nbformat
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
@@ -137,6 +143,7 @@ def execute(
     for flag in extra:  # --SandboxConfig.NAME=VALUE (mounts, the engine address, ...)
         name, _, value = flag.removeprefix("--SandboxConfig.").partition("=")
         settings.setdefault(name, value)
+    settings.setdefault("outputs_dir", "")
     with tempfile.TemporaryDirectory(prefix="sk-reproduce-") as folder:
         write_kernel_spec(Path(folder) / "kernels" / "sandbox-reproduce", settings=settings)
         specs = KernelSpecManager(kernel_dirs=[str(Path(folder) / "kernels")])
@@ -148,6 +155,7 @@ def execute(
             startup_timeout=int(startup_timeout),
             allow_errors=True,
             record_timing=False,
+            resources={"metadata": {"path": str(workdir)}} if workdir is not None else {},
         )
         log_path = Path(folder) / "kernel.log"
         # The kernel's own log (ipykernel's start-up warnings) is not the report's.
@@ -266,7 +274,10 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         if args.mounts:
             settings["mounts"] = list(args.mounts)
         check_image(settings, environment, extra)
-        now = execute(saved, settings, extra, timeout=args.timeout, startup_timeout=120)
+        now = execute(
+            saved, settings, extra, timeout=args.timeout, startup_timeout=120,
+            workdir=path.resolve().parent,
+        )
     except (ValueError, SandboxError) as exc:
         print(f"sandbox-kernel reproduce: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -299,12 +299,16 @@ def write_context(docker_config: Path, name: str, host: str, *, current: bool = 
         (docker_config / "config.json").write_text(json.dumps({"currentContext": name}))
 
 
-def execute_notebook(notebook: Any, specs: KernelSpecs, **settings: Any) -> Any:
+def execute_notebook(
+    notebook: Any, specs: KernelSpecs, *, folder: Path | None = None, **settings: Any
+) -> Any:
     """Run an nbformat notebook through a fresh sandbox kernelspec with nbclient, as
-    papermill and ``jupyter execute`` do; the notebook, executed in place."""
+    papermill and ``jupyter execute`` do, in ``folder`` (the notebook's folder, where
+    the kernel starts); the notebook, executed in place."""
     from nbclient import NotebookClient
 
     name = specs.make(**settings)
     km = KernelManager(kernel_name=name, kernel_spec_manager=specs.manager)
-    NotebookClient(notebook, km=km, timeout=300, startup_timeout=120).execute()
+    resources = {"metadata": {"path": str(folder)}} if folder is not None else {}
+    NotebookClient(notebook, km=km, timeout=300, startup_timeout=120, resources=resources).execute()
     return notebook

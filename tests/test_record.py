@@ -8,6 +8,7 @@ read the file as a reader would, and run ``sandbox-kernel usage`` on it.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,8 +35,12 @@ def saved(
 ) -> Path:
     """The example, executed by nbclient with the kernel's defaults and saved."""
     notebook = nbformat.read(EXAMPLE, as_version=4)
-    execute_notebook(notebook, specs, validation="block", memory="1g", pids=200)
-    path = tmp_path_factory.mktemp("record") / "backtest.ipynb"
+    # The example reads its data from its own folder, where Jupyter starts its kernel.
+    folder = tmp_path_factory.mktemp("record")
+    for part in ("data", "outputs"):
+        shutil.copytree(EXAMPLE.parent / part, folder / part)
+    execute_notebook(notebook, specs, folder=folder, validation="block", memory="1g", pids=200)
+    path = folder / "backtest.ipynb"
     nbformat.write(notebook, path)
     return path
 

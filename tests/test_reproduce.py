@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,8 +47,12 @@ def saved(
     docker_client: docker.DockerClient, specs: KernelSpecs, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     notebook = nbformat.read(EXAMPLE, as_version=4)
-    execute_notebook(notebook, specs, validation="block")
-    path = tmp_path_factory.mktemp("reproduce") / "backtest.ipynb"
+    # The example reads its data from its own folder, where Jupyter starts its kernel.
+    folder = tmp_path_factory.mktemp("reproduce")
+    for part in ("data", "outputs"):
+        shutil.copytree(EXAMPLE.parent / part, folder / part)
+    execute_notebook(notebook, specs, folder=folder, validation="block")
+    path = folder / "backtest.ipynb"
     nbformat.write(notebook, path)
     return path
 
@@ -74,7 +79,7 @@ def test_changed_outputs_are_differences(saved: Path, tmp_path: Path) -> None:
             png = bytearray(base64.b64decode("".join(output["data"]["image/png"])))
             png[-20] ^= 0xFF
             output["data"]["image/png"] = base64.b64encode(bytes(png)).decode()
-    changed = tmp_path / "changed.ipynb"
+    changed = saved.parent / "changed.ipynb"  # beside it: the same data folder
     changed.write_text(json.dumps(notebook))
 
     result = _reproduce("--json", str(changed))
