@@ -114,8 +114,11 @@ def run_doctor(
 def _try_kernel(config: SandboxConfig, report: _Report) -> None:
     from .sandbox import Sandbox
 
+    patches: dict[str, str] = {}
+
     async def attempt() -> str:
         async with Sandbox(config) as sandbox:
+            patches.update(sandbox.inner_patches)
             result = await sandbox.execute("import sys; print(sys.version.split()[0])")
             return result.stdout.strip() or (result.error.evalue if result.error else "")
 
@@ -123,3 +126,16 @@ def _try_kernel(config: SandboxConfig, report: _Report) -> None:
         report.ok("kernel", f"ran a cell with Python {asyncio.run(attempt())}")
     except SandboxError as err:
         report.fail("kernel", str(err))
+        return
+    # The inner kernel's patches (bootstrap.py): a skipped one costs speed or a
+    # feature (forked children's output), never safety.
+    skipped = {name: why for name, why in patches.items() if why != "applied"}
+    applied = len(patches) - len(skipped)
+    if skipped:
+        report.warn(
+            "inner patches",
+            f"{applied} of {len(patches)} applied; skipped: "
+            + "; ".join(f"{name} ({why})" for name, why in sorted(skipped.items())),
+        )
+    else:
+        report.ok("inner patches", f"all {applied} applied: {', '.join(sorted(patches))}")

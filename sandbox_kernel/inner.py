@@ -30,6 +30,7 @@ from .messages import (
     parse_message,
 )
 from .outputs.guard import OutputGuard
+from .seams import unsigned_session
 from .session import UNRESPONSIVE_AFTER, ContainerSession
 from .wire import DROPPED_INFO, MAX_FRAME_BYTES, Kind
 
@@ -160,10 +161,12 @@ class InnerKernel:
     async def _ready(self) -> None:
         assert self._hello is not None
         self.hello = await self._hello
-        self.session = Session(
-            key=self.hello["key"].encode(),
-            signature_scheme=self.hello.get("signature_scheme", "hmac-sha256"),
-            username="sandbox-kernel",
+        key = self.hello["key"].encode()
+        scheme = self.hello.get("signature_scheme", "hmac-sha256")
+        self.session = (
+            Session(key=key, signature_scheme=scheme, username="sandbox-kernel")
+            if key
+            else unsigned_session(scheme, "sandbox-kernel")
         )
         # The relay announces the inner kernel's key (today none: a signature on
         # either side would only prove a message was made inside the container, that

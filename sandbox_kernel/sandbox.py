@@ -254,6 +254,8 @@ class Sandbox:
         self.on_message = on_message
         self._usage_history: SessionUsage | None = None
         self.kernel_info: dict[str, Any] = {}
+        # Which of the inner kernel's patches applied (see bootstrap.py), from HELLO.
+        self.inner_patches: dict[str, str] = {}
         self.image_ref = ""
         self.startup_error: SandboxError | None = None
         self.notice = ""  # said before the next cell's output (e.g. why state was lost)
@@ -304,6 +306,7 @@ class Sandbox:
         self.startup_error = None
         self._inner = inner
         self.kernel_info = inner.kernel_info
+        self.inner_patches = dict(inner.hello.get("patches") or {})
         assert inner.container is not None and inner.container.container_id is not None
         self.image_ref = image_reference(inner.container.image)
         self._warming = asyncio.ensure_future(

@@ -36,6 +36,11 @@ def relay_source() -> str:
     return resources.files("sandbox_kernel").joinpath("relay.py").read_text(encoding="utf-8")
 
 
+def bootstrap_source() -> str:
+    """The inner kernel's start (ipykernel and its patches), run by the relay."""
+    return resources.files("sandbox_kernel").joinpath("bootstrap.py").read_text(encoding="utf-8")
+
+
 def sandbox_environment(config: SandboxConfig) -> dict[str, str]:
     """The container's whole environment, from an allowlist.
 
@@ -83,6 +88,7 @@ def relay_command(
         f"--claim-timeout={claim_timeout}",
         f"--reap={int(config.init)}",
         f"--warm-delay={warm_delay}",
+        f"--bootstrap={bootstrap_source()}",
     ]
 
 
