@@ -354,10 +354,16 @@ class InnerKernel:
         parent_id = str((msg.get("parent_header") or {}).get("msg_id", ""))
         if kind == Kind.IOPUB:
             msg_type = msg["header"]["msg_type"]
-            if msg_type == "status" and msg["content"].get("execution_state") == "idle":
-                idle = self._idle.pop(parent_id, None)
-                if idle is not None and not idle.done():
-                    idle.set_result(None)
+            if msg_type in ("status", "execute_input"):
+                # Read here, never passed on: the outer kernel publishes its own busy
+                # and idle status and execute_input. The inner kernel's busy and
+                # execute_input are not even sent (bootstrap.py; relay.py drops them
+                # when that patch did not apply); its idle marks a request's end.
+                if msg["content"].get("execution_state") == "idle":
+                    idle = self._idle.pop(parent_id, None)
+                    if idle is not None and not idle.done():
+                        idle.set_result(None)
+                return
             self.on_iopub(msg)
         elif kind == Kind.STDIN:
             self.on_stdin(msg)

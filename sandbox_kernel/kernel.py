@@ -248,7 +248,7 @@ class SandboxKernel(KernelSeams):
         notebook_cell = store_history and not silent
         self._remember(parent)
         try:
-            result = await self.sandbox.execute(
+            result = await self.sandbox.execute_request(
                 code,
                 on_output=None if silent else publish,
                 input_handler=ask if allow_stdin else None,

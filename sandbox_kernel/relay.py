@@ -344,6 +344,7 @@ class Relay:
                 self.patches = json.loads(line[len(PATCH_REPORT) :].decode("utf-8"))
             except ValueError:
                 self.patches = {"bootstrap": "unreadable patch report"}
+        self.drop_redundant = self.patches.get("no_busy_or_execute_input") != "applied"
         self.report_buf = b""
         if self.opened and not self.hello_sent:
             self.hello()
@@ -412,7 +413,9 @@ class Relay:
                 else:
                     parts = source.recv_multipart(copy=False)
                     kind = self.kind_of[source]
-                    if self.opened and not (kind == IOPUB and redundant(parts)):
+                    if self.opened and not (
+                        kind == IOPUB and self.drop_redundant and redundant(parts)
+                    ):
                         self.write_frame(kind, [p.buffer for p in parts])
             if self.reap:
                 self.reap_children()

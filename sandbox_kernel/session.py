@@ -2,9 +2,9 @@
 
 A :class:`ContainerSession` owns one container: it creates (or claims a warm spare),
 attaches to its stdin/stdout, starts it, reads frames on a thread, pings the relay,
-and tears it all down. Lifecycle names follow jupyter_client's provisioners
-(``launch``, ``poll``, ``send_signal``, ``kill``, ``cleanup``); teardown is safe to call
-twice and never raises.
+and tears it all down (``launch``, ``open``, ``send``, ``cleanup``); teardown is safe
+to call twice and never raises. Interrupts are INTERRUPT frames (``send``), never
+signals to the container.
 
 Why stdio: the container has no network (``network_mode=none``), no host directory
 is writable from inside, and the engine may be remote (DOCKER_HOST over TCP+TLS or
@@ -259,10 +259,6 @@ class ContainerSession:
         self.send(Kind.OPEN)
         threading.Thread(target=self._ping_loop, name="sandbox-ping", daemon=True).start()
 
-    def poll(self) -> bool:
-        """True while the channel to the relay is open."""
-        return not self._closed.is_set()
-
     def send(self, kind: Kind, parts: list[bytes] | tuple[bytes, ...] = ()) -> None:
         """Send one frame to the relay; thread-safe. A closed channel drops it."""
         data = encode(kind, parts)
@@ -273,17 +269,6 @@ class ContainerSession:
                 self._raw.sendall(data)
             except OSError as err:
                 log.debug("send to sandbox failed: %s", err)
-
-    def send_signal(self, signum: int) -> None:
-        """Forward a signal to the kernel inside; only SIGINT (interrupt) is meaningful."""
-        self.send(Kind.INTERRUPT)
-
-    def kill(self) -> None:
-        """Stop the container now. Never raises."""
-        if self.container_id is None:
-            return
-        with contextlib.suppress(Exception):
-            self.client.api.kill(self.container_id)
 
     def cleanup(self, *, wait: bool = True) -> None:
         """Close the channel and remove the container. Safe to call twice; never raises.
