@@ -361,7 +361,11 @@ def create_container(
         ContainerStartError: the engine refused the container.
     """
     options = spec.container_options(config)
-    name = f"sandbox-kernel-{role}-{uuid.uuid4().hex[:12]}"
+    name = (
+        spec.spare_name(fingerprint)
+        if role == "spare"
+        else f"sandbox-kernel-{role}-{uuid.uuid4().hex[:12]}"
+    )
     try:
         host_config = client.api.create_host_config(**options["host_config"])
         created = client.api.create_container(
@@ -400,6 +404,12 @@ def launch_spare(client: docker.DockerClient, config: SandboxConfig, image_id: s
             warm_delay=SPARE_WARM_DELAY,
         )
         client.api.start(container_id)
+    except ContainerStartError as err:
+        cause = err.__cause__
+        if isinstance(cause, docker.errors.APIError) and cause.status_code == 409:
+            log.debug("a spare of this configuration is already there (made meanwhile)")
+        else:
+            log.info("no warm spare: %s", err)
     except Exception as err:
         log.info("no warm spare: %s", err)
 
