@@ -17,6 +17,13 @@ Prints a table with the ratios sandbox/plain (the last run's, and their range ov
 all runs: timings on a small VM drift between runs) and writes
 bench/results/kernel.json. Usage: python bench/bench_kernel.py [--starts 5]
 [--cells 200] [--runs 1]
+
+``--class N`` measures a class instead (bench/results/class.json): N kernels started
+at once (one thread each through jupyter_client, as a server does), plain and
+sandbox in turn, each wave ``--runs`` times; all ready, a trivial cell's p50 with the
+N up, idle wake-ups and threads per kernel (host processes, container processes,
+the engine's shim), memory per kernel with every part counted (RSS and PSS), and
+the unclaimed spares left after the N shut down.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -210,6 +218,159 @@ def report(runs: list[dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _proc_status(pid: int) -> dict[str, int]:
+    """Summed over the process's threads: context switches; and its thread count."""
+    out = {"switches": 0, "threads": 0}
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out
+    for task in tasks:
+        with contextlib.suppress(OSError):
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                    out["switches"] += int(line.split()[1])
+        out["threads"] += 1
+    return out
+
+
+def _memory_kib(pid: int) -> dict[str, int]:
+    """RSS and PSS (shared pages split among their users) of one process, in KiB."""
+    out = {"rss": 0, "pss": 0}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Rss:"):
+                out["rss"] = int(line.split()[1])
+            elif line.startswith("Pss:"):
+                out["pss"] = int(line.split()[1])
+    return out
+
+
+def _shim_pids() -> dict[str, int]:
+    """The engine's per-container shim processes, by container id."""
+    shims = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if argv and argv[0].endswith(b"containerd-shim-runc-v2") and b"-id" in argv:
+                shims[argv[argv.index(b"-id") + 1].decode()] = int(proc.name)
+    return shims
+
+
+def _kernel_processes(km: KernelManager, kc: Any, shims: dict[str, int]) -> dict[str, list[int]]:
+    """Every process a kernel costs: on the host, in its container, the shim."""
+    parts: dict[str, list[int]] = {"host": [km.provisioner.process.pid]}  # type: ignore[union-attr]
+    msg_id = kc.kernel_info()
+    reply = kc.get_shell_msg(timeout=60)
+    while reply["parent_header"].get("msg_id") != msg_id:
+        reply = kc.get_shell_msg(timeout=60)
+    container = (reply["content"].get("sandbox") or {}).get("container")
+    if container:
+        top = docker.from_env().api.top(container, ps_args="-o pid")
+        parts["container"] = [int(row[0]) for row in top.get("Processes") or []]
+        parts["shim"] = [shims[container]] if container in shims else []
+    return parts
+
+
+def _start_at_once(name: str, specs: KernelSpecManager, count: int) -> tuple[list[Any], float]:
+    """``count`` kernels started together, one thread each; the time until all are ready."""
+    kernels: list[Any] = [None] * count
+    barrier = threading.Barrier(count + 1)
+
+    def one(index: int) -> None:
+        barrier.wait()
+        km = KernelManager(kernel_name=name, kernel_spec_manager=specs)
+        km.start_kernel()
+        kc = km.client()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=300)
+        kernels[index] = (km, kc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return kernels, time.perf_counter() - started
+
+
+def _unclaimed_spares() -> int:
+    engine = docker.from_env().api
+    found = engine.containers(filters={"label": "sandbox-kernel.role=spare"})
+    return sum(1 for c in found if any("-spare-" in n for n in c.get("Names", [])))
+
+
+def measure_class(specs: KernelSpecManager, count: int, cells: int) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {}
+    for name in ("plain", "sandbox"):
+        remove_spares()
+        time.sleep(2)
+        kernels, all_ready = _start_at_once(name, specs, count)
+        for _km, kc in kernels:
+            run_cell(kc, "1")
+        _, busy_kc = kernels[0]
+        trips = sorted(run_cell(busy_kc, "1") for _ in range(cells))
+        shims = _shim_pids()
+        processes = [_kernel_processes(km, kc, shims) for km, kc in kernels]
+        time.sleep(3)  # idle: let the start's work settle
+        every = [pid for parts in processes for pids in parts.values() for pid in pids]
+        before = {pid: _proc_status(pid) for pid in every}
+        idle_s = 10.0
+        time.sleep(idle_s)
+        after = {pid: _proc_status(pid) for pid in every}
+        wakeups: dict[str, float] = {}
+        threads: dict[str, float] = {}
+        memory: dict[str, dict[str, float]] = {}
+        for part in ("host", "container", "shim"):
+            pids = [pid for parts in processes for pid in parts.get(part, [])]
+            if not pids:
+                continue
+            switches = sum(after[p]["switches"] - before[p]["switches"] for p in pids)
+            wakeups[part] = switches / idle_s / count
+            threads[part] = sum(after[p]["threads"] for p in pids) / count
+            kib = [_memory_kib(p) for p in pids]
+            memory[part] = {
+                "rss_mib": sum(k["rss"] for k in kib) / 1024 / count,
+                "pss_mib": sum(k["pss"] for k in kib) / 1024 / count,
+            }
+        for km, kc in kernels:
+            stop(km, kc)
+        time.sleep(2)
+        results[name] = {
+            "all_ready_s": all_ready,
+            "trivial_p50_ms": 1000 * trips[len(trips) // 2],
+            "idle_wakeups_per_s_per_kernel": wakeups,
+            "threads_per_kernel": threads,
+            "memory_per_kernel": memory,
+            "memory_rss_mib_per_kernel": sum(m["rss_mib"] for m in memory.values()),
+            "memory_pss_mib_per_kernel": sum(m["pss_mib"] for m in memory.values()),
+            "unclaimed_spares_after": _unclaimed_spares() if name == "sandbox" else 0,
+        }
+    return results
+
+
+def report_class(runs: list[dict[str, dict[str, Any]]], count: int) -> None:
+    print(f"a class of {count} kernels started at once ({len(runs)} runs)")
+    for key in (
+        "all_ready_s",
+        "trivial_p50_ms",
+        "memory_rss_mib_per_kernel",
+        "memory_pss_mib_per_kernel",
+    ):
+        ratios = [run["sandbox"][key] / run["plain"][key] for run in runs]
+        print(
+            f"{key:<28}{runs[-1]['plain'][key]:>9.2f}{runs[-1]['sandbox'][key]:>9.2f}"
+            f"  ratio {min(ratios):.2f}-{max(ratios):.2f}"
+        )
+    for key in ("idle_wakeups_per_s_per_kernel", "threads_per_kernel", "memory_per_kernel"):
+        print(f"{key}: plain {runs[-1]['plain'][key]}  sandbox {runs[-1]['sandbox'][key]}")
+    print("unclaimed spares after:", [run["sandbox"]["unclaimed_spares_after"] for run in runs])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=5)
@@ -217,8 +378,20 @@ def main() -> int:
     parser.add_argument(
         "--runs", type=int, default=1, help="repeat the whole measurement; ratios for each"
     )
+    parser.add_argument(
+        "--class", dest="klass", type=int, default=0, help="measure N kernels started at once"
+    )
     args = parser.parse_args()
     runs = []
+    if args.klass:
+        with tempfile.TemporaryDirectory() as tmp:
+            specs = make_specs(Path(tmp))
+            for _ in range(args.runs):
+                runs.append(measure_class(specs, args.klass, min(args.cells, 100)))
+        report_class(runs, args.klass)
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "class.json").write_text(json.dumps({"count": args.klass, "runs": runs}, indent=2))
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         specs = make_specs(Path(tmp))
         for number in range(args.runs):

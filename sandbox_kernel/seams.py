@@ -28,7 +28,7 @@ from jupyter_client.session import Session
 from traitlets import Float
 
 #: The ipykernel releases the host side is tested with (pyproject's dependency).
-TESTED_IPYKERNEL = (">=7.0", "<8")
+TESTED_IPYKERNEL = (">=7.1", "<8")
 
 #: Seconds an execute_reply waits for the IOPub thread to send the cell's outputs
 #: (ipykernel's own flush waits up to ten).

@@ -179,3 +179,13 @@ def test_patched_names_exist_in_this_ipykernel() -> None:
 def test_bootstrap_and_relay_agree_on_the_report_line() -> None:
     relay = (ROOT / "sandbox_kernel" / "relay.py").read_text()
     assert repr(bootstrap.REPORT_PREFIX.encode()).replace("'", '"') in relay.replace("\\\\", "\\")
+
+
+def test_the_pinned_range_is_the_tested_one_and_holds_this_ipykernel() -> None:
+    import ipykernel
+    from packaging.version import Version
+
+    lowest, upper = (v.lstrip("<>=") for v in seams.TESTED_IPYKERNEL)
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert f'"ipykernel>={lowest},<{upper}"' in pyproject
+    assert Version(lowest) <= Version(ipykernel.__version__) < Version(upper)
