@@ -336,9 +336,9 @@ def _shim_pids() -> dict[str, int]:
     return shims
 
 
-def _kernel_processes(km: KernelManager, kc: Any, shims: dict[str, int]) -> dict[str, list[int]]:
+def _kernel_processes(km: KernelManager, kc: Any, shims: dict[str, int]) -> dict[str, list[Any]]:
     """Every process a kernel costs: on the host, in its container, the shim."""
-    parts: dict[str, list[int]] = {"host": [km.provisioner.process.pid]}  # type: ignore[union-attr]
+    parts: dict[str, list[Any]] = {"host": [km.provisioner.process.pid]}  # type: ignore[union-attr]
     msg_id = kc.kernel_info()
     reply = kc.get_shell_msg(timeout=60)
     while reply["parent_header"].get("msg_id") != msg_id:
@@ -348,6 +348,7 @@ def _kernel_processes(km: KernelManager, kc: Any, shims: dict[str, int]) -> dict
         top = docker.from_env().api.top(container, ps_args="-o pid")
         parts["container"] = [int(row[0]) for row in top.get("Processes") or []]
         parts["shim"] = [shims[container]] if container in shims else []
+        parts["container_id"] = [container]
     return parts
 
 
@@ -375,10 +376,16 @@ def _start_at_once(name: str, specs: KernelSpecManager, count: int) -> tuple[lis
     return kernels, time.perf_counter() - started
 
 
-def _unclaimed_spares() -> int:
+def _unclaimed_spares(fingerprints: set[str]) -> int:
+    """Unclaimed spares of the class's configuration (other runs on the engine aside)."""
     engine = docker.from_env().api
     found = engine.containers(filters={"label": "sandbox-kernel.role=spare"})
-    return sum(1 for c in found if any("-spare-" in n for n in c.get("Names", [])))
+    return sum(
+        1
+        for c in found
+        if any("-spare-" in n for n in c.get("Names", []))
+        and (c.get("Labels") or {}).get("sandbox-kernel.fingerprint") in fingerprints
+    )
 
 
 def measure_class(specs: KernelSpecManager, count: int, cells: int) -> dict[str, dict[str, Any]]:
@@ -393,8 +400,16 @@ def measure_class(specs: KernelSpecManager, count: int, cells: int) -> dict[str,
         trips = sorted(run_cell(busy_kc, "1") for _ in range(cells))
         shims = _shim_pids()
         processes = [_kernel_processes(km, kc, shims) for km, kc in kernels]
+        engine = docker.from_env().api
+        fingerprints = {
+            engine.inspect_container(c)["Config"]["Labels"]["sandbox-kernel.fingerprint"]
+            for c in {cid for parts in processes for cid in parts.get("container_id", [])}
+        }
         time.sleep(3)  # idle: let the start's work settle
-        every = [pid for parts in processes for pids in parts.values() for pid in pids]
+        every = [
+            pid for parts in processes for part, pids in parts.items() if part != "container_id"
+            for pid in pids
+        ]
         before = {pid: _proc_status(pid) for pid in every}
         idle_s = 10.0
         time.sleep(idle_s)
@@ -425,7 +440,7 @@ def measure_class(specs: KernelSpecManager, count: int, cells: int) -> dict[str,
             "memory_per_kernel": memory,
             "memory_rss_mib_per_kernel": sum(m["rss_mib"] for m in memory.values()),
             "memory_pss_mib_per_kernel": sum(m["pss_mib"] for m in memory.values()),
-            "unclaimed_spares_after": _unclaimed_spares() if name == "sandbox" else 0,
+            "unclaimed_spares_after": _unclaimed_spares(fingerprints) if name == "sandbox" else 0,
         }
     return results
 

@@ -404,7 +404,9 @@ class Relay:
         claim_timeout = self.opts["claim-timeout"]
         lease = self.opts["lease"]
         while True:
-            events = dict(poller.poll(500))
+            # Every frame, log line and PING (every 2 s) wakes this loop; the timeout
+            # only bounds how late a lease, a claim timeout or an orphan is noticed.
+            events = dict(poller.poll(2000))
             for source in events:
                 if source == 0:
                     self.read_stdin()

@@ -46,7 +46,9 @@ log = logging.getLogger(__name__)
 FrameHandler = Callable[[Kind, list[bytes]], None]
 ClosedHandler = Callable[[str], None]
 
-PING_INTERVAL = 1.0
+#: Seconds between PINGs: three per lease (``controller_timeout``, 6 s) is enough, and
+#: each is a wake-up on both sides of every idle kernel (a class has twenty).
+PING_INTERVAL = 2.0
 #: Seconds a new warm spare waits before starting its kernel (unless claimed first),
 #: so that booting it does not slow the session that just made it.
 SPARE_WARM_DELAY = 3.0
