@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import docker
 from jupyter_client.session import Session
 
+from . import prelaunch
 from .config import SandboxConfig
 from .errors import KernelNotReadyError, ProtocolError, SandboxDiedError, SandboxError
 from .messages import (
@@ -107,8 +108,11 @@ class InnerKernel:
                 did not become ready within ``startup_timeout`` (KernelNotReadyError).
         """
         self._loop = asyncio.get_running_loop()
-        self.container = await asyncio.to_thread(self._make_container)
-        await asyncio.to_thread(self.container.launch)
+        # The kernel process may have launched it already, while it imported (prelaunch).
+        early = await asyncio.to_thread(prelaunch.take, self.config)
+        self.container = await asyncio.to_thread(self._make_container, early)
+        if early is None:
+            await asyncio.to_thread(self.container.launch)
         if self.container.claimed_spare:
             try:
                 await self._open_and_wait(min(SPARE_ANSWER_TIMEOUT, self.config.startup_timeout))
@@ -139,7 +143,7 @@ class InnerKernel:
             f"Does the image {self.config.image!r} have python3 with ipykernel?"
         )
 
-    def _make_container(self) -> ContainerSession:
+    def _make_container(self, early: ContainerSession | None = None) -> ContainerSession:
         # A replaced container (a spare that did not answer) must not report its
         # teardown as this kernel's death: only the current generation's frames count.
         self._generation += 1
@@ -156,6 +160,9 @@ class InnerKernel:
             if generation == self._generation:
                 self._on_closed(reason)
 
+        if early is not None:
+            early.on_frame, early.on_closed = on_frame, on_closed  # it reads from open() on
+            return early
         return ContainerSession(self.config, self.client, on_frame, on_closed)
 
     async def _ready(self) -> None:

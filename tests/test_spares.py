@@ -9,11 +9,13 @@ import uuid
 import docker
 import pytest
 
-from sandbox_kernel import spec
+from sandbox_kernel import prelaunch, spec
+from sandbox_kernel.cli import load_settings
 from sandbox_kernel.config import SandboxConfig
+from sandbox_kernel.install import settings_argv
 from sandbox_kernel.session import connect, launch_spare, list_containers
 
-from harness import IMAGE
+from harness import BASE_SETTINGS, IMAGE, KernelSpecs, start_kernel
 
 pytestmark = pytest.mark.docker
 
@@ -59,3 +61,50 @@ def test_kernels_starting_at_once_leave_one_spare(docker_client: docker.DockerCl
         for fp in (fingerprint, other_fingerprint):
             for container in list_containers(docker_client, fingerprint=fp):
                 docker_client.api.remove_container(container["Id"], force=True)
+
+
+def test_the_container_launched_while_the_kernel_imports_is_the_one_it_uses(
+    docker_client: docker.DockerClient,
+) -> None:
+    settings = {**BASE_SETTINGS, "extra_env": {"PRELAUNCH_TEST": uuid.uuid4().hex}}
+    config = load_settings(settings_argv(settings))
+    prelaunch.begin(["-f", "connection.json", *settings_argv(settings)])
+    early = prelaunch.take(config)
+    assert early is not None and early.container_id is not None
+    try:
+        assert docker_client.api.inspect_container(early.container_id)["State"]["Running"]
+        assert prelaunch.take(config) is None  # handed out once
+    finally:
+        early.cleanup()
+    # Negative control: a container launched for other settings is not used, and goes.
+    prelaunch.begin(settings_argv(settings))
+    other = load_settings(settings_argv({**settings, "extra_env": {"PRELAUNCH_TEST": "other"}}))
+    assert prelaunch.take(other) is None
+    assert not list_containers(
+        docker_client, fingerprint=spec.fingerprint(config, early.image.id), status="running"
+    ) or _gone_soon(docker_client, spec.fingerprint(config, early.image.id))
+
+
+def _gone_soon(client: docker.DockerClient, fingerprint: str) -> bool:
+    import time
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if not list_containers(client, fingerprint=fingerprint, status="running"):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_kernel_process_makes_one_container(specs: KernelSpecs) -> None:
+    """The early container is adopted, not doubled by a second launch."""
+    with start_kernel(specs) as kernel:
+        container = kernel.container_id
+        pid = kernel.km.provisioner.process.pid  # type: ignore[union-attr]
+        client = docker.from_env()
+        made = [
+            c
+            for c in list_containers(client)
+            if (c.get("Labels") or {}).get(spec.LABEL_CONTROLLER, "").endswith(f":{pid}")
+        ]
+        assert [c["Id"] for c in made] == [container]
