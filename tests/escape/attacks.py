@@ -1327,7 +1327,7 @@ ATTACKS: list[Attack] = [
         """,
         {"timeout": 0},
         hardened=LIMITS,
-        check_blocked=announced("KeyboardInterrupt", "timeout"),
+        check_blocked=announced("SandboxTimeout", "timeout"),
     ),
     Attack(
         "sigint_ignored",
