@@ -275,6 +275,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .dockersdk import import_without_ssh
 
         import_without_ssh()  # a quicker start; ssh:// engines load the transport later
+        from . import prelaunch
+
+        # The container starts while the kernel imports ipykernel (see prelaunch.py).
+        prelaunch.begin(args_list[1:])
         from .kernel import main as kernel_main
 
         kernel_main(args_list[1:])

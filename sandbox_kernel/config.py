@@ -220,7 +220,7 @@ class SandboxConfig(Configurable):
     controller_timeout = Float(
         6.0,
         help="Seconds without a word from the controller after which the container exits "
-        "by itself (the controller pings every second).",
+        "by itself (the controller pings every two seconds).",
     ).tag(config=True)
     warm_spare = Bool(
         True,

@@ -171,9 +171,11 @@ def _try_kernel(config: SandboxConfig, report: _Report) -> None:
     # The probe opens /proc and a socket, which the validator rightly refuses in cells.
     settings = {name: getattr(config, name) for name in config.trait_names(config=True)}
     probe_config = SandboxConfig(**{**settings, "validation": "off", "warm_spare": False})
+    patches: dict[str, str] = {}
 
     async def attempt() -> str:
         async with Sandbox(probe_config) as sandbox:
+            patches.update(sandbox.inner_patches)
             result = await sandbox.execute(_PROBE)
             if result.error:
                 raise SandboxError(f"{result.error.ename}: {result.error.evalue}")
@@ -200,3 +202,15 @@ def _try_kernel(config: SandboxConfig, report: _Report) -> None:
     else:
         where = "gVisor's kernel" if gvisor else "the host's kernel"
         report.ok("runtime in the sandbox", f"{where} answers ({kernel_version[:60]})")
+    # The inner kernel's patches (bootstrap.py): a skipped one costs speed or a
+    # feature (forked children's output), never safety.
+    skipped = {name: why for name, why in patches.items() if why != "applied"}
+    applied = len(patches) - len(skipped)
+    if skipped:
+        report.warn(
+            "inner patches",
+            f"{applied} of {len(patches)} applied; skipped: "
+            + "; ".join(f"{name} ({why})" for name, why in sorted(skipped.items())),
+        )
+    else:
+        report.ok("inner patches", f"all {applied} applied: {', '.join(sorted(patches))}")

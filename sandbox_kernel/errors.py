@@ -34,7 +34,9 @@ class SandboxDiedError(SandboxError):
     Attributes:
         reason: ``"oom"`` (memory limit), ``"killed"`` (from outside or by a signal),
             ``"exited"`` (the kernel exited on its own), ``"lost"`` (the engine
-            connection broke) or ``"stopped"`` (shut down or restarted by its user).
+            connection broke, or the relay stopped answering), ``"timeout"`` (a cell
+            ran past the timeout and ignored the interrupt) or ``"stopped"`` (shut
+            down or restarted by its user).
     """
 
     def __init__(self, message: str, reason: str) -> None:

@@ -20,15 +20,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import zmq
 from ipykernel._version import kernel_protocol_version
 from ipykernel.kernelapp import IPKernelApp
 from ipykernel.kernelbase import Kernel
-from ipykernel.utils import _async_in_context
-from traitlets import Float, Instance, default
+from traitlets import Instance, default
 
 from . import __version__
 from .config import SandboxConfig
@@ -36,6 +34,7 @@ from .errors import SandboxError
 from .inner import Message
 from .record import ENVIRONMENT_MIME_TYPE, LANGUAGE_INFO_KEY, environment
 from .sandbox import ErrorInfo, ExecutionResult, Sandbox, validation_bundle
+from .seams import KernelAppSeams, KernelSeams, stop_control_thread
 
 if TYPE_CHECKING:
     from .usage import CellUsage
@@ -54,10 +53,6 @@ _FALLBACK_LANGUAGE_INFO = {
 #: Requests whose parents we remember, so late output (widgets, threads) finds its cell.
 _PARENT_MEMORY = 512
 
-#: Seconds an execute_reply waits for the IOPub thread to send the cell's outputs
-#: (ipykernel's own flush waits up to ten).
-IOPUB_FLUSH_TIMEOUT = 2.0
-
 #: Seconds a shutdown waits for the last cell's outputs folder to be copied back.
 OUTPUTS_SHUTDOWN_WAIT = 30.0
 
@@ -65,7 +60,7 @@ OUTPUTS_SHUTDOWN_WAIT = 30.0
 SHUTDOWN_REPLY_WAIT = 2.0
 
 
-class SandboxKernel(Kernel):
+class SandboxKernel(KernelSeams):
     """A Python kernel whose code runs in a locked-down Docker container."""
 
     implementation = "sandbox-kernel"
@@ -82,10 +77,6 @@ class SandboxKernel(Kernel):
 
     msg_types = [*Kernel.msg_types, "comm_open", "comm_msg", "comm_close"]
 
-    # ipykernel sleeps 0.5 ms before each execute_reply to let output flush; our
-    # outputs are already published when the inner kernel reports idle.
-    _execute_sleep = Float(0.0).tag(config=True)
-
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # The kernel's working directory is the notebook's folder (Jupyter Server,
@@ -98,10 +89,8 @@ class SandboxKernel(Kernel):
         self._usage_shown: OrderedDict[str, dict[str, Any]] = OrderedDict()  # by request id
         self._start_task: asyncio.Future[None] | None = None
         self._after_idle: list[Callable[[], None]] = []
-        self._held: list[Callable[[], None]] = []
         self._no_cell_running = threading.Event()  # set once a cell's reply is sent
         self._no_cell_running.set()
-        self._stop_aborting: asyncio.Future[Any] | None = None
         self._stdin_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-stdin")
         atexit.register(self.sandbox.stop_now)
 
@@ -211,27 +200,6 @@ class SandboxKernel(Kernel):
         finally:
             self._no_cell_running.set()
 
-    def _abort_queues(self, subshell_id: str | None = None) -> None:
-        """After a failed cell, abort the execute_requests already sent ("Run All").
-
-        ipykernel 7 without a shell-channel thread (see ``init_sockets``) ends the
-        abort on the next loop turn, before most queued requests have run, so "Run
-        All" would go on past a failing cell. End it as its threaded path does: with
-        its "stop aborting" marker, queued the way a request is, behind every request
-        received so far.
-        """
-        if (
-            subshell_id is not None
-            or self.shell_channel_thread is not None
-            or self.shell_stream is None
-        ):
-            super()._abort_queues(subshell_id)
-            return
-        self._aborting = True
-        self.shell_stream.flush()  # requests waiting in the socket join the queue first
-        marker = _async_in_context(partial(self.shell_main, None))
-        self._stop_aborting = asyncio.ensure_future(marker([zmq.Frame(b"stop aborting")]))
-
     async def do_execute(
         self,
         code: str,
@@ -251,14 +219,6 @@ class SandboxKernel(Kernel):
         self._flush_iopub()
         return reply
 
-    def _flush_iopub(self) -> None:
-        io_thread = getattr(self.iopub_socket, "io_thread", None)
-        if io_thread is None:
-            return
-        sent = threading.Event()
-        io_thread.schedule(sent.set)
-        sent.wait(IOPUB_FLUSH_TIMEOUT)
-
     async def _execute(
         self,
         code: str,
@@ -268,11 +228,8 @@ class SandboxKernel(Kernel):
         allow_stdin: bool,
     ) -> dict[str, Any]:
         parent = self.get_parent("shell")
-        ident = self._get_shell_context_var(self._shell_parent_ident)
-        if not silent and not store_history:
-            # As IPython numbers cells: one kept out of the history takes no number
-            # (ipykernel's base class counted it when it announced the cell).
-            self.execution_count -= 1
+        ident = self._shell_ident()
+        self._uncount_unstored_cell(silent, store_history)
         command = code.strip()
         if command == "%sandbox" or command.startswith(("%sandbox ", "%sandbox\t")):
             return self._sandbox_magic(command, parent)
@@ -306,7 +263,7 @@ class SandboxKernel(Kernel):
         notebook_cell = store_history and not silent
         self._remember(parent)
         try:
-            result = await self.sandbox.execute(
+            result = await self.sandbox.execute_request(
                 code,
                 on_output=None if silent else publish,
                 input_handler=ask if allow_stdin else None,
@@ -405,29 +362,6 @@ class SandboxKernel(Kernel):
         await super().dispatch_shell(msg, *args, **kwargs)
         pending, self._after_idle = self._after_idle, []
         for publish in pending:
-            publish()
-
-    # -- publishing -----------------------------------------------------------------------
-    # An execute_request's busy status and execute_input are held back until the cell
-    # is on its way to the sandbox, so they are sent while it runs there instead of
-    # before: the frontend sees them in the same order, and a cell is done sooner.
-    # Anything else this kernel publishes, and its idle status, sends them first.
-    def _publish_status(self, status: str, channel: str, parent: Message | None = None) -> None:
-        parent = parent or self.get_parent(channel)
-        if status == "busy" and parent.get("header", {}).get("msg_type") == "execute_request":
-            self._held.append(partial(Kernel._publish_status, self, status, channel, parent))
-            return
-        self._release_held()
-        super()._publish_status(status, channel, parent)
-
-    def _publish_execute_input(self, code: str, parent: Message, execution_count: int) -> None:
-        self._held.append(
-            partial(Kernel._publish_execute_input, self, code, parent, execution_count)
-        )
-
-    def _release_held(self) -> None:
-        held, self._held = self._held, []
-        for publish in held:
             publish()
 
     def _publish(
@@ -621,14 +555,14 @@ class SandboxKernel(Kernel):
         self.session.send(stream, "usage_reply", content, parent, ident)
 
 
-class SandboxKernelApp(IPKernelApp):
+class SandboxKernelApp(KernelAppSeams):
     """The kernel process: ipykernel's app, with our kernel and config file name."""
 
     name = "sandbox-kernel"
     kernel_class = SandboxKernel
     # Our own stdout/stderr are logs for the Jupyter server, not cell output.
     outstream_class = None  # type: ignore[assignment]
-    classes = [*IPKernelApp.classes, SandboxKernel, SandboxConfig]
+    classes = [*IPKernelApp.classes, SandboxKernel, SandboxConfig]  # type: ignore[assignment]
 
     @default("config_file_name")
     def _config_file_name_default(self) -> str:
@@ -642,19 +576,6 @@ class SandboxKernelApp(IPKernelApp):
 
         return list(jupyter_config_path())
 
-    def initialize(self, argv: Any = None) -> None:
-        super().initialize(argv)
-        # traitlets leaves the app's logger at DEBUG and filters in its handler, so
-        # every log.debug on ipykernel's per-message path would build a record only to
-        # drop it. The logger's own level follows the handlers' (--debug still works).
-        levels = [handler.level for handler in self.log.handlers]
-        self.log.setLevel(min(levels) if levels else self.log_level)
-
-    def init_sockets(self) -> None:
-        super().init_sockets()
-        # No subshells (the kernel does not advertise them): shell messages are
-        # handled on the main loop directly, one thread hop less per request.
-        self.shell_channel_thread = None
 
 
 #: glibc's mallopt parameter for the size above which blocks are mmap'd.
@@ -680,13 +601,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the kernel process (what the kernelspec's argv starts)."""
     _return_large_blocks_to_the_os()
     SandboxKernelApp.launch_instance(argv=argv)
-    # The control thread may still be sending the idle status that follows a
-    # shutdown_reply; ipykernel's own close() shuts IOPub before it stops that thread.
-    control = getattr(SandboxKernelApp.instance(), "control_thread", None)
-    if control is not None and control.is_alive():
-        with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
-            control.stop()
-        control.join(timeout=2)
+    stop_control_thread(SandboxKernelApp.instance())
     # What must happen at exit is in atexit handlers: the container's teardown, the
     # zmq context's termination (which delivers the last messages) and the connection
     # file's removal. Run them, then end without the interpreter tearing down its

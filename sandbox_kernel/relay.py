@@ -52,173 +52,10 @@ IOV_MAX = 1024
 RUNTIME_DIR = "/tmp/.sandbox-kernel"
 
 
-# How the kernel is started: ipykernel's launcher, after moving its IOPub pipe (the
-# channel that carries output of forked children, e.g. multiprocessing workers) from
-# tcp://127.0.0.1 to an ipc:// socket in the tmpfs. The seccomp profile allows only
-# AF_UNIX sockets, so the TCP pipe cannot exist here. If this ipykernel's internals
-# differ, the patch is skipped and only forked children's output is lost.
-KERNEL_BOOTSTRAP = """
-import sys
-try:
-    import zmq
-    from ipykernel import iostream
-    from zmq.eventloop.zmqstream import ZMQStream
-    _PIPE = "ipc://" + sys.argv.pop(1)
-    _Thread = iostream.IOPubThread
-
-    def _setup_pipe_in(self):
-        import os
-        self._pipe_uuid = os.urandom(16)
-        pipe_in = self.socket.context.socket(zmq.PULL)
-        pipe_in.linger = 0
-        pipe_in.bind(_PIPE)
-        self._pipe_port = 0
-        self._pipe_in = ZMQStream(pipe_in, self.io_loop)
-        self._pipe_in.on_recv(self._handle_pipe_msg)
-
-    def _setup_pipe_out(self):
-        ctx = zmq.Context()
-        pipe_out = ctx.socket(zmq.PUSH)
-        pipe_out.linger = 3000
-        pipe_out.connect(_PIPE)
-        return ctx, pipe_out
-
-    if all(hasattr(_Thread, n) for n in ("_setup_pipe_in", "_setup_pipe_out", "_handle_pipe_msg")):
-        _Thread._setup_pipe_in = _setup_pipe_in
-        _Thread._setup_pipe_out = _setup_pipe_out
-except Exception:
-    pass
-try:
-    # The sandbox has no debugger: debugpy needs TCP, which the seccomp profile
-    # refuses. ipykernel loads it at start anyway (0.1 s, 8 MB), and pydevd then
-    # warns on stderr, which lands in a cell. ipykernel records it as unavailable
-    # once; a cell may still import debugpy itself.
-    sys.modules["debugpy"] = None
-    try:
-        import ipykernel.debugger
-    finally:
-        del sys.modules["debugpy"]
-except Exception:
-    pass
-from ipykernel import kernelapp, kernelbase
-try:
-    # Only the outer kernel talks to frontends; it publishes its own busy status and
-    # execute_input. The inner kernel's copies would be built, sent and dropped.
-    _publish_status = kernelbase.Kernel._publish_status
-
-    def _publish_idle(self, status, channel, parent=None):
-        if status != "busy":
-            _publish_status(self, status, channel, parent)
-
-    kernelbase.Kernel._publish_status = _publish_idle
-    kernelbase.Kernel._publish_execute_input = lambda self, *args, **kwargs: None
-except Exception:
-    pass
-try:
-    # The outer kernel never advertises subshells, so the inner one needs no shell
-    # channel thread: one thread hop less for every request.
-    _init_sockets = kernelapp.IPKernelApp.init_sockets
-
-    def init_sockets(self):
-        _init_sockets(self)
-        if hasattr(self, "shell_channel_thread"):
-            self.shell_channel_thread = None
-
-    kernelapp.IPKernelApp.init_sockets = init_sockets
-except Exception:
-    pass
-try:
-    # traitlets leaves the app's logger at DEBUG and filters in its handler, so every
-    # log.debug on ipykernel's per-message path builds a record only to drop it.
-    _initialize = kernelapp.IPKernelApp.initialize
-
-    def initialize(self, argv=None):
-        _initialize(self, argv)
-        levels = [handler.level for handler in self.log.handlers]
-        self.log.setLevel(min(levels) if levels else self.log_level)
-
-    kernelapp.IPKernelApp.initialize = initialize
-except Exception:
-    pass
-try:
-    # ipykernel flushes stdout and stderr after every request and every result, each
-    # a wait for a round trip through the IOPub thread; with nothing written since
-    # the last flush there is nothing to wait for.
-    _OutStream = iostream.OutStream
-    _flush = _OutStream.flush
-
-    def flush(self):
-        if (
-            self.__dict__.get("_buffers", True)
-            or getattr(self, "_flush_pending", True)
-            or getattr(self, "_subprocess_flush_pending", True)
-            or getattr(self, "echo", None) is not None
-        ):
-            _flush(self)
-
-    if hasattr(_OutStream, "_flush_buffers"):
-        _OutStream.flush = flush
-except Exception:
-    pass
-try:
-    # ipykernel sends printed output 0.2 s after the first write, or later when the
-    # printing thread holds the GIL: a cell printing megabytes sends them all at its
-    # end. Sent by the megabyte instead, the output flows through the relay, the host
-    # and the frontend while the cell is still printing.
-    _write = iostream.OutStream.write
-    _SEND_EVERY = 1 << 20
-
-    def write(self, string):
-        written = _write(self, string)
-        unsent = self.__dict__.get("_sk_unsent", 0) + len(string)
-        if unsent >= _SEND_EVERY and self._is_master_process():
-            unsent = 0
-            self.pub_thread.schedule(self._flush)
-        self._sk_unsent = unsent
-        return written
-
-    if all(hasattr(iostream.OutStream, n) for n in ("_flush", "_is_master_process")):
-        iostream.OutStream.write = write
-except Exception:
-    pass
-try:
-    # ipykernel reads run_cell's signature with inspect on every execute_request.
-    from ipykernel import ipkernel
-
-    _accepts = ipkernel._accepts_parameters
-    _accepted = {}
-
-    def _accepts_parameters(meth, param_names):
-        key = (getattr(meth, "__func__", meth), tuple(param_names))
-        if key not in _accepted:
-            _accepted[key] = _accepts(meth, param_names)
-        return dict(_accepted[key])
-
-    ipkernel._accepts_parameters = _accepts_parameters
-except Exception:
-    pass
-try:
-    # The frontend shows the outer kernel's cell numbers, and some cells never come
-    # here (blocked by the validator, %sandbox). Each cell brings its number, so
-    # that Out[n], _n and In[n] are the cell shown as [n]; skipped inputs are "".
-    _execute_request = kernelbase.Kernel.execute_request
-
-    async def execute_request(self, stream, ident, parent):
-        count = parent.get("content", {}).get("sandbox_execution_count")
-        shell = getattr(self, "shell", None)
-        if type(count) is int and shell is not None and count > shell.execution_count:
-            history = shell.history_manager
-            for inputs in (history.input_hist_parsed, history.input_hist_raw):
-                while len(inputs) < count:
-                    inputs.append("")
-            shell.execution_count = count
-        return await _execute_request(self, stream, ident, parent)
-
-    kernelbase.Kernel.execute_request = execute_request
-except Exception:
-    pass
-kernelapp.launch_new_instance()
-"""
+# The first line the kernel process writes: which of its patches applied (see
+# sandbox_kernel/bootstrap.py, whose text the host passes as --bootstrap).
+PATCH_REPORT = b"\x00sandbox-kernel-patches "
+MAX_REPORT = 65536
 
 
 def parse_args(argv):
@@ -226,7 +63,7 @@ def parse_args(argv):
     for arg in argv:
         if arg.startswith("--") and "=" in arg:
             name, value = arg[2:].split("=", 1)
-            opts[name] = float(value)
+            opts[name] = value if name == "bootstrap" else float(value)
     return opts
 
 
@@ -321,6 +158,10 @@ class Relay:
         self.key = ""
         self.inbuf = bytearray()
         self.opened = False
+        self.hello_sent = False
+        # The kernel's patch report (None until its first line came), for HELLO.
+        self.patches = None
+        self.report_buf = b""
         self.kernel_done = False
         self.reap = bool(opts["reap"])
         self.last_ping = time.monotonic()
@@ -384,7 +225,7 @@ class Relay:
             [
                 sys.executable,
                 "-c",
-                KERNEL_BOOTSTRAP,
+                self.opts["bootstrap"],
                 RUNTIME_DIR + "/iopub-pipe",
                 "-f",
                 conn_file,
@@ -426,7 +267,9 @@ class Relay:
         self.kind_of = {sock: kind for kind, sock in self.sockets.items()}
 
     def hello(self):
+        self.hello_sent = True
         info = {
+            "patches": self.patches if self.patches is not None else {},
             "key": self.key,
             "signature_scheme": "hmac-sha256",
             "python": sys.version.split()[0],
@@ -448,7 +291,11 @@ class Relay:
         elif kind == OPEN:
             if not self.opened:
                 self.opened = True
-                self.hello()
+                # HELLO says which patches applied: it waits for the kernel's first
+                # line, written before ipykernel starts (the host waits for the
+                # kernel's first reply anyway).
+                if self.patches is not None:
+                    self.hello()
         elif kind == INTERRUPT:
             try:
                 os.killpg(self.kernel.pid, signal.SIGINT)
@@ -503,11 +350,38 @@ class Relay:
                 self.poller.unregister(fd)
             except (KeyError, AttributeError):
                 pass
-        elif self.opened:
+            return
+        if self.patches is None:
+            data = self.read_patch_report(data)
+        if data and self.opened:
             self.write_frame(LOG, [data])
+
+    def read_patch_report(self, data):
+        """Take the kernel's first line, its patch report; what follows is log."""
+        buf = self.report_buf + data
+        if not buf.startswith(PATCH_REPORT[: len(buf)]):
+            self.patches = {"bootstrap": "no patch report"}
+            rest = buf
+        else:
+            end = buf.find(b"\n")
+            if end < 0 and len(buf) < MAX_REPORT:
+                self.report_buf = buf
+                return b""
+            line, rest = (buf[:end], buf[end + 1 :]) if end >= 0 else (buf, b"")
+            try:
+                self.patches = json.loads(line[len(PATCH_REPORT) :].decode("utf-8"))
+            except ValueError:
+                self.patches = {"bootstrap": "unreadable patch report"}
+        self.drop_redundant = self.patches.get("no_busy_or_execute_input") != "applied"
+        self.report_buf = b""
+        if self.opened and not self.hello_sent:
+            self.hello()
+        return rest
 
     def kernel_exited(self, returncode):
         self.forward_kernel_log()
+        if self.opened and not self.hello_sent:
+            self.hello()
         if self.opened:
             status = {
                 "returncode": returncode,
@@ -558,7 +432,9 @@ class Relay:
         claim_timeout = self.opts["claim-timeout"]
         lease = self.opts["lease"]
         while True:
-            events = dict(poller.poll(500))
+            # Every frame, log line and PING (every 2 s) wakes this loop; the timeout
+            # only bounds how late a lease, a claim timeout or an orphan is noticed.
+            events = dict(poller.poll(2000))
             for source in events:
                 if source == 0:
                     self.read_stdin()
@@ -567,7 +443,9 @@ class Relay:
                 else:
                     parts = source.recv_multipart(copy=False)
                     kind = self.kind_of[source]
-                    if self.opened and not (kind == IOPUB and redundant(parts)):
+                    if self.opened and not (
+                        kind == IOPUB and self.drop_redundant and redundant(parts)
+                    ):
                         self.write_frame(kind, [p.buffer for p in parts])
             if self.reap:
                 self.reap_children()

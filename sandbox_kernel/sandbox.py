@@ -54,6 +54,10 @@ InputHandler = Callable[[str, bool], Awaitable[str]]
 #: How many finished cells keep charging late output to their own budget.
 _FINISHED_BUDGETS = 512
 
+#: The error name of a cell cut by the per-cell timeout (interrupted or restarted),
+#: distinct from the user's own KeyboardInterrupt.
+TIMEOUT_ENAME = "SandboxTimeout"
+
 #: Seconds a stopping sandbox waits for its warm spare to finish starting.
 SPARE_JOIN_TIMEOUT = 15.0
 
@@ -145,6 +149,9 @@ class _CellRun:
         self.asking: asyncio.Future[None] | None = None  # the one input() being answered
         self.collect = collect
         self.error_shown = False
+        # Set when the cell ran past its timeout and was interrupted: its
+        # KeyboardInterrupt is then reported as SandboxTimeout with this message.
+        self.timed_out: str | None = None
         self.stdout: list[str] = []
         self.stderr: list[str] = []
         self.outputs: list[dict[str, Any]] = []
@@ -155,8 +162,8 @@ class _CellRun:
 
     def accept(self, msg: Message) -> None:
         msg_type = msg["header"]["msg_type"]
-        if msg_type in ("status", "execute_input"):
-            return  # the outer kernel publishes its own
+        if msg_type == "error" and self.timed_out is not None:
+            msg = {**msg, "content": timeout_error(msg["content"], self.timed_out)}
         budget = self.budget
         size = message_size(msg)
         if budget.exhausted or size > budget.room:
@@ -197,6 +204,23 @@ class _CellRun:
         self.stderr.append(notice)
         if self.on_output is not None:
             self.on_output("stream", {"name": "stderr", "text": notice}, {}, [])
+
+
+def timeout_error(content: Any, evalue: str) -> Any:
+    """An interrupted cell's error, named for what interrupted it: the timeout.
+
+    The user's own interrupt stays KeyboardInterrupt; the traceback keeps its frames
+    (where the cell was when time ran out) and ends with the new name.
+    """
+    if not isinstance(content, dict) or content.get("ename") != "KeyboardInterrupt":
+        return content
+    frames = [str(line) for line in content.get("traceback") or []][:-1]
+    return {
+        **content,
+        "ename": TIMEOUT_ENAME,
+        "evalue": evalue,
+        "traceback": [*frames, f"{TIMEOUT_ENAME}: {evalue}"],
+    }
 
 
 def message_size(msg: Message) -> int:
@@ -267,6 +291,8 @@ class Sandbox:
         )
         self._usage_history: SessionUsage | None = None
         self.kernel_info: dict[str, Any] = {}
+        # Which of the inner kernel's patches applied (see bootstrap.py), from HELLO.
+        self.inner_patches: dict[str, str] = {}
         self.image_ref = ""
         self.packages: list[str] = []  # the image's name==version list, if it records one
         self.image_id = ""
@@ -324,6 +350,7 @@ class Sandbox:
         self.startup_error = None
         self._inner = inner
         self.kernel_info = inner.kernel_info
+        self.inner_patches = dict(inner.hello.get("patches") or {})
         assert inner.container is not None and inner.container.container_id is not None
         if self.folder is not None:
             # The copy of the notebook's folder is not waited for here (the kernel
@@ -451,6 +478,35 @@ class Sandbox:
         self,
         code: str,
         *,
+        timeout: float | None = None,
+        on_output: OutputHandler | None = None,
+        input_handler: InputHandler | None = None,
+    ) -> ExecutionResult:
+        """Validate and run one cell; state persists to the next call.
+
+        Args:
+            code: the cell's source.
+            timeout: wall-clock limit in seconds (default: the ``timeout`` setting;
+                0 means none). A cell past it ends with ``SandboxTimeout``.
+            on_output: receives each output message while the cell runs.
+            input_handler: answers ``input()``; without one ``input()`` raises
+                StdinNotImplementedError in the sandbox.
+
+        Returns:
+            The result; sandbox failures (died, timed out) are reported in it, never
+            raised, and leave a fresh sandbox for the next call.
+
+        Raises:
+            SandboxError: the sandbox cannot be started at all.
+        """
+        return await self.execute_request(
+            code, timeout=timeout, on_output=on_output, input_handler=input_handler
+        )
+
+    async def execute_request(
+        self,
+        code: str,
+        *,
         on_output: OutputHandler | None = None,
         input_handler: InputHandler | None = None,
         silent: bool = False,
@@ -464,13 +520,13 @@ class Sandbox:
         execution_count: int | None = None,
         on_notice: Callable[[str], None] | None = None,
     ) -> ExecutionResult:
-        """Validate and run one cell; state persists to the next call.
+        """:meth:`execute` with the kernel's plumbing: a Jupyter execute_request.
+
+        Internal: the Jupyter kernel's call, whose arguments follow the protocol's
+        and may change; programs use :meth:`execute`.
 
         Args:
-            code: the cell's source.
-            on_output: receives each output message while the cell runs.
-            input_handler: answers ``input()``; without one ``input()`` raises
-                StdinNotImplementedError in the sandbox.
+            code, on_output, input_handler: as in :meth:`execute`.
             silent, store_history, user_expressions: as in ``execute_request``.
             timeout: wall-clock limit in seconds (default: the ``timeout`` setting;
                 0 means none).
@@ -608,7 +664,7 @@ class Sandbox:
             # dead container goes away.
             if not measured:
                 result.usage = await self._finish_usage(meter, listed, None)
-            await self._replace_after_death(died)
+            await self._replace_after_death()
         finally:
             self._runs.pop(msg_id, None)
             if run.asking is not None:
@@ -744,6 +800,7 @@ class Sandbox:
             return await asyncio.wait_for(asyncio.shield(future), limit)
         except asyncio.TimeoutError:
             pass
+        run.timed_out = f"this cell ran past the {limit:g} s timeout and was interrupted"
         self.interrupt()
         try:
             reply = await asyncio.wait_for(asyncio.shield(future), self.config.interrupt_grace)
@@ -757,19 +814,19 @@ class Sandbox:
             f"\n[sandbox-kernel: this cell ran past the {limit:g} s timeout and was interrupted]\n"
         )
         run.accept(_stream_message("stderr", notice))
-        return reply
+        return {**reply, "content": timeout_error(reply["content"], run.timed_out)}
 
     async def _ensure_running(self) -> bool:
         """Start (or restart after a death) before a cell; True if state was lost."""
         if self._inner is not None and self._inner.death is None:
             return False
         if self._inner is not None and self._inner.death is not None:
-            await self._replace_after_death(self._inner.death)
+            await self._replace_after_death()
             return True
         await self.start()
         return False
 
-    async def _replace_after_death(self, died: SandboxDiedError) -> None:
+    async def _replace_after_death(self) -> None:
         await self._drop_inner()
         self._starting = None
         if not self._closed:
@@ -908,8 +965,7 @@ class Sandbox:
         if run is not None:
             run.accept(msg)
             return
-        msg_type = msg["header"]["msg_type"]
-        if self.on_message is None or msg_type in ("status", "execute_input"):
+        if self.on_message is None:
             return
         budget = self._finished.get(parent_id or "") or self._background
         if budget.exhausted:
@@ -973,7 +1029,7 @@ class Sandbox:
 def _died_ename(died: SandboxDiedError) -> str:
     return {
         "oom": "SandboxOutOfMemory",
-        "timeout": "SandboxTimeout",
+        "timeout": TIMEOUT_ENAME,
         "stopped": "KernelShutdown",
     }.get(died.reason, "SandboxRestarted")
 

@@ -2,9 +2,9 @@
 
 A :class:`ContainerSession` owns one container: it creates (or claims a warm spare),
 attaches to its stdin/stdout, starts it, reads frames on a thread, pings the relay,
-and tears it all down. Lifecycle names follow jupyter_client's provisioners
-(``launch``, ``poll``, ``send_signal``, ``kill``, ``cleanup``); teardown is safe to call
-twice and never raises.
+and tears it all down (``launch``, ``open``, ``send``, ``cleanup``); teardown is safe
+to call twice and never raises. Interrupts are INTERRUPT frames (``send``), never
+signals to the container.
 
 Why stdio: the container has no network (``network_mode=none``), no host directory
 is writable from inside, and the engine may be remote (DOCKER_HOST over TCP+TLS or
@@ -47,7 +47,9 @@ log = logging.getLogger(__name__)
 FrameHandler = Callable[[Kind, list[bytes]], None]
 ClosedHandler = Callable[[str], None]
 
-PING_INTERVAL = 1.0
+#: Seconds between PINGs: three per lease (``controller_timeout``, 6 s) is enough, and
+#: each is a wake-up on both sides of every idle kernel (a class has twenty).
+PING_INTERVAL = 2.0
 #: Seconds a new warm spare waits before starting its kernel (unless claimed first),
 #: so that booting it does not slow the session that just made it.
 SPARE_WARM_DELAY = 3.0
@@ -269,10 +271,6 @@ class ContainerSession:
         self.send(Kind.OPEN)
         threading.Thread(target=self._ping_loop, name="sandbox-ping", daemon=True).start()
 
-    def poll(self) -> bool:
-        """True while the channel to the relay is open."""
-        return not self._closed.is_set()
-
     def send(self, kind: Kind, parts: list[bytes] | tuple[bytes, ...] = ()) -> None:
         """Send one frame to the relay; thread-safe. A closed channel drops it."""
         data = encode(kind, parts)
@@ -283,17 +281,6 @@ class ContainerSession:
                 self._raw.sendall(data)
             except OSError as err:
                 log.debug("send to sandbox failed: %s", err)
-
-    def send_signal(self, signum: int) -> None:
-        """Forward a signal to the kernel inside; only SIGINT (interrupt) is meaningful."""
-        self.send(Kind.INTERRUPT)
-
-    def kill(self) -> None:
-        """Stop the container now. Never raises."""
-        if self.container_id is None:
-            return
-        with contextlib.suppress(Exception):
-            self.client.api.kill(self.container_id)
 
     def cleanup(self, *, wait: bool = True) -> None:
         """Close the channel and remove the container. Safe to call twice; never raises.
@@ -414,7 +401,11 @@ def create_container(
         ContainerStartError: the engine refused the container.
     """
     options = spec.container_options(config)
-    name = f"sandbox-kernel-{role}-{uuid.uuid4().hex[:12]}"
+    name = (
+        spec.spare_name(fingerprint)
+        if role == "spare"
+        else f"sandbox-kernel-{role}-{uuid.uuid4().hex[:12]}"
+    )
     try:
         host_config = client.api.create_host_config(**options["host_config"])
         created = client.api.create_container(
@@ -453,6 +444,12 @@ def launch_spare(client: docker.DockerClient, config: SandboxConfig, image_id: s
             warm_delay=SPARE_WARM_DELAY,
         )
         client.api.start(container_id)
+    except ContainerStartError as err:
+        cause = err.__cause__
+        if isinstance(cause, docker.errors.APIError) and cause.status_code == 409:
+            log.debug("a spare of this configuration is already there (made meanwhile)")
+        else:
+            log.info("no warm spare: %s", err)
     except Exception as err:
         log.info("no warm spare: %s", err)
 

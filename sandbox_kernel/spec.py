@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import socket
 from importlib import resources
 from typing import Any
@@ -35,6 +36,11 @@ WORKDIR = "/tmp/work"
 def relay_source() -> str:
     """The relay program's text, which becomes the container's command."""
     return resources.files("sandbox_kernel").joinpath("relay.py").read_text(encoding="utf-8")
+
+
+def bootstrap_source() -> str:
+    """The inner kernel's start (ipykernel and its patches), run by the relay."""
+    return resources.files("sandbox_kernel").joinpath("bootstrap.py").read_text(encoding="utf-8")
 
 
 def sandbox_environment(config: SandboxConfig) -> dict[str, str]:
@@ -84,6 +90,7 @@ def relay_command(
         f"--claim-timeout={claim_timeout}",
         f"--reap={int(config.init)}",
         f"--warm-delay={warm_delay}",
+        f"--bootstrap={bootstrap_source()}",
     ]
 
 
@@ -260,13 +267,26 @@ def _name_safe(host: str) -> str:
 _CLAIMED = re.compile(r"^/?sandbox-kernel-claimed-[0-9a-f]+--(?P<host>.+)--(?P<pid>[0-9]+)$")
 
 
+def spare_name(fingerprint_: str) -> str:
+    """The one name an unclaimed spare of this configuration has on its engine.
+
+    Container names are unique per engine and taken atomically: of kernels that
+    make a spare at the same instant, one gets the name and the others a conflict,
+    so there is never more than one unclaimed spare per configuration.
+    """
+    return f"sandbox-kernel-spare-{fingerprint_[:24]}"
+
+
 def claimed_name(spare_name: str) -> str:
     """The name a warm spare takes when this process claims it.
 
     Labels are fixed when a container is made, so a spare's controller label names
-    the process that made it; the claim, an atomic rename, records the new one.
+    the process that made it; the claim, an atomic rename, records the new one (and
+    frees the spare's name for the next spare). The random part keeps two claims by
+    one process apart (a restart claims the spare while its last one is removed).
     """
-    return f"{spare_name.replace('-spare-', '-claimed-', 1)}--{controller_host()}--{os.getpid()}"
+    claimed = spare_name.replace("-spare-", "-claimed-", 1) + secrets.token_hex(4)
+    return f"{claimed}--{controller_host()}--{os.getpid()}"
 
 
 def controller_of(name: str, labels: dict[str, str]) -> str:

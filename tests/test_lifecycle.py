@@ -278,9 +278,16 @@ def test_timeout_interrupts_a_busy_cell_and_keeps_state(specs: KernelSpecs) -> N
         cell = kernel.execute("while True:\n    pass", timeout=60)
         assert time.monotonic() - started < 15
         assert cell.status == "error"
-        assert cell.reply["content"]["ename"] == "KeyboardInterrupt"
+        # Named for what stopped it, in the reply and in the error output alike.
+        assert cell.reply["content"]["ename"] == "SandboxTimeout"
+        assert cell.error is not None and cell.error["ename"] == "SandboxTimeout"
+        assert "2 s timeout" in cell.error["evalue"]
+        assert "SandboxTimeout" in cell.error["traceback"][-1]
         assert "timeout" in cell.stderr
         assert kernel.execute("print(kept)").stdout.strip() == "7"
+        # Negative control: the user's own interrupt is still a KeyboardInterrupt.
+        reply = kernel.interrupt_running_cell("import time\ntime.sleep(30)", after=0.5)
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
 
 
 def test_timeout_restarts_a_cell_that_ignores_sigint(specs: KernelSpecs) -> None:

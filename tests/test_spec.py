@@ -12,7 +12,10 @@ from sandbox_kernel import spec
 def test_a_claimed_spare_names_the_process_that_claimed_it() -> None:
     made_by_another = {spec.LABEL_CONTROLLER: "elsewhere:1"}
     claimed = spec.claimed_name("sandbox-kernel-spare-0123456789ab")
-    assert claimed.startswith("sandbox-kernel-claimed-0123456789ab--")
+    assert claimed.startswith("sandbox-kernel-claimed-0123456789ab")
+    assert claimed.endswith(f"--{spec.controller_host()}--{os.getpid()}")
+    # Two claims by one process (a restart) never want the same name.
+    assert spec.claimed_name("sandbox-kernel-spare-0123456789ab") != claimed
     assert spec.controller_of(claimed, made_by_another) == spec.controller_id()
     # The engine lists names with a leading slash.
     assert spec.controller_of("/" + claimed, made_by_another) == spec.controller_id()

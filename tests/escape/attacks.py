@@ -1329,7 +1329,7 @@ ATTACKS: list[Attack] = [
         """,
         {"timeout": 0},
         hardened=LIMITS,
-        check_blocked=announced("KeyboardInterrupt", "timeout"),
+        check_blocked=announced("SandboxTimeout", "timeout"),
     ),
     Attack(
         "sigint_ignored",

@@ -1,0 +1,259 @@
+"""How the inner kernel starts inside the container: ipykernel, patched.
+
+Like relay.py, this file is not imported inside the container: the relay runs its
+source text (``python3 -c <this file> <iopub pipe> -f <connection file> ...``), so
+it keeps to the standard library, pyzmq and ipykernel, and runs on any Python 3 that
+ipykernel supports. It is linted and type-checked with the package, and
+tests/test_seams.py applies every patch to the host's ipykernel.
+
+Each patch is a named function that either patches or says why not. ipykernel
+differs between images, so a patch that does not fit is skipped and reported:
+before the kernel starts, one line (:data:`REPORT_PREFIX` + JSON ``{name: "applied"
+or the reason}``) goes to the kernel's stdout, which the relay reads and announces in
+its HELLO frame, and ``sandbox-kernel doctor --run`` shows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+#: Marks the patch report, the first line the kernel process writes (see relay.py).
+REPORT_PREFIX = "\x00sandbox-kernel-patches "
+
+#: Bytes after which printed output is sent rather than buffered (see send_by_the_megabyte).
+SEND_EVERY = 1 << 20
+
+
+def iopub_pipe_over_ipc(pipe: str) -> None:
+    """Move ipykernel's IOPub pipe (the channel of forked children's output, e.g.
+    multiprocessing workers) from tcp://127.0.0.1 to an ipc:// socket in the tmpfs.
+
+    The seccomp profile allows only AF_UNIX sockets, so the TCP pipe cannot exist
+    here. Without this patch only forked children's output is lost.
+    """
+    import zmq
+    from ipykernel import iostream
+    from zmq.eventloop.zmqstream import ZMQStream
+
+    thread: Any = iostream.IOPubThread
+    missing = [
+        n for n in ("_setup_pipe_in", "_setup_pipe_out", "_handle_pipe_msg") if not hasattr(thread, n)
+    ]
+    if missing:
+        raise AttributeError("IOPubThread has no " + ", ".join(missing))
+    address = "ipc://" + pipe
+
+    def _setup_pipe_in(self: Any) -> None:
+        self._pipe_uuid = os.urandom(16)
+        pipe_in = self.socket.context.socket(zmq.PULL)
+        pipe_in.linger = 0
+        pipe_in.bind(address)
+        self._pipe_port = 0
+        self._pipe_in = ZMQStream(pipe_in, self.io_loop)
+        self._pipe_in.on_recv(self._handle_pipe_msg)
+
+    def _setup_pipe_out(self: Any) -> Any:
+        ctx = zmq.Context()
+        pipe_out = ctx.socket(zmq.PUSH)
+        pipe_out.linger = 3000
+        pipe_out.connect(address)
+        return ctx, pipe_out
+
+    thread._setup_pipe_in = _setup_pipe_in
+    thread._setup_pipe_out = _setup_pipe_out
+
+
+def no_debugger() -> None:
+    """The sandbox has no debugger: debugpy needs TCP, which the seccomp profile
+    refuses. ipykernel loads it at start anyway (0.1 s, 8 MB), and pydevd then warns
+    on stderr, which lands in a cell. ipykernel records it as unavailable once; a
+    cell may still import debugpy itself."""
+    sys.modules["debugpy"] = None  # type: ignore[assignment]
+    try:
+        import ipykernel.debugger  # noqa: F401
+    finally:
+        del sys.modules["debugpy"]
+
+
+def no_busy_or_execute_input() -> None:
+    """Only the outer kernel talks to frontends; it publishes its own busy status and
+    execute_input. The inner kernel's copies would be built, sent and dropped.
+    (Idle is kept: it marks a request's last output.)"""
+    from ipykernel import kernelbase
+
+    kernel: Any = kernelbase.Kernel
+    publish_status = kernel._publish_status
+    kernel._publish_execute_input  # noqa: B018 (fails here when it is gone)
+
+    def _publish_status(self: Any, status: str, channel: str, parent: Any = None) -> None:
+        if status != "busy":
+            publish_status(self, status, channel, parent)
+
+    def _publish_execute_input(self: Any, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    kernel._publish_status = _publish_status
+    kernel._publish_execute_input = _publish_execute_input
+
+
+def no_shell_channel_thread() -> None:
+    """The outer kernel never advertises subshells, so the inner one needs no shell
+    channel thread: one thread hop less for every request."""
+    from ipykernel import kernelapp
+
+    app: Any = kernelapp.IPKernelApp
+    if "shell_channel_thread" not in app.class_trait_names():
+        raise AttributeError("this ipykernel has no shell channel thread")
+    init_sockets = app.init_sockets
+
+    def _init_sockets(self: Any) -> None:
+        init_sockets(self)
+        self.shell_channel_thread = None
+
+    app.init_sockets = _init_sockets
+
+
+def quiet_debug_log() -> None:
+    """traitlets leaves the app's logger at DEBUG and filters in its handler, so
+    every log.debug on ipykernel's per-message path builds a record only to drop it."""
+    from ipykernel import kernelapp
+
+    app: Any = kernelapp.IPKernelApp
+    initialize = app.initialize
+
+    def _initialize(self: Any, argv: Any = None) -> None:
+        initialize(self, argv)
+        levels = [handler.level for handler in self.log.handlers]
+        self.log.setLevel(min(levels) if levels else self.log_level)
+
+    app.initialize = _initialize
+
+
+def flush_only_when_written() -> None:
+    """ipykernel flushes stdout and stderr after every request and every result, each
+    a wait for a round trip through the IOPub thread; with nothing written since the
+    last flush there is nothing to wait for."""
+    from ipykernel import iostream
+
+    stream: Any = iostream.OutStream
+    if not hasattr(stream, "_flush_buffers"):
+        raise AttributeError("OutStream has no _flush_buffers")
+    flush = stream.flush
+
+    def _flush(self: Any) -> None:
+        if (
+            self.__dict__.get("_buffers", True)
+            or getattr(self, "_flush_pending", True)
+            or getattr(self, "_subprocess_flush_pending", True)
+            or getattr(self, "echo", None) is not None
+        ):
+            flush(self)
+
+    stream.flush = _flush
+
+
+def send_by_the_megabyte() -> None:
+    """ipykernel sends printed output 0.2 s after the first write, or later when the
+    printing thread holds the GIL: a cell printing megabytes sends them all at its
+    end. Sent by the megabyte instead, the output flows through the relay, the host
+    and the frontend while the cell is still printing."""
+    from ipykernel import iostream
+
+    stream: Any = iostream.OutStream
+    missing = [n for n in ("_flush", "_is_master_process") if not hasattr(stream, n)]
+    if missing:
+        raise AttributeError("OutStream has no " + ", ".join(missing))
+    write = stream.write
+
+    def _write(self: Any, string: str) -> Any:
+        written = write(self, string)
+        unsent = self.__dict__.get("_sk_unsent", 0) + len(string)
+        if unsent >= SEND_EVERY and self._is_master_process():
+            unsent = 0
+            self.pub_thread.schedule(self._flush)
+        self._sk_unsent = unsent
+        return written
+
+    stream.write = _write
+
+
+def cache_signature_checks() -> None:
+    """ipykernel reads run_cell's signature with inspect on every execute_request."""
+    from ipykernel import ipkernel
+
+    module: Any = ipkernel
+    accepts = module._accepts_parameters
+    accepted: dict[Any, Any] = {}
+
+    def _accepts_parameters(meth: Any, param_names: Any) -> Any:
+        key = (getattr(meth, "__func__", meth), tuple(param_names))
+        if key not in accepted:
+            accepted[key] = accepts(meth, param_names)
+        return dict(accepted[key])
+
+    module._accepts_parameters = _accepts_parameters
+
+
+def outer_cell_numbers() -> None:
+    """The frontend shows the outer kernel's cell numbers, and some cells never come
+    here (blocked by the validator, %sandbox). Each cell brings its number, so that
+    Out[n], _n and In[n] are the cell shown as [n]; skipped inputs are ""."""
+    from ipykernel import kernelbase
+
+    kernel: Any = kernelbase.Kernel
+    execute_request = kernel.execute_request
+
+    async def _execute_request(self: Any, stream: Any, ident: Any, parent: Any) -> Any:
+        count = parent.get("content", {}).get("sandbox_execution_count")
+        shell = getattr(self, "shell", None)
+        if type(count) is int and shell is not None and count > shell.execution_count:
+            history = shell.history_manager
+            for inputs in (history.input_hist_parsed, history.input_hist_raw):
+                while len(inputs) < count:
+                    inputs.append("")
+            shell.execution_count = count
+        return await execute_request(self, stream, ident, parent)
+
+    kernel.execute_request = _execute_request
+
+
+def apply_patches(pipe: str) -> dict[str, str]:
+    """Apply every patch; ``{name: "applied" or why not}``."""
+    patches: list[tuple[str, Callable[[], None]]] = [
+        ("iopub_pipe_over_ipc", lambda: iopub_pipe_over_ipc(pipe)),
+        ("no_debugger", no_debugger),
+        ("no_busy_or_execute_input", no_busy_or_execute_input),
+        ("no_shell_channel_thread", no_shell_channel_thread),
+        ("quiet_debug_log", quiet_debug_log),
+        ("flush_only_when_written", flush_only_when_written),
+        ("send_by_the_megabyte", send_by_the_megabyte),
+        ("cache_signature_checks", cache_signature_checks),
+        ("outer_cell_numbers", outer_cell_numbers),
+    ]
+    report: dict[str, str] = {}
+    for name, patch in patches:
+        try:
+            patch()
+            report[name] = "applied"
+        except Exception as err:  # an image's ipykernel differs: skip it, and say so
+            report[name] = f"{type(err).__name__}: {err}"
+    return report
+
+
+def main() -> None:
+    pipe = sys.argv.pop(1)
+    report = apply_patches(pipe)
+    sys.stdout.write(REPORT_PREFIX + json.dumps(report) + "\n")
+    sys.stdout.flush()
+    from ipykernel import kernelapp
+
+    launch: Any = kernelapp.launch_new_instance
+    launch()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""Every private ipykernel API the kernel leans on is still there and still behaves.
+
+sandbox_kernel/seams.py overrides or reads ipykernel's private names (host side);
+sandbox_kernel/bootstrap.py patches the inner kernel's. A new ipykernel that renames,
+re-signs or changes the behaviour of one of them fails here, by name, instead of
+silently in a notebook. scripts/ipykernel_range.sh runs this file with the lowest and
+highest ipykernel of the range pyproject.toml pins.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from ipykernel import iostream, ipkernel, kernelapp, kernelbase
+from ipykernel.kernelbase import Kernel
+from jupyter_client.session import Session
+from traitlets import Float
+
+from sandbox_kernel import bootstrap, seams
+from sandbox_kernel.kernel import SandboxKernel, SandboxKernelApp
+
+from harness import start_kernel
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def params(func: object) -> list[str]:
+    return list(inspect.signature(func).parameters)  # type: ignore[arg-type]
+
+
+# -- the host side: seams.py ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("_abort_queues", ["self", "subshell_id"]),
+        ("_publish_status", ["self", "status", "channel", "parent"]),
+        ("_publish_execute_input", ["self", "code", "parent", "execution_count"]),
+        ("shell_main", ["self", "subshell_id", "msg"]),
+        ("_get_shell_context_var", ["self", "var"]),
+        ("_topic", ["self", "topic"]),
+        ("get_parent", ["self", "channel"]),
+        ("execute_request", ["self", "stream", "ident", "parent"]),
+        ("dispatch_shell", ["self", "msg"]),
+    ],
+)
+def test_overridden_and_called_kernel_methods_keep_their_signatures(
+    name: str, expected: list[str]
+) -> None:
+    assert params(getattr(Kernel, name))[: len(expected)] == expected
+
+
+def test_every_override_in_seams_overrides_something() -> None:
+    """An override of a name ipykernel dropped would be dead code that looks alive."""
+    for cls, base in ((seams.KernelSeams, Kernel), (seams.KernelAppSeams, kernelapp.IPKernelApp)):
+        own = [n for n, v in vars(cls).items() if callable(v) and not n.startswith("__")]
+        helpers = {"_release_held", "_shell_ident", "_uncount_unstored_cell", "_flush_iopub"}
+        for name in set(own) - helpers:
+            assert hasattr(base, name), f"{base.__name__}.{name} is gone"
+    assert issubclass(SandboxKernel, seams.KernelSeams)
+    assert issubclass(SandboxKernelApp, seams.KernelAppSeams)
+
+
+def test_private_attributes_read_exist() -> None:
+    assert isinstance(Kernel.class_traits()["_execute_sleep"], Float)
+    assert "shell_channel_thread" in Kernel.class_trait_names()
+    assert "shell_channel_thread" in kernelapp.IPKernelApp.class_trait_names()
+    assert "control_thread" in vars(kernelapp.IPKernelApp) or hasattr(
+        kernelapp.IPKernelApp, "control_thread"
+    )
+    assert callable(iostream.IOPubThread.schedule)
+    from ipykernel.utils import _async_in_context
+
+    assert callable(_async_in_context)
+    # Kernel.__init__ makes the context variable that _shell_ident reads.
+    assert "_shell_parent_ident" in inspect.getsource(Kernel.__init__)
+
+
+def test_execute_request_counts_every_non_silent_cell() -> None:
+    """_uncount_unstored_cell undoes a count ipykernel makes whatever store_history says."""
+    source = inspect.getsource(Kernel.execute_request)
+    counting = source[source.index("execution_count += 1") - 200 : source.index("execution_count += 1")]
+    assert "if not silent" in counting
+    assert "store_history" not in counting.splitlines()[-2]
+
+
+def test_execute_request_sleeps_for_execute_sleep() -> None:
+    assert "self._execute_sleep" in inspect.getsource(Kernel.execute_request)
+
+
+def test_shell_main_ends_aborting_on_the_marker() -> None:
+    """_abort_queues queues ipykernel's own marker message; it must still mean 'stop'."""
+    # shell_main hands the message to dispatch_shell, which recognises the marker.
+    assert "self.dispatch_shell(msg" in inspect.getsource(Kernel.shell_main)
+    dispatch = inspect.getsource(Kernel.dispatch_shell)
+    literal = f'b"{seams.STOP_ABORTING.decode()}"'
+    assert literal in dispatch
+    marker = dispatch[dispatch.index(literal) :][:600]
+    assert "_aborting = False" in marker
+
+
+def test_the_app_builds_a_shell_channel_thread_we_can_drop() -> None:
+    # init_sockets makes it (in init_control), init_kernel hands it to the kernel.
+    assert "self.init_control(" in inspect.getsource(kernelapp.IPKernelApp.init_sockets)
+    assert "self.shell_channel_thread =" in inspect.getsource(kernelapp.IPKernelApp.init_control)
+    assert "shell_channel_thread=self.shell_channel_thread" in inspect.getsource(
+        kernelapp.IPKernelApp.init_kernel
+    ).replace(" ", "")
+
+
+def test_unsigned_session_neither_signs_nor_warns(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        session = seams.unsigned_session("hmac-sha256", "test")
+    assert "signing is disabled" not in caplog.text
+    assert session.auth is None
+    assert session.sign([b"{}"]) == b""
+    # Negative control: the plain constructor still warns, so the seam is needed
+    # and the capture above would have seen it.
+    with caplog.at_level(logging.WARNING):
+        Session(key=b"", signature_scheme="hmac-sha256")
+    assert "signing is disabled" in caplog.text
+
+
+@pytest.mark.docker
+def test_kernel_start_logs_no_signing_warning() -> None:
+    with tempfile.TemporaryFile("w+") as log:
+        with start_kernel(log=log) as kernel:
+            assert kernel.execute("1 + 1").status == "ok"
+        log.seek(0)
+        text = log.read()
+    assert "signing is disabled" not in text
+    assert text == "" or "Traceback" not in text
+
+
+# -- the inner side: bootstrap.py --------------------------------------------------------
+def test_every_bootstrap_patch_applies_to_this_ipykernel() -> None:
+    """Run in a fresh interpreter: the patches change ipykernel's classes for good."""
+    code = (
+        "import json, sys; from sandbox_kernel import bootstrap; "
+        "print(json.dumps(bootstrap.apply_patches(sys.argv[1])))"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run(
+            [sys.executable, "-c", code, os.path.join(tmp, "pipe")],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report == dict.fromkeys(report, "applied")
+    assert len(report) == 9
+
+
+def test_a_patch_that_does_not_fit_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Negative control for the report: an ipykernel without OutStream._flush_buffers.
+    monkeypatch.delattr(iostream.OutStream, "_flush_buffers")
+    monkeypatch.setattr(iostream.OutStream, "flush", iostream.OutStream.flush)
+    with pytest.raises(AttributeError, match="_flush_buffers"):
+        bootstrap.flush_only_when_written()
+
+
+def test_patched_names_exist_in_this_ipykernel() -> None:
+    assert callable(ipkernel._accepts_parameters)
+    for name in ("_setup_pipe_in", "_setup_pipe_out", "_handle_pipe_msg"):
+        assert hasattr(iostream.IOPubThread, name)
+    for name in ("_flush", "_is_master_process", "_flush_buffers"):
+        assert hasattr(iostream.OutStream, name)
+    assert params(kernelbase.Kernel._publish_status)[:3] == ["self", "status", "channel"]
+
+
+def test_bootstrap_and_relay_agree_on_the_report_line() -> None:
+    relay = (ROOT / "sandbox_kernel" / "relay.py").read_text()
+    assert repr(bootstrap.REPORT_PREFIX.encode()).replace("'", '"') in relay.replace("\\\\", "\\")
+
+
+def test_the_pinned_range_is_the_tested_one_and_holds_this_ipykernel() -> None:
+    import ipykernel
+    from packaging.version import Version
+
+    lowest, upper = (v.lstrip("<>=") for v in seams.TESTED_IPYKERNEL)
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert f'"ipykernel>={lowest},<{upper}"' in pyproject
+    assert Version(lowest) <= Version(ipykernel.__version__) < Version(upper)

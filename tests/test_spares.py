@@ -1,0 +1,110 @@
+"""Warm spares: at most one unclaimed spare per configuration, however many kernels
+make one at the same instant (a class starting together)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import docker
+import pytest
+
+from sandbox_kernel import prelaunch, spec
+from sandbox_kernel.cli import load_settings
+from sandbox_kernel.config import SandboxConfig
+from sandbox_kernel.install import settings_argv
+from sandbox_kernel.session import connect, launch_spare, list_containers
+
+from harness import BASE_SETTINGS, IMAGE, KernelSpecs, start_kernel
+
+pytestmark = pytest.mark.docker
+
+
+def _launch_at_once(config: SandboxConfig, image_id: str, count: int) -> None:
+    barrier = threading.Barrier(count)
+
+    def launch() -> None:
+        client = connect(config)  # one client each, as separate kernel processes have
+        barrier.wait()
+        launch_spare(client, config, image_id)
+
+    threads = [threading.Thread(target=launch) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+
+def _unclaimed(client: docker.DockerClient, fingerprint: str) -> list[str]:
+    found = list_containers(client, role="spare", fingerprint=fingerprint, unclaimed=True)
+    return [c["Names"][0] for c in found]
+
+
+def test_kernels_starting_at_once_leave_one_spare(docker_client: docker.DockerClient) -> None:
+    # A configuration of its own (an env value), so no other test's spare counts.
+    config = SandboxConfig(image=IMAGE, extra_env={"SPARE_TEST": uuid.uuid4().hex})
+    other = SandboxConfig(image=IMAGE, extra_env={"SPARE_TEST": uuid.uuid4().hex})
+    image_id = docker_client.images.get(IMAGE).id
+    fingerprint = spec.fingerprint(config, image_id)
+    other_fingerprint = spec.fingerprint(other, image_id)
+    try:
+        _launch_at_once(config, image_id, 8)
+        # Exactly one: none would pass a check of "at most one" without testing it.
+        assert _unclaimed(docker_client, fingerprint) == ["/" + spec.spare_name(fingerprint)]
+        # A second wave while that one waits adds nothing.
+        _launch_at_once(config, image_id, 4)
+        assert len(_unclaimed(docker_client, fingerprint)) == 1
+        # Negative control: another configuration gets a spare of its own.
+        launch_spare(docker_client, other, image_id)
+        assert len(_unclaimed(docker_client, other_fingerprint)) == 1
+    finally:
+        for fp in (fingerprint, other_fingerprint):
+            for container in list_containers(docker_client, fingerprint=fp):
+                docker_client.api.remove_container(container["Id"], force=True)
+
+
+def test_the_container_launched_while_the_kernel_imports_is_the_one_it_uses(
+    docker_client: docker.DockerClient,
+) -> None:
+    settings = {**BASE_SETTINGS, "extra_env": {"PRELAUNCH_TEST": uuid.uuid4().hex}}
+    config = load_settings(settings_argv(settings))
+    prelaunch.begin(["-f", "connection.json", *settings_argv(settings)])
+    early = prelaunch.take(config)
+    assert early is not None and early.container_id is not None
+    try:
+        assert docker_client.api.inspect_container(early.container_id)["State"]["Running"]
+        assert prelaunch.take(config) is None  # handed out once
+    finally:
+        early.cleanup()
+    # Negative control: a container launched for other settings is not used, and goes.
+    prelaunch.begin(settings_argv(settings))
+    other = load_settings(settings_argv({**settings, "extra_env": {"PRELAUNCH_TEST": "other"}}))
+    assert prelaunch.take(other) is None
+    assert not list_containers(
+        docker_client, fingerprint=spec.fingerprint(config, early.image.id), status="running"
+    ) or _gone_soon(docker_client, spec.fingerprint(config, early.image.id))
+
+
+def _gone_soon(client: docker.DockerClient, fingerprint: str) -> bool:
+    import time
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if not list_containers(client, fingerprint=fingerprint, status="running"):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_kernel_process_makes_one_container(specs: KernelSpecs) -> None:
+    """The early container is adopted, not doubled by a second launch."""
+    with start_kernel(specs) as kernel:
+        container = kernel.container_id
+        pid = kernel.km.provisioner.process.pid  # type: ignore[union-attr]
+        client = docker.from_env()
+        made = [
+            c
+            for c in list_containers(client)
+            if (c.get("Labels") or {}).get(spec.LABEL_CONTROLLER, "").endswith(f":{pid}")
+        ]
+        assert [c["Id"] for c in made] == [container]
