@@ -725,7 +725,10 @@ class Sandbox:
                 "kernel's real reply and the cell's whole run are what count]\n",
             )
         )
-        return later.result()
+        real = later.result()
+        if run.timed_out is not None:  # the probe waited past the limit and interrupted
+            real = {**real, "content": timeout_error(real["content"], run.timed_out)}
+        return real
 
     async def _finish_usage(
         self, meter: UsageMeter | None, code: str | None, execution_count: int | None
