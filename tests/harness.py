@@ -312,3 +312,20 @@ def execute_notebook(
     resources = {"metadata": {"path": str(folder)}} if folder is not None else {}
     NotebookClient(notebook, km=km, timeout=300, startup_timeout=120, resources=resources).execute()
     return notebook
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "backtest.ipynb"
+
+
+def execute_example(specs: KernelSpecs, folder: Path, **settings: Any) -> Path:
+    """The example notebook executed by nbclient in ``folder`` (beside a copy of its
+    data, where Jupyter starts its kernel) and saved there; its path."""
+    import nbformat
+
+    notebook = nbformat.read(EXAMPLE, as_version=4)
+    for part in ("data", "outputs"):
+        shutil.copytree(EXAMPLE.parent / part, folder / part)
+    execute_notebook(notebook, specs, folder=folder, **settings)
+    path = folder / EXAMPLE.name
+    nbformat.write(notebook, path)
+    return path

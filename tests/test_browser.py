@@ -236,6 +236,21 @@ EVERYDAY_CELLS = [
 ]
 
 
+def _open_and_run_all(lab: Lab, page: Any, name: str) -> None:
+    """Open ``name`` in JupyterLab, wait for its kernel, and Run All Cells from the menu."""
+    # A workspace of its own: nothing of an earlier page is restored beside it.
+    workspace = f"ws-{uuid.uuid4().hex[:8]}"
+    page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{name}?token={lab.token}&reset", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    # The page starts the notebook's kernel: wait until the server has it, idle.
+    lab.wait_for_kernel(name)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    page.locator(".jp-Notebook").first.click()
+    page.keyboard.press("Escape")
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+
+
 def _run_notebook(
     lab: Lab, browser: Any, kernel_name: str, listener: Listener, cells: list[str] | None = None,
     probe: str = "",
@@ -253,17 +268,7 @@ def _run_notebook(
 
     page.on("request", on_request)
     try:
-        # A workspace of its own: nothing of an earlier page is restored beside it.
-        workspace = f"ws-{uuid.uuid4().hex[:8]}"
-        page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{name}?token={lab.token}&reset", timeout=60_000)
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-        # The page starts the notebook's kernel: wait until the server has it, idle.
-        lab.wait_for_kernel(name)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-        page.locator(".jp-Notebook").first.click()
-        page.keyboard.press("Escape")
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        _open_and_run_all(lab, page, name)
         # Every cell has run when the last one printed and every usage line is there.
         done = page.locator(".jp-OutputArea-output", has_text="done").first
         try:
@@ -353,14 +358,7 @@ def test_jupyterlab_saves_the_environment_record(lab: Lab, browser: Any, specs: 
     _notebook(lab.root / name, specs.make(memory="1g"), ["print('done')"])
     page = browser.new_page(viewport={"width": 1200, "height": 800})
     try:
-        workspace = f"ws-{uuid.uuid4().hex[:8]}"
-        page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{name}?token={lab.token}&reset", timeout=60_000)
-        lab.wait_for_kernel(name)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-        page.locator(".jp-Notebook").first.click()
-        page.keyboard.press("Escape")
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        _open_and_run_all(lab, page, name)
         page.locator(".sandbox-kernel-usage").first.wait_for(state="attached", timeout=120_000)
         page.keyboard.press("Control+s")
         record: dict[str, Any] = {}

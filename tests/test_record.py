@@ -8,7 +8,6 @@ read the file as a reader would, and run ``sandbox-kernel usage`` on it.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,12 +20,12 @@ import pytest
 from sandbox_kernel import __version__
 from sandbox_kernel.record import ENVIRONMENT_MIME_TYPE, cell_usage_records
 
-from harness import USAGE_MIME, Kernel, KernelSpecs, execute_notebook
+from harness import EXAMPLE, USAGE_MIME, Kernel, KernelSpecs, execute_example
 
 pytestmark = pytest.mark.docker
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "examples" / "backtest.ipynb"
+
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +33,7 @@ def saved(
     docker_client: docker.DockerClient, specs: KernelSpecs, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """The example, executed by nbclient with the kernel's defaults and saved."""
-    notebook = nbformat.read(EXAMPLE, as_version=4)
-    # The example reads its data from its own folder, where Jupyter starts its kernel.
-    folder = tmp_path_factory.mktemp("record")
-    for part in ("data", "outputs"):
-        shutil.copytree(EXAMPLE.parent / part, folder / part)
-    execute_notebook(notebook, specs, folder=folder, validation="block", memory="1g", pids=200)
-    path = folder / "backtest.ipynb"
-    nbformat.write(notebook, path)
-    return path
+    return execute_example(specs, tmp_path_factory.mktemp("record"), validation="block", memory="1g", pids=200)
 
 
 def _load(path: Path) -> dict[str, Any]:

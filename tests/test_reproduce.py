@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,12 +20,12 @@ import pytest
 
 from sandbox_kernel.compare import Tolerance
 
-from harness import KernelSpecs, execute_notebook
+from harness import EXAMPLE, KernelSpecs, execute_example, execute_notebook
 
 pytestmark = pytest.mark.docker
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "examples" / "backtest.ipynb"
+
 
 
 def _reproduce(*args: str) -> subprocess.CompletedProcess[str]:
@@ -46,15 +45,7 @@ def _load(path: Path) -> dict[str, Any]:
 def saved(
     docker_client: docker.DockerClient, specs: KernelSpecs, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    notebook = nbformat.read(EXAMPLE, as_version=4)
-    # The example reads its data from its own folder, where Jupyter starts its kernel.
-    folder = tmp_path_factory.mktemp("reproduce")
-    for part in ("data", "outputs"):
-        shutil.copytree(EXAMPLE.parent / part, folder / part)
-    execute_notebook(notebook, specs, folder=folder, validation="block")
-    path = folder / "backtest.ipynb"
-    nbformat.write(notebook, path)
-    return path
+    return execute_example(specs, tmp_path_factory.mktemp("reproduce"), validation="block")
 
 
 def test_example_notebook_reproduces(saved: Path) -> None:
