@@ -24,7 +24,6 @@ from harness import EXAMPLE, USAGE_MIME, Kernel, KernelSpecs, execute_example
 
 pytestmark = pytest.mark.docker
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 

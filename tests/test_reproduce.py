@@ -24,7 +24,6 @@ from harness import EXAMPLE, KernelSpecs, execute_example, execute_notebook
 
 pytestmark = pytest.mark.docker
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 
