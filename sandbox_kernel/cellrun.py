@@ -1,0 +1,185 @@
+"""One cell's outputs on their way out: the output budget, collection, and renaming.
+
+:class:`CellRun` receives every message a running cell causes (already judged by
+:mod:`.outputs.guard`), charges it to the cell's :class:`OutputBudget`, collects what
+the ``Sandbox`` API returns and hands each message to the kernel. Split from
+:mod:`.sandbox`, which owns the sandbox's lifecycle and the order of a cell's steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .config import format_size
+from .inner import Message
+
+#: Receives each output message of a running cell: (msg_type, content, metadata,
+#: buffers). Stream content may be packed JSON bytes, ready to send on as it is.
+OutputHandler = Callable[[str, "dict[str, Any] | bytes", dict[str, Any], list[bytes]], None]
+#: Answers ``input()`` in the sandbox: (prompt, password) -> the line typed.
+InputHandler = Callable[[str, bool], Awaitable[str]]
+
+#: The error name of a cell cut by the per-cell timeout (interrupted or restarted),
+#: distinct from the user's own KeyboardInterrupt.
+TIMEOUT_ENAME = "SandboxTimeout"
+
+_OUTPUT_TYPES = {
+    "stream",
+    "display_data",
+    "update_display_data",
+    "execute_result",
+    "error",
+    "clear_output",
+}
+
+
+class OutputBudget:
+    """What one cell, or the sandbox's output with no cell to charge, may still send.
+
+    Every message counts as it came over the wire: content, metadata and binary
+    buffers, of every type (streams, displays, errors, comms), also after the cell's
+    reply (a thread the cell started, a widget it drew).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.spent = 0
+        self.exhausted = False
+
+    @property
+    def room(self) -> int:
+        return max(0, self.limit - self.spent)
+
+    def notice(self) -> str:
+        return (
+            f"\n[sandbox-kernel: output truncated: this cell's output passed the "
+            f"{format_size(self.limit)} limit; the rest was dropped]\n"
+        )
+
+
+class CellRun:
+    """Collects one cell's outputs, charging each message to the cell's budget.
+
+    Stream content may arrive packed (JSON bytes, see :mod:`.messages`); it is parsed
+    only when something needs its text (``collect``, or a cut at the cap).
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        on_output: OutputHandler | None,
+        input_handler: InputHandler | None,
+        collect: bool = True,
+    ):
+        self.budget = OutputBudget(limit)
+        self.on_output = on_output
+        self.input_handler = input_handler
+        self.asking: asyncio.Future[None] | None = None  # the one input() being answered
+        self.collect = collect
+        self.error_shown = False
+        # Set when the cell ran past its timeout and was interrupted: its
+        # KeyboardInterrupt is then reported as SandboxTimeout with this message.
+        self.timed_out: str | None = None
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self.outputs: list[dict[str, Any]] = []
+
+    @property
+    def truncated(self) -> bool:
+        return self.budget.exhausted
+
+    def accept(self, msg: Message) -> None:
+        msg_type = msg["header"]["msg_type"]
+        if msg_type == "error" and self.timed_out is not None:
+            msg = {**msg, "content": timeout_error(msg["content"], self.timed_out)}
+        budget = self.budget
+        size = message_size(msg)
+        if budget.exhausted or size > budget.room:
+            if msg_type == "stream" and not budget.exhausted and budget.room > 0:
+                # Streams are cut at the limit, so the output up to it is shown.
+                text, room = _unpacked(msg["content"]), budget.room
+                budget.spent = budget.limit
+                cut = {**text, "text": str(text.get("text", ""))[:room]}
+                self._deliver({**msg, "content": cut}, "stream")
+            elif msg_type == "error" and not self.error_shown:
+                # The error's name and message are what the user needs; never lost.
+                self._deliver({**msg, "content": _short_error(msg["content"])}, "error")
+            self._truncate()
+            return
+        budget.spent += size
+        self._deliver(msg, msg_type)
+
+    def _deliver(self, msg: Message, msg_type: str) -> None:
+        content = msg["content"]
+        if msg_type == "stream":
+            if self.collect:
+                stream = _unpacked(content)
+                target = self.stdout if stream.get("name") == "stdout" else self.stderr
+                target.append(str(stream.get("text", "")))
+        elif msg_type in _OUTPUT_TYPES and msg_type != "clear_output" and isinstance(content, dict):
+            self.outputs.append({"output_type": msg_type, **content})
+        if msg_type == "error":
+            self.error_shown = True
+        if self.on_output is not None:
+            buffers = [bytes(b) for b in msg.get("buffers") or []]
+            self.on_output(msg_type, content, msg.get("metadata") or {}, buffers)
+
+    def _truncate(self) -> None:
+        if self.budget.exhausted:
+            return
+        self.budget.exhausted = True
+        notice = self.budget.notice()
+        self.stderr.append(notice)
+        if self.on_output is not None:
+            self.on_output("stream", {"name": "stderr", "text": notice}, {}, [])
+
+
+def timeout_error(content: Any, evalue: str) -> Any:
+    """An interrupted cell's error, named for what interrupted it: the timeout.
+
+    The user's own interrupt stays KeyboardInterrupt; the traceback keeps its frames
+    (where the cell was when time ran out) and ends with the new name.
+    """
+    if not isinstance(content, dict) or content.get("ename") != "KeyboardInterrupt":
+        return content
+    frames = [str(line) for line in content.get("traceback") or []][:-1]
+    return {
+        **content,
+        "ename": TIMEOUT_ENAME,
+        "evalue": evalue,
+        "traceback": [*frames, f"{TIMEOUT_ENAME}: {evalue}"],
+    }
+
+
+def message_size(msg: Message) -> int:
+    """What a message costs the output budget: its bytes as they came over the wire."""
+    size = msg.get("wire_bytes")
+    if isinstance(size, int):
+        return size
+    content = msg["content"]
+    if isinstance(content, bytes):
+        return len(content)
+    text = content.get("text")
+    if isinstance(text, str) and len(content) <= 2:
+        return len(text)
+    return len(json.dumps(content, default=str))
+
+
+def _short_error(content: dict[str, Any] | bytes) -> dict[str, Any]:
+    fields = _unpacked(content)
+    ename = str(fields.get("ename", "Error"))[:200]
+    evalue = str(fields.get("evalue", ""))[:1000]
+    return {"ename": ename, "evalue": evalue, "traceback": [f"{ename}: {evalue}"]}
+
+
+def _unpacked(content: dict[str, Any] | bytes) -> dict[str, Any]:
+    if isinstance(content, dict):
+        return content
+    try:
+        value = json.loads(content)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
