@@ -44,10 +44,10 @@ if TYPE_CHECKING:
 
 from .cellrun import (
     TIMEOUT_ENAME,
+    CellRun,
     InputHandler,
     OutputBudget,
     OutputHandler,
-    CellRun,
     message_size,
     timeout_error,
 )
