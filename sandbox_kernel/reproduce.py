@@ -1,8 +1,9 @@
 """``sandbox-kernel reproduce NOTEBOOK``: does the notebook still produce what it shows?
 
-The notebook is run again, top to bottom, in the environment it records (its
-``language_info`` metadata, see :mod:`.record`): the same image by digest, the same
-limits, runtime, validation policy and profile. Each code cell's new outputs are then
+The notebook is run again, top to bottom, in the image it records (its
+``language_info`` metadata, see :mod:`.record`), under this machine's settings: the
+record may tighten the limits, the validation and the runtime, never loosen them (see
+:mod:`.replay`; what it would have loosened is listed in the report). Each code cell's new outputs are then
 compared with the saved ones (see :mod:`.compare`); the usage lines are shown side by
 side, never compared. Host folders (``mounts``) are not recorded, only where they
 appeared in the container: pass the same ``--mount`` options as the original run.
@@ -19,13 +20,19 @@ import copy
 import json
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .compare import Tolerance, comparable, differences, is_failure
 from .errors import SandboxError
 from .record import recorded_environment
+from .replay import replay_settings
+from .terminal import show
+
+if TYPE_CHECKING:
+    from .config import SandboxConfig
 
 EXIT_IDENTICAL = 0
 EXIT_DIFFERENT = 1
@@ -55,32 +62,6 @@ class CellReport:
         }
 
 
-def settings_for(environment: dict[str, Any], image: str | None = None) -> dict[str, Any]:
-    """SandboxConfig values that recreate a recorded environment."""
-    ref = image or environment.get("image_ref") or environment.get("image_id")
-    if not isinstance(ref, str) or not ref:
-        raise ReproduceError(
-            "the notebook's environment record names no image; pass --image to choose one"
-        )
-    limits = environment.get("limits") or {}
-    settings: dict[str, Any] = {"image": ref, "warm_spare": False}
-    for trait, value in (
-        ("memory", limits.get("memory")),
-        ("cpus", limits.get("cpus")),
-        ("pids", limits.get("pids")),
-        ("timeout", limits.get("timeout")),
-        ("network_mode", limits.get("network")),
-        ("validation", environment.get("validation")),
-        ("validation_profile", environment.get("validation_profile")),
-    ):
-        if value is not None:
-            settings[trait] = value
-    runtime = environment.get("runtime")
-    if isinstance(runtime, str):
-        settings["runtime"] = "" if runtime == "default" else runtime
-    return settings
-
-
 def missing_image_message(ref: str, environment: dict[str, Any]) -> str:
     """One sentence: the image is not on this engine, and how to get it."""
     version = environment.get("sandbox_kernel_version") or "the recorded version"
@@ -99,16 +80,13 @@ def missing_image_message(ref: str, environment: dict[str, Any]) -> str:
     )
 
 
-def check_image(settings: dict[str, Any], environment: dict[str, Any], extra: list[str]) -> None:
-    """Raise ReproduceError when the recorded image is not on the engine."""
+def check_image(config: SandboxConfig, ref: str, environment: dict[str, Any]) -> None:
+    """Raise ReproduceError when the image ``ref`` is not on the engine."""
     import docker
 
-    from .cli import load_settings
     from .session import connect
 
-    config = load_settings(extra)
     client = connect(config)
-    ref = str(settings["image"])
     try:
         client.images.get(ref)
     except docker.errors.ImageNotFound as exc:
@@ -172,6 +150,15 @@ def execute(
     return dict(copy_)
 
 
+def _explicit_settings(extra: list[str]) -> set[str]:
+    """The settings the user named on the command line (``--SandboxConfig.NAME=...``)."""
+    return {
+        flag.removeprefix("--SandboxConfig.").partition("=")[0]
+        for flag in extra
+        if flag.startswith("--SandboxConfig.")
+    }
+
+
 def compare_notebooks(
     saved: dict[str, Any], now: dict[str, Any], tolerance: Tolerance
 ) -> list[CellReport]:
@@ -200,12 +187,21 @@ def compare_notebooks(
     return reports
 
 
-def report_text(path: Path, environment: dict[str, Any], image: str, cells: list[CellReport]) -> str:
+def report_text(
+    path: Path,
+    environment: dict[str, Any],
+    image: str,
+    cells: list[CellReport],
+    not_used: Sequence[str] = (),
+) -> str:
     lines = [
         f"{path}: re-run in {image} "
         f"(sandbox-kernel {environment.get('sandbox_kernel_version')}, "
         f"profile {environment.get('validation_profile')})"
     ]
+    if not_used:
+        lines.append("recorded but not used (this machine's settings are kept):")
+        lines += [f"    {item}" for item in not_used]
     for cell in cells:
         count = "[ ]" if cell.execution_count is None else f"[{cell.execution_count}]"
         lines.append(f"cell {cell.index} {count}: {cell.status}")
@@ -257,6 +253,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
+    from .cli import load_settings
     from .usage_cli import read_notebook
 
     path = Path(args.notebook)
@@ -270,16 +267,24 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
                 "or pass --image to re-run it in an image of your choice"
             )
         environment = environment or {}
-        settings = settings_for(environment, args.image)
+        config = load_settings(extra)
+        replay = replay_settings(
+            environment, config, image=args.image, explicit=_explicit_settings(extra)
+        )
+        settings = replay.settings
         if args.mounts:
             settings["mounts"] = list(args.mounts)
-        check_image(settings, environment, extra)
+        check_image(config, str(settings["image"]), environment)
         now = execute(
-            saved, settings, extra, timeout=args.timeout, startup_timeout=120,
+            saved,
+            settings,
+            extra,
+            timeout=args.timeout,
+            startup_timeout=120,
             workdir=path.resolve().parent,
         )
     except (ValueError, SandboxError) as exc:
-        print(f"sandbox-kernel reproduce: {exc}", file=sys.stderr)
+        show(f"sandbox-kernel reproduce: {exc}", file=sys.stderr)
         return EXIT_ERROR
     if args.write:
         import nbformat
@@ -288,12 +293,13 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     tolerance = Tolerance(args.float_digits, args.ignore_timings, args.ignore_addresses)
     cells = compare_notebooks(saved, now, tolerance)
     if args.json:
-        print(
+        show(
             json.dumps(
                 {
                     "path": str(path),
                     "environment": environment,
                     "image": settings["image"],
+                    "not_used": replay.not_used,
                     "cells": [c.to_json() for c in cells],
                     "identical": all(c.status == "identical" for c in cells),
                 },
@@ -301,5 +307,5 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
             )
         )
     else:
-        print(report_text(path, environment, str(settings["image"]), cells))
+        show(report_text(path, environment, str(settings["image"]), cells, replay.not_used))
     return EXIT_IDENTICAL if all(c.status == "identical" for c in cells) else EXIT_DIFFERENT

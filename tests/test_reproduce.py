@@ -25,8 +25,6 @@ from harness import EXAMPLE, KernelSpecs, execute_example, execute_notebook
 pytestmark = pytest.mark.docker
 
 
-
-
 def _reproduce(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sandbox_kernel", "reproduce", *args],
@@ -128,7 +126,11 @@ def test_addresses_differ_unless_tolerated(
         nbformat.v4.new_code_cell("class Thing:\n    pass\nprint(Thing())"),  # type: ignore[no-untyped-call]
         nbformat.v4.new_code_cell("print(round(2 / 3, 6))"),  # type: ignore[no-untyped-call]
     ]
-    notebook.metadata["kernelspec"] = {"name": "sandbox", "display_name": "sandbox", "language": "python"}
+    notebook.metadata["kernelspec"] = {
+        "name": "sandbox",
+        "display_name": "sandbox",
+        "language": "python",
+    }
     execute_notebook(notebook, specs)
     path = tmp_path / "addresses.ipynb"
     nbformat.write(notebook, path)
@@ -154,3 +156,72 @@ def test_tolerances_cover_what_legitimately_varies() -> None:
     floats = Tolerance(float_digits=6)
     assert floats.text("0.30000000000000004 and 1.0000001") == floats.text("0.3 and 1.0")
     assert floats.text("0.31") != floats.text("0.3")
+
+
+# -- a notebook's record is a claim, not a configuration ----------------------------------
+#
+# `reproduce` runs notebooks that come from elsewhere (a paper's repository). Their
+# environment record is data written by whoever saved the file: it may ask for the host's
+# network, no validation, no limits. The run keeps this machine's settings wherever the
+# record would loosen them, and says which recorded values it did not use.
+
+_PROBES = [
+    # the network namespace: "none" leaves only loopback; the host's has more (the path
+    # is built so that the validator, which is not what this test is about, passes it)
+    "import os; where = '/'.join(['', 'sys', 'class', 'net'])\n"
+    "print('interfaces:', sorted(os.listdir(where)))",
+    # a capability the notebook profile refuses: runs only with validation off
+    "import subprocess; print('shell ran:', subprocess.run(['true']).returncode == 0)",
+]
+
+
+def _hostile_record(saved: Path, folder: Path) -> Path:
+    notebook = _load(saved)
+    record = notebook["metadata"]["language_info"]["sandbox"]
+    record["limits"].update(network="host", memory="64g", pids=100_000)
+    record["validation"] = "off"
+    record["validation_profile"] = "notebook"
+    notebook["cells"] += [
+        nbformat.v4.new_code_cell(probe)  # type: ignore[no-untyped-call]
+        for probe in _PROBES
+    ]
+    path = folder / "hostile.ipynb"
+    path.write_text(json.dumps(notebook))
+    return path
+
+
+def _probe_outputs(path: Path) -> str:
+    cells = _load(path)["cells"][-len(_PROBES) :]
+    return json.dumps([cell["outputs"] for cell in cells])
+
+
+def test_a_recorded_environment_cannot_loosen_the_sandbox(saved: Path, tmp_path: Path) -> None:
+    path = _hostile_record(saved, saved.parent)
+    rerun = tmp_path / "rerun.ipynb"
+    result = _reproduce("--json", "--write", str(rerun), str(path))
+    assert result.returncode == 1, result.stdout + result.stderr  # the probes differ
+    seen = _probe_outputs(rerun)
+    assert "interfaces: ['lo']" in seen, seen
+    assert "shell ran: True" not in seen and "blocked by the sandbox validator" in seen, seen
+    report = json.loads(result.stdout)
+    kept = "\n".join(report["not_used"])
+    for name in ("network", "memory", "pids", "validation"):
+        assert name in kept, kept
+
+
+def test_recorded_looser_settings_need_the_users_own_flag(saved: Path, tmp_path: Path) -> None:
+    """Negative control: the probes see the host's network and run the shell when the
+    user asks for those settings explicitly, so the test above can fail."""
+    path = _hostile_record(saved, saved.parent)
+    rerun = tmp_path / "rerun.ipynb"
+    result = _reproduce(
+        "--write",
+        str(rerun),
+        str(path),
+        "--SandboxConfig.network_mode=host",
+        "--SandboxConfig.validation=off",
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    seen = _probe_outputs(rerun)
+    assert "interfaces: ['lo']" not in seen and "interfaces:" in seen, seen
+    assert "shell ran: True" in seen, seen
