@@ -45,6 +45,9 @@ def read_notebook(path: Path) -> Any:
         data = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not JSON: {exc}") from exc
+    except RecursionError:
+        # a file anyone may have written: nesting deeper than the parser's stack
+        raise ValueError("not a notebook: its JSON is nested too deep to read") from None
     if not isinstance(data, dict):
         raise ValueError("not a Jupyter notebook (the file is not a JSON object)")
     try:

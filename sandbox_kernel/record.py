@@ -119,21 +119,41 @@ class UsageRecord:
     usage: CellUsage
 
 
-_KINDS: dict[str, tuple[type, ...]] = {
-    "float": (int, float),
-    "int": (int,),
-    "bool": (bool,),
-    "str": (str,),
-    "int | None": (int, type(None)),
-    "list[int]": (list,),
-}
+#: Bounds on a saved record's values: it is read from a file anyone may have written.
+_MAX_COUNT = 2**63 - 1
+_MAX_TEXT = 100
+_MAX_LIST = 10_000
+
+
+def _valid(value: Any, kind: str) -> bool:
+    """Whether ``value`` is a plausible saved value of a field annotated ``kind``."""
+    if value is None:
+        return kind.endswith("| None")
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str) and len(value) <= _MAX_TEXT
+    if kind == "list[int]":
+        return (
+            isinstance(value, list)
+            and len(value) <= _MAX_LIST
+            and all(_valid(item, "int") for item in value)
+        )
+    if isinstance(value, bool):  # a bool is an int to Python, not to the record
+        return False
+    if kind.startswith("int"):
+        return isinstance(value, int) and 0 <= value <= _MAX_COUNT
+    if kind == "float":
+        return isinstance(value, int | float) and 0 <= value <= _MAX_COUNT  # NaN fails too
+    return True
 
 
 def usage_from_json(data: Mapping[str, Any]) -> CellUsage:
     """A :class:`CellUsage` from its saved JSON form (unknown keys ignored).
 
     Raises:
-        ValueError: when a field the line needs is missing or of the wrong type.
+        ValueError: when a field the line needs is missing, of the wrong type or out of
+            range (negative, not finite, absurdly large).
     """
     values: dict[str, Any] = {}
     for f in fields(CellUsage):
@@ -141,16 +161,17 @@ def usage_from_json(data: Mapping[str, Any]) -> CellUsage:
             continue
         value = data[f.name]
         # The annotations are strings here ("float", "int | None", ...).
-        kinds = _KINDS.get(str(f.type), ())
-        if kinds and not isinstance(value, kinds):
-            raise ValueError(f"not a usage record: {f.name} is {value!r}")
-        if isinstance(value, list) and not all(isinstance(v, int) for v in value):
-            raise ValueError(f"not a usage record: {f.name} is {value!r}")
+        if not _valid(value, str(f.type)):
+            raise ValueError(f"not a usage record: {f.name} is {repr(value)[:60]}")
         values[f.name] = value
     try:
         return CellUsage(**values)
     except TypeError as exc:
-        raise ValueError(f"not a usage record: {exc}") from exc
+        missing = sorted({f.name for f in fields(CellUsage)} - set(values))
+        raise ValueError(
+            f"not a usage record: {', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''} "
+            "missing"
+        ) from exc
 
 
 def _source(cell: Mapping[str, Any]) -> str:

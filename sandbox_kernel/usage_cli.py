@@ -19,6 +19,7 @@ from typing import Any
 
 from .config import format_size
 from .record import UsageRecord, cell_usage_records, recorded_environment
+from .terminal import show
 from .usage import SessionUsage, format_seconds
 
 EXIT_OK = 0
@@ -106,10 +107,10 @@ def run(args: argparse.Namespace) -> int:
         notebook = read_notebook(path)
         records = cell_usage_records(notebook)
     except ValueError as exc:
-        print(f"sandbox-kernel usage: {exc}", file=sys.stderr)
+        show(f"sandbox-kernel usage: {exc}", file=sys.stderr)
         return EXIT_ERROR
     if args.json:
-        print(json.dumps(report_json(path, records, notebook), indent=2))
+        show(json.dumps(report_json(path, records, notebook), indent=2))
     else:
-        print(report_text(path, records))
+        show(report_text(path, records))
     return EXIT_OK

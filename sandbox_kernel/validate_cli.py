@@ -31,6 +31,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .notebooks import NotebookSkipped, read_code_cells
+from .terminal import show
 from .validator import Policy, ValidationResult, validate
 
 EXIT_OK = 0
@@ -155,15 +156,6 @@ def _format_text(reports: list[_FileReport]) -> str:
     return "\n".join(out)
 
 
-def _print(text: str) -> None:
-    # CI consoles may not be UTF-8; escape what they cannot show rather than crash.
-    try:
-        print(text)
-    except UnicodeEncodeError:
-        encoding = sys.stdout.encoding or "ascii"
-        print(text.encode(encoding, "backslashreplace").decode(encoding))
-
-
 def run(args: argparse.Namespace) -> int:
     """Judge ``args.paths`` and print the report; returns the exit status (0, 1 or 2)."""
     try:
@@ -171,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
             mode=args.policy, threshold=args.threshold, profile=getattr(args, "profile", "notebook")
         )
     except ConfigError as exc:
-        print(f"sandbox-kernel validate: {exc}", file=sys.stderr)
+        show(f"sandbox-kernel validate: {exc}", file=sys.stderr)
         return EXIT_ERROR
     reports: list[_FileReport] = []
     for name in args.paths:
@@ -181,9 +173,9 @@ def run(args: argparse.Namespace) -> int:
             continue
         reports.extend(_judge_file(p, policy) for p in _expand(path))
     if args.json:
-        _print(json.dumps({"files": [r.to_json() for r in reports]}, indent=2))
+        show(json.dumps({"files": [r.to_json() for r in reports]}, indent=2))
     else:
-        _print(_format_text(reports))
+        show(_format_text(reports))
     if any(r.error is not None for r in reports):
         return EXIT_ERROR
     if any(result.blocked for r in reports for _, result in r.cells):
