@@ -155,19 +155,47 @@ def pack(entries: list[Entry], uid: int, gid: int) -> IO[bytes]:
                 tar.addfile(info)
             if entry.rel.endswith("/"):
                 continue  # a folder: made above
-            try:
-                handle = open(entry.path, "rb")  # noqa: SIM115
-            except OSError:
-                continue
-            with handle:
+            content = _snapshot(entry.path, entry.size + _SPOOL_BYTES)
+            if content is None:
+                continue  # gone, unreadable or no longer a plain file: as if absent
+            with content:
                 info = tarfile.TarInfo(entry.rel)
-                info.size = os.fstat(handle.fileno()).st_size
+                info.size = content.seek(0, os.SEEK_END)
+                content.seek(0)
                 info.mtime = entry.mtime_ns / 1e9
                 info.mode = (entry.mode & 0o755) | 0o600
                 info.uid, info.gid = uid, gid
-                tar.addfile(info, handle)
+                tar.addfile(info, content)
     spool.seek(0)
     return spool
+
+
+def _snapshot(path: str, limit: int) -> IO[bytes] | None:
+    """The file's bytes as read now (at most ``limit``), or None when it cannot be read.
+
+    The folder may change between the scan and this copy (a log being written, a
+    download, a network file system whose sizes are approximate). The bytes are read
+    before the tar header is written, so the header never promises more or less than
+    the stream holds. The file is opened without following a link or blocking on a
+    FIFO swapped in since the scan, and must still be a plain file. A file cut at
+    ``limit`` has a newer mtime than the scan saw, so the next sync sends it again.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        copy: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115
+        try:
+            while limit > 0 and (chunk := handle.read(min(limit, 1 << 20))):
+                copy.write(chunk)
+                limit -= len(chunk)
+        except OSError:
+            copy.close()
+            return None
+    return copy
 
 
 def put(client: docker.DockerClient, container_id: str, archive: IO[bytes] | bytes) -> None:
