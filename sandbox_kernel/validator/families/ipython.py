@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING
 
 from ..prepare import CannotJudge
 from ..registry import register, register_cell
-from ..results import install_answer
+from ..results import download_answer, install_answer
 from ..text import shorten
 from .data import system_path
 from .modules import module_reason
-from .shell_lines import READONLY_ALIASES, install_packages, readonly_shell
+from .shell_lines import READONLY_ALIASES, download_sources, install_packages, readonly_shell
 
 if TYPE_CHECKING:
     from ..policy import Tables
@@ -207,7 +207,7 @@ _ESCAPE_START = re.compile(
 )
 _AUTOMAGIC_LINE = re.compile(r"^[ \t\f\v]*([A-Za-z_][\w.*]*)(.*)$")
 _AUGMENTED_ASSIGN = re.compile(r"^[-+*/%&|^@<>]*=")
-_SCRIPT_MARKUP = re.compile(
+SCRIPT_MARKUP = re.compile(
     r"<\s*(?:script|iframe|object|embed)\b|<[^>]*\son\w+\s*=|javascript:", re.IGNORECASE
 )
 #: Methods of IPython's shell that run code or commands, whatever object they are
@@ -246,7 +246,7 @@ class MagicJudge:
         self.automagic = automagic
 
     def emit(self, rule_id: str, message: str) -> None:
-        if self.automagic and rule_id != "SK607":
+        if self.automagic and rule_id not in ("SK607", "SK608"):
             # the line only runs as a magic under automagic: say so, one rule
             message = f"{message} (this line is an automagic call)"
             rule_id = "SK604"
@@ -264,6 +264,15 @@ class MagicJudge:
         )
         return True
 
+    def _download(self, command: str) -> bool:
+        sources = download_sources(command)
+        if sources is None:
+            return False
+        found = self.analysis.downloads
+        found.extend(s for s in sources if s not in found)
+        self.emit("SK608", f"download `{shorten(command, 50)}` — " + download_answer(sources))
+        return True
+
     def judge(self, kind: str, name: str, args: str, body: str) -> None:
         """Judge ``%name args`` (kind ``line``), ``%%name args\\nbody`` (``cell``) or a
         shell command (``system``)."""
@@ -272,7 +281,7 @@ class MagicJudge:
         if kind == "system":
             if self._install(args):
                 return
-            if notebook and readonly_shell(args):
+            if notebook and (readonly_shell(args) or self._download(args)):
                 return
             self.emit(
                 "SK601",
@@ -386,7 +395,7 @@ class MagicJudge:
                 if found is not None:
                     self.emit("SK101", f"{shown} {module} — '{found[0]}' {found[1]}")
         elif name in MARKUP_MAGICS:
-            if _SCRIPT_MARKUP.search(body):
+            if SCRIPT_MARKUP.search(body):
                 self.emit("SK605", f"{shown} with script — runs JavaScript in the browser")
         elif name in CODE_MAGICS:
             if kind == "line":
@@ -576,7 +585,7 @@ def check_constant(w: Walker, node: ast.Constant) -> None:
     if not isinstance(text, str) or id(node) in w.handled:
         return
     if ("<" in text or "script" in text or "SCRIPT" in text) and (
-        _SCRIPT_MARKUP.search(text) or "application/javascript" in text.lower()
+        SCRIPT_MARKUP.search(text) or "application/javascript" in text.lower()
     ):
         w.emit(
             "SK605",
