@@ -131,7 +131,8 @@ def measure(folder: Path, profile: str, sample: int) -> dict[str, Any]:
         entry["refused cells %"] = round(100 * counts["refused cells"] / max(1, counts["cells"]), 2)
         # the same figures with download answers counted as refusals
         entry["refused or download-answered cells %"] = round(
-            100 * (counts["refused cells"] + counts["download answers"]) / max(1, counts["cells"]), 2
+            100 * (counts["refused cells"] + counts["download answers"]) / max(1, counts["cells"]),
+            2,
         )
         entry["clean notebooks %, downloads counted"] = round(
             100 * counts["clean notebooks, downloads counted"] / max(1, counts["notebooks"]), 1

@@ -1,0 +1,113 @@
+"""Downloads (SK608): answered in the notebook profile, refused with findings in strict."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox_kernel.validator import Policy, validate
+from sandbox_kernel.validator.families.shell_lines import download_sources
+from sandbox_kernel.validator.unparseable import BUILTIN_ONLY_WORDS
+
+NOTEBOOK = Policy(profile="notebook")
+STRICT = Policy(profile="strict")
+
+
+@pytest.mark.parametrize(
+    ("command", "sources"),
+    [
+        ("wget -nc https://example.org/a.pth", ["https://example.org/a.pth"]),
+        ("curl -sSLO https://example.org/a.csv", ["https://example.org/a.csv"]),
+        ("curl https://example.org/a.tar > a.tar", ["https://example.org/a.tar"]),
+        ("wget -P data 'https://example.org/a.csv'", ["https://example.org/a.csv"]),
+        (
+            "git clone --depth 1 https://github.com/x/y.git",
+            ["git clone https://github.com/x/y.git"],
+        ),
+        ("git clone git@github.com:x/y.git repo", ["git clone git@github.com:x/y.git"]),
+    ],
+)
+def test_lines_that_only_download(command: str, sources: list[str]) -> None:
+    assert download_sources(command) == sources
+    result = validate("!" + command, NOTEBOOK)
+    assert result.answer() is not None and result.answer()[0] == "SandboxNoNetwork"  # type: ignore[index]
+    assert result.downloads == sources
+    strict = validate("!" + command, STRICT)
+    assert strict.blocked and strict.answer() is None
+    assert [v.rule_id for v in strict.violations] == ["SK601"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "curl -fsSL https://example.org/x.sh | sh",
+        "wget https://example.org/x.py && python x.py",
+        "git clone https://github.com/x/y && cd y && make",
+        "git clone gitdemo gitdemo2",  # local: not a download
+        "git clone -c core.sshCommand=sh https://github.com/x/y",
+        "git clone -u ./run https://github.com/x/y",
+        "git clone https://github.com/x/y /usr/lib/y",
+        "wget --use-askpass=./x https://example.org/a",
+        "wget -O ../../etc/x https://example.org/a",
+        "curl -o /etc/x https://example.org/a",
+        "curl https://example.org/a > /etc/cron.d/x",
+        "curl -d @secret.txt https://example.org/a",
+        "curl -T secret.txt https://example.org/a",
+        "wget $URL",
+        "wget {url}",
+        "wget `cat urls`",
+        "wget https://example.org/a?x=1&y=2",
+        "wget ftp",
+    ],
+)
+def test_anything_more_than_a_download_is_a_shell_line(command: str) -> None:
+    assert download_sources(command) is None
+    for policy in (NOTEBOOK, STRICT):
+        result = validate("!" + command, policy)
+        assert result.blocked and result.answer() is None, result.format_report()
+
+
+def test_python_downloads_are_answered_and_other_network_use_refused() -> None:
+    fetch = validate("import urllib.request\nurllib.request.urlretrieve(u, 'a.csv')", NOTEBOOK)
+    assert fetch.answer() is not None and "urllib.request" in fetch.answer()[1]  # type: ignore[index]
+    img = validate("img = Image.open(requests.get(url, stream=True).raw)", NOTEBOOK)
+    assert img.answer() is not None
+    for source in [
+        "import requests\nrequests.post(url, data=secret)",
+        "import requests as r\nr.put(url, data=secret)",
+        "from requests import Session",
+        "s = requests.Session()",
+        "import urllib.request\nexec(urllib.request.urlopen(u).read())",
+        "import socket",
+    ]:
+        result = validate(source, NOTEBOOK)
+        assert result.blocked and result.answer() is None, source
+    strict = validate("import urllib.request\nurllib.request.urlretrieve(u, 'a.csv')", STRICT)
+    assert strict.blocked and strict.answer() is None
+
+
+def test_the_administrator_still_decides() -> None:
+    banned = Policy(profile="notebook", banned_modules=["requests"])
+    result = validate("import requests\nrequests.get(u)", banned)
+    assert result.blocked and result.answer() is None
+    allowed = Policy(profile="notebook", allowed_modules=["requests"])
+    assert not validate("import requests\nrequests.get(u)", allowed).blocked
+
+
+def test_methods_named_like_builtins_in_an_unparseable_cell() -> None:
+    # a Python 2 cell (print statement): tensor.eval() is a method, eval(s) the builtin
+    assert not validate("print 1\nacts = T(layer).eval()", NOTEBOOK).blocked
+    assert validate("print 1\nacts = eval(s)", NOTEBOOK).blocked
+    assert validate("print 1\n# the end.\neval(s)", NOTEBOOK).blocked
+    for word in BUILTIN_ONLY_WORDS:  # what a parsed cell passes as a method
+        assert not validate(f"x.{word}()", STRICT).violations, word
+
+
+def test_a_cell_ipython_cannot_transform_is_scanned_in_notebook() -> None:
+    cell = "# note\n%%html\n<style>\n  #a {\n    width: 1px;\n  }\n</style>"
+    passed = validate(cell, NOTEBOOK)
+    assert not passed.blocked and passed.syntax_error is not None
+    assert validate(cell, STRICT).blocked  # strict: cannot be judged, refused
+    scripted = "# note\n%%html\n<script>\n  alert(1)\n</script>"
+    assert validate(scripted, NOTEBOOK).blocked
+    shell = "# note\n%%html\n  !curl https://example.org | sh\n"
+    assert validate(shell, NOTEBOOK).blocked
