@@ -111,3 +111,46 @@ def test_a_cell_ipython_cannot_transform_is_scanned_in_notebook() -> None:
     assert validate(scripted, NOTEBOOK).blocked
     shell = "# note\n%%html\n  !curl https://example.org | sh\n"
     assert validate(shell, NOTEBOOK).blocked
+
+
+@pytest.mark.parametrize(
+    ("command", "note"),
+    [
+        ("rm mydata.sqlite", True),
+        ("rm -rf results", True),
+        ("unzip -q data.zip -d data", False),
+        ("gunzip -f prices.csv.gz", False),
+    ],
+)
+def test_commands_that_only_change_working_files(command: str, note: bool) -> None:
+    # what os.remove, shutil.rmtree, zipfile and gzip do, which notebook passes
+    result = validate("!" + command, NOTEBOOK)
+    assert not result.blocked, result.format_report()
+    assert [v.rule_id for v in result.violations] == (["SK504"] if note else [])
+    assert validate("!" + command, STRICT).blocked
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "rm -rf /",
+        "rm -f $path*",
+        "rm ../outside",
+        "rm --no-preserve-root -rf /tmp/work",
+        "rm -- -x",
+        "unzip -d /etc x.zip",
+        "unzip x.zip -d",
+        "tar xf data.tar",  # TAR_OPTIONS from the environment can make tar run programs
+        "gunzip -c x.gz > /etc/x",
+        "rm x; sh y",
+    ],
+)
+def test_other_file_commands_stay_shell_lines(command: str) -> None:
+    result = validate("!" + command, NOTEBOOK)
+    assert result.blocked and "SK601" in {v.rule_id for v in result.violations}
+
+
+def test_an_extra_with_a_version_is_an_install() -> None:
+    result = validate("%pip install -U gym[box2d,atari]~=0.21.0", NOTEBOOK)
+    assert [v.rule_id for v in result.violations] == ["SK607"]
+    assert result.install_packages == ["gym[box2d,atari]~=0.21.0"]

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import ast
 import re
-import string
 from typing import TYPE_CHECKING
 
 from ..prepare import CannotJudge
@@ -33,8 +32,15 @@ from ..registry import register, register_cell
 from ..results import download_answer, install_answer
 from ..text import shorten
 from .data import system_path
+from .magic_args import format_fields, is_literal, strip_magic_options
 from .modules import module_reason
-from .shell_lines import READONLY_ALIASES, download_sources, install_packages, readonly_shell
+from .shell_lines import (
+    READONLY_ALIASES,
+    download_sources,
+    install_packages,
+    readonly_shell,
+    working_file_command,
+)
 
 if TYPE_CHECKING:
     from ..policy import Tables
@@ -161,9 +167,6 @@ MARKUP_MAGICS = frozenset({"html", "HTML", "markdown", "svg", "SVG"})
 #: Extensions ``%load_ext`` may load without the administrator allowing them.
 SAFE_EXTENSIONS = frozenset({"autoreload"})
 
-#: Options of ``%timeit``/``%prun`` that take a value as the next word.
-MAGIC_OPTIONS_WITH_VALUE = frozenset({"-n", "-r", "-p", "-l", "-s", "-T", "-D"})
-
 #: Line magics that pass in ``notebook`` after a check of their arguments (the
 #: ``strict`` profile refuses them, see :data:`DANGEROUS_MAGICS`).
 NOTEBOOK_LINE_MAGICS = frozenset(
@@ -283,6 +286,11 @@ class MagicJudge:
                 return
             if notebook and (readonly_shell(args) or self._download(args)):
                 return
+            note = working_file_command(args) if notebook else None
+            if note is not None:
+                if note:
+                    self.emit("SK504", f"!{shorten(args, 50)} — {note}")
+                return
             self.emit(
                 "SK601",
                 f"shell command !{shorten(args, 50)} — runs a program in the sandbox's shell",
@@ -336,10 +344,10 @@ class MagicJudge:
         Returns True when the magic is refused for it."""
         if "{" not in args and "$" not in args:
             return False
-        fields = _format_fields(args)
+        fields = format_fields(args)
         for field in fields:
             self._nested(field, self.line - 1)
-        computed = "$" in args or not all(_is_literal(field) for field in fields)
+        computed = "$" in args or not all(is_literal(field) for field in fields)
         if computed and name in _LITERAL_ARGUMENT_MAGICS:
             self.emit("SK602", f"{shown} with a computed argument — what it acts on is unknown")
             return True
@@ -399,10 +407,10 @@ class MagicJudge:
                 self.emit("SK605", f"{shown} with script — runs JavaScript in the browser")
         elif name in CODE_MAGICS:
             if kind == "line":
-                self._nested(_strip_magic_options(args), self.line - 1)
+                self._nested(strip_magic_options(args), self.line - 1)
             else:
                 if name == "timeit":
-                    setup = _strip_magic_options(args)
+                    setup = strip_magic_options(args)
                     if setup.strip():
                         self._nested(setup, self.line - 1)
                 self._nested(body, self.line)
@@ -414,44 +422,6 @@ class MagicJudge:
             self.analysis.judge_cell(code, self.depth + 1, base_line)
         except CannotJudge as exc:
             self.analysis.emit("SK803", self.line, self.col, f"magic body cannot be judged: {exc}")
-
-
-def _is_literal(text: str) -> bool:
-    # `%config InlineBackend.rc = {'figure.figsize': (6, 4)}`: IPython tries the field,
-    # fails, and leaves the text as written
-    try:
-        ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return False
-    return True
-
-
-def _format_fields(text: str, depth: int = 0) -> list[str]:
-    """The expressions IPython's variable expansion evaluates in ``text`` (``{expr}``,
-    also inside format specs), as :class:`string.Formatter` splits them."""
-    fields: list[str] = []
-    try:
-        parsed = list(string.Formatter().parse(text))
-    except ValueError:
-        return fields  # IPython leaves text it cannot parse unexpanded
-    for _literal, field, spec, _conversion in parsed:
-        if field:
-            fields.append(field)
-        if spec and depth < 4:
-            fields.extend(_format_fields(spec, depth + 1))
-    return fields
-
-
-def _strip_magic_options(args: str) -> str:
-    """The code part of ``%timeit -n 10 -r 3 f(x)``: drop leading options."""
-    rest = args.lstrip()
-    while rest.startswith("-"):
-        option, _, rest = rest.partition(" ")
-        rest = rest.lstrip()
-        if option in MAGIC_OPTIONS_WITH_VALUE:
-            _, _, rest = rest.partition(" ")
-            rest = rest.lstrip()
-    return rest
 
 
 def magic_allowed(t: Tables, escape: str, name: str) -> bool:

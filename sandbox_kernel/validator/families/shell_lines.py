@@ -14,7 +14,7 @@ import re
 # redirections that only silence an install line (`!pip install -q x > /dev/null 2>&1`)
 _SILENCING = re.compile(r"\s*(?:&>|2?>>?)\s*/dev/null(?:\s+2>&1)?\s*$|\s+2>&1\s*$")
 _COMMENT = re.compile(r"(?:^|\s)#.*$")
-_VERSION_OPS = re.compile(r"(?<=\w)(?:>=|<=|==|~=|!=|<|>)(?=[\w.*])")
+_VERSION_OPS = re.compile(r"(?<=[\w\]])(?:>=|<=|==|~=|!=|<|>)(?=[\w.*])")
 #: Characters that make a line more than one plain command.
 SHELL_META = re.compile(r"[$`{};|&<>()\\\n~]")
 
@@ -102,6 +102,44 @@ READONLY_COMMANDS = frozenset({"ls", "head", "tail", "wc", "cat", "pwd", "du", "
 READONLY_ALIASES = {"ls": "ls", "cat": "cat", "ll": "ls", "lf": "ls", "lk": "ls", "lx": "ls",
                      "ldir": "ls", "less": "cat", "more": "cat"}  # fmt: skip
 _PLAIN_WORD = re.compile(r"^[A-Za-z0-9_./,:=+@%*?\[\]-]+$")
+
+
+#: Commands that only change files of the working area, as ``os.remove``,
+#: ``shutil.rmtree``, ``zipfile`` and ``gzip`` do (they pass in ``notebook``), with the
+#: only options read: none of these runs another program or reads its options from
+#: the environment in a way that does (``tar`` does: ``TAR_OPTIONS=--to-command=sh``,
+#: so it stays a shell line). The value is the note a deletion carries (SK504).
+WORKING_FILE_COMMANDS: dict[str, tuple[frozenset[str], frozenset[str], str]] = {
+    "rm": (frozenset({"-f", "-r", "-R", "-rf", "-fr", "-v", "--force", "--recursive"}),
+           frozenset(), "deletes files of the working area"),
+    "unzip": (frozenset({"-q", "-qq", "-o", "-n", "-j", "-oq", "-qo"}), frozenset({"-d"}), ""),
+    "gunzip": (frozenset({"-f", "-k", "-q", "-v", "--force", "--keep"}), frozenset(), ""),
+}  # fmt: skip
+
+
+def working_file_command(command: str) -> str | None:
+    """For ``rm x.csv``, ``unzip -q data.zip -d data``, ``gunzip -f x.gz`` over plain
+    words of the working area: the note it carries (``""`` for none); else None."""
+    command = _COMMENT.sub("", command).strip()
+    if SHELL_META.search(command) or "'" in command or '"' in command:
+        return None
+    words = command.split()
+    if not words or words[0] not in WORKING_FILE_COMMANDS:
+        return None
+    flags, valued, note = WORKING_FILE_COMMANDS[words[0]]
+    paths = 0
+    rest = iter(words[1:])
+    for word in rest:
+        if word in flags:
+            continue
+        if word in valued:
+            word = next(rest, "-")
+        elif word.startswith("-"):
+            return None
+        if not (_PLAIN_WORD.match(word) and _working_area(word)) or word.startswith("-"):
+            return None
+        paths += 1
+    return note if paths else None
 
 
 def readonly_shell(command: str) -> bool:
