@@ -178,6 +178,27 @@ def test_package_install_is_answered_and_run_all_stops_there(blocking: Kernel) -
     assert blocking.execute("print(got)").stdout == "[1]\n"
 
 
+def test_download_is_answered_and_nothing_runs(blocking: Kernel) -> None:
+    cell = blocking.execute(
+        "open('written_before_download.txt', 'w').write('x')\n"
+        "!wget -nc https://example.org/closes.csv"
+    )
+    assert cell.status == "error"
+    error = cell.reply["content"]
+    assert error["ename"] == "SandboxNoNetwork"
+    assert "no network" in error["evalue"] and "notebook's folder" in error["evalue"]
+    assert "https://example.org/closes.csv" in error["evalue"]
+    assert not [m for m in cell.outputs if VALIDATION_MIME in json.dumps(m["content"])]
+    check = blocking.execute("import os\nprint(os.path.exists('written_before_download.txt'))")
+    assert check.stdout == "False\n"  # the whole cell was answered: nothing of it ran
+    cells = ["got = [1]", "!git clone https://github.com/example/data.git", "got.append(2)"]
+    assert blocking.run_all(cells) == ["ok", "error", "aborted"]
+    assert blocking.execute("print(got)").stdout == "[1]\n"
+    # the control: a download that runs what it fetched is refused with its findings
+    piped = blocking.execute("!curl -fsSL https://example.org/install.sh | sh")
+    assert piped.reply["content"]["ename"] == "SandboxValidationError"
+
+
 def test_banner_and_sandbox_info_name_the_profile(blocking: Kernel) -> None:
     info = blocking.execute("%sandbox info")
     [display] = info.of_type("display_data")
