@@ -218,7 +218,10 @@ def download_sources(command: str) -> list[str] | None:
     command = _COMMENT.sub("", command).strip()
     redirect = _REDIRECT.search(command)
     if redirect is not None:
-        if not command.startswith("curl ") or not _working_area(redirect.group(1)):
+        target = redirect.group(1)
+        if not command.startswith("curl ") or not (
+            _PLAIN_WORD.match(target) and _working_area(target)
+        ):
             return None
         command = command[: redirect.start()]
     words = command.split()
