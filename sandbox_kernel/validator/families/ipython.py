@@ -32,6 +32,7 @@ from ..registry import register, register_cell
 from ..results import download_answer, install_answer
 from ..text import shorten
 from .data import system_path
+from .environment import program_variable
 from .magic_args import format_fields, is_literal, strip_magic_options
 from .modules import module_reason
 from .shell_lines import (
@@ -193,7 +194,7 @@ CONFIG_TRAITS = frozenset(
 #: the target unknown until run time, so they are refused with one.
 _LITERAL_ARGUMENT_MAGICS = frozenset(
     {"config", "load_ext", "reload_ext", "unload_ext", "writefile", "file", "aimport",
-     "matplotlib", "load", "loadpy", "run"}
+     "matplotlib", "load", "loadpy", "run", "env", "set_env"}
 )  # fmt: skip
 
 #: Suffixes of files ``%%writefile`` writes that Python does not import; the body of
@@ -380,6 +381,10 @@ class MagicJudge:
             if self._path_ok(shown, words[:1]) and not target.endswith(DATA_SUFFIXES):
                 # a module written here may be imported later: judge it now, as a cell
                 self._nested(body, self.line)
+        elif name in ("env", "set_env") and args.strip():
+            variable = args.strip().split("=", 1)[0].split()[0]
+            if program_variable(variable):
+                self.emit("SK602", f"{shown} {variable} — decides which program a shell line runs")
         elif name in ("load", "loadpy") and any("://" in w for w in words):
             self.emit("SK602", f"{shown} of a URL — fetches code from the network")
         else:
