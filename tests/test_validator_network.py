@@ -89,6 +89,13 @@ def test_python_downloads_are_answered_and_other_network_use_refused() -> None:
     assert strict.blocked and strict.answer() is None
 
 
+def test_the_parts_of_urllib_that_open_nothing_pass_in_notebook() -> None:
+    # `import urllib.parse` was in another cell: the chain names what it uses
+    assert not validate("q = urllib.parse.quote(sql)", NOTEBOOK).violations
+    assert validate("urllib.request.build_opener()", NOTEBOOK).blocked
+    assert validate("q = urllib.parse.quote(sql)", STRICT).blocked
+
+
 def test_the_administrator_still_decides() -> None:
     banned = Policy(profile="notebook", banned_modules=["requests"])
     result = validate("import requests\nrequests.get(u)", banned)

@@ -67,21 +67,35 @@ def _answer(w: Walker, node: ast.AST, source: str, what: str) -> None:
     w.emit("SK608", node, f"{what} downloads — " + download_answer([source]))
 
 
-@register(ast.Attribute)
-def check_attribute(w: Walker, node: ast.Attribute) -> None:
-    if not w.notebook or id(node) in w.handled:
-        return
-    dotted = w.resolve(node)
-    found = _client(dotted) if dotted else None
-    if found is None or _decided_by_administrator(w, found[0]):
-        return
-    module, name = found
-    # the chain is judged here, once: its inner names are not judged again
+#: Parts of ``urllib`` that open nothing (``urllib.parse.quote``), whose module the
+#: ``notebook`` profile passes: reached through ``urllib`` they pass too.
+_OFFLINE_PARTS = ("urllib.parse.", "urllib.error.")
+
+
+def _mark_chain(w: Walker, node: ast.Attribute) -> None:
+    """The chain is judged at its outermost attribute: its inner names are not again."""
     inner: ast.expr = node.value
     while isinstance(inner, ast.Attribute):
         w.handled.add(id(inner))
         inner = inner.value
     w.handled.add(id(inner))
+
+
+@register(ast.Attribute)
+def check_attribute(w: Walker, node: ast.Attribute) -> None:
+    if not w.notebook or id(node) in w.handled:
+        return
+    dotted = w.resolve(node)
+    if dotted is None:
+        return
+    if dotted.startswith(_OFFLINE_PARTS) and not _decided_by_administrator(w, "urllib"):
+        _mark_chain(w, node)
+        return
+    found = _client(dotted)
+    if found is None or _decided_by_administrator(w, found[0]):
+        return
+    module, name = found
+    _mark_chain(w, node)
     if name in FETCH_APIS[module]:
         _answer(w, node, f"{module}.{name}", f"{module}.{name}()")
     else:
