@@ -96,6 +96,12 @@ def test_the_parts_of_urllib_that_open_nothing_pass_in_notebook() -> None:
     assert validate("q = urllib.parse.quote(sql)", STRICT).blocked
 
 
+def test_a_variable_named_like_a_client_is_a_variable() -> None:
+    cell = "requests = []\nfor row in rows:\n    requests.append(row['message'])"
+    assert not validate(cell, NOTEBOOK).violations
+    assert validate(cell, STRICT).blocked  # strict reads the name, as before
+
+
 def test_the_administrator_still_decides() -> None:
     banned = Policy(profile="notebook", banned_modules=["requests"])
     result = validate("import requests\nrequests.get(u)", banned)

@@ -81,12 +81,21 @@ def _mark_chain(w: Walker, node: ast.Attribute) -> None:
     w.handled.add(id(inner))
 
 
+def _variable_chain(w: Walker, node: ast.Attribute) -> bool:
+    """Whether the chain starts at a variable (``requests = []`` then
+    ``requests.append(x)``), not at the module of that name."""
+    base: ast.expr = node
+    while isinstance(base, ast.Attribute):
+        base = base.value
+    return isinstance(base, ast.Name) and w.is_variable(base)
+
+
 @register(ast.Attribute)
 def check_attribute(w: Walker, node: ast.Attribute) -> None:
     if not w.notebook or id(node) in w.handled:
         return
     dotted = w.resolve(node)
-    if dotted is None:
+    if dotted is None or _variable_chain(w, node):
         return
     if dotted.startswith(_OFFLINE_PARTS) and not _decided_by_administrator(w, "urllib"):
         _mark_chain(w, node)
