@@ -29,6 +29,8 @@ _ENVIRON = frozenset({"os.environ", "os.environb", "posix.environ"})
 _SETTERS = frozenset({"os.putenv", "posix.putenv"})
 #: Methods of the environment mapping that set variables.
 _WRITERS = frozenset({"update", "setdefault", "__setitem__", "__ior__"})
+#: Methods of the environment mapping that read it or only remove variables.
+_READ_METHODS = frozenset({"get", "keys", "values", "items", "copy", "pop", "popitem", "clear"})
 #: Builtins that only read a mapping they are given.
 _READERS = frozenset(
     {"dict", "list", "sorted", "len", "print", "str", "repr", "set", "tuple", "iter", "pprint",
@@ -91,6 +93,8 @@ def check_call(w: Walker, node: ast.Call) -> None:
         return
     if isinstance(func, ast.Attribute) and _is_environ(w, func.value):
         w.handled.add(id(func.value))
+        if func.attr in _WRITERS:
+            w.handled.add(id(func))  # judged here; any other name, by check_attribute
         if func.attr == "update":
             for arg in node.args:
                 _judge_mapping(w, node, arg)
@@ -132,7 +136,15 @@ def check_attribute(w: Walker, node: ast.Attribute) -> None:
     if not _enter(w, node):
         return
     if _is_environ(w, node.value):
-        w.handled.add(id(node.value))  # `os.environ.get(...)`: judged as a method call
+        w.handled.add(id(node.value))
+        if node.attr not in _READ_METHODS:
+            # `os.environ.data[b"PATH"]`, a writer taken as a value: not judged here
+            w.emit(
+                "SK103",
+                node,
+                f"os.environ.{node.attr} — reaches the environment past the checks on "
+                "PATH, which decides which program a shell line runs",
+            )
     elif node.attr in ("environ", "environb") and _is_environ(w, node):
         _bare(w, node)
 
