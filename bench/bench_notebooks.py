@@ -5,7 +5,10 @@ memory, as Jupyter opens them); notebooks whose kernel language is not Python ar
 skipped. Each code cell is judged on its own with the chosen profile's default policy,
 as the kernel would judge it. Cells that only install packages (``%pip install x``,
 ``!pip install x``) are counted apart: the kernel answers them with the command that
-adds the package to the image rather than refusing them.
+adds the package to the image rather than refusing them. Cells answered as downloads
+(``!wget URL``, ``urlretrieve``: nothing runs, the answer says to put the file in the
+notebook's folder) are counted apart too, and the figures are given both ways: with
+those cells left aside, and with them counted as refused (columns ``(dl)``).
 
 Prints, per kind of source (the first folder level below the given folder, e.g.
 ``quant``, ``teaching``, ``research``) and in total: notebooks judged, the share with
@@ -52,6 +55,15 @@ def _install_only(source: str) -> bool:
     return bool(getattr(V, "is_install_cell", lambda _s: False)(source))
 
 
+def _answer(result: Any) -> str | None:
+    """The error name of an answered cell (install, download), None otherwise."""
+    if hasattr(result, "answer"):
+        found = result.answer()
+        return found[0] if found else None
+    message = getattr(result, "install_message", lambda: None)()  # older validators
+    return "SandboxPackageInstall" if message else None
+
+
 def measure(folder: Path, profile: str, sample: int) -> dict[str, Any]:
     policy = _policy(profile)
     kinds: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
@@ -75,6 +87,7 @@ def measure(folder: Path, profile: str, sample: int) -> dict[str, Any]:
             continue
         counts["notebooks"] += 1
         clean = True
+        answered = False
         for index, source in cells:
             if not source.strip():
                 continue
@@ -85,7 +98,13 @@ def measure(folder: Path, profile: str, sample: int) -> dict[str, Any]:
             result = V.validate(source, policy)
             timings.append(time.perf_counter() - started)
             counts["cells"] += 1
-            answer = getattr(result, "install_message", lambda: None)()
+            answer = _answer(result)
+            if result.blocked and answer == "SandboxNoNetwork":
+                # a download (`!wget URL`, urlretrieve) answered with where the file
+                # goes: nothing ran; counted apart, and in the second figure as refused
+                counts["download answers"] += 1
+                answered = True
+                continue
             if result.blocked and answer is not None:
                 # answered with the command that adds the package, not refused
                 counts["install answers (mixed cells)"] += 1
@@ -99,6 +118,7 @@ def measure(folder: Path, profile: str, sample: int) -> dict[str, Any]:
                     (str(path.relative_to(folder)), index, source, result.format_report())
                 )
         counts["clean notebooks"] += clean
+        counts["clean notebooks, downloads counted"] += clean and not answered
     total: collections.Counter[str] = collections.Counter()
     for counts in kinds.values():
         total.update(counts)
@@ -109,6 +129,14 @@ def measure(folder: Path, profile: str, sample: int) -> dict[str, Any]:
             100 * counts["clean notebooks"] / max(1, counts["notebooks"]), 1
         )
         entry["refused cells %"] = round(100 * counts["refused cells"] / max(1, counts["cells"]), 2)
+        # the same figures with download answers counted as refusals
+        entry["refused or download-answered cells %"] = round(
+            100 * (counts["refused cells"] + counts["download answers"]) / max(1, counts["cells"]),
+            2,
+        )
+        entry["clean notebooks %, downloads counted"] = round(
+            100 * counts["clean notebooks, downloads counted"] / max(1, counts["notebooks"]), 1
+        )
         if name == "total":
             figures["total"] = entry
         else:
@@ -139,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"profile {figures['profile']}")
     header = (
         f"{'kind':<10} {'notebooks':>9} {'clean %':>8} {'cells':>7} {'refused %':>9} "
-        f"{'install-only':>12} {'install+code':>12}"
+        f"{'install-only':>12} {'install+code':>12} {'downloads':>9} "
+        f"{'clean % (dl)':>12} {'refused % (dl)':>14}"
     )
     print(header)
     for name, entry in [*figures["kinds"].items(), ("total", figures["total"])]:
@@ -147,8 +176,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:<10} {entry.get('notebooks', 0):>9} {entry['clean notebooks %']:>8} "
             f"{entry.get('cells', 0):>7} {entry['refused cells %']:>9} "
             f"{entry.get('install cells', 0):>12} "
-            f"{entry.get('install answers (mixed cells)', 0):>12}"
+            f"{entry.get('install answers (mixed cells)', 0):>12} "
+            f"{entry.get('download answers', 0):>9} "
+            f"{entry['clean notebooks %, downloads counted']:>12} "
+            f"{entry['refused or download-answered cells %']:>14}"
         )
+    print("(dl): download answers counted as refused cells")
     skipped = figures["total"].get("skipped (not Python)", 0)
     if skipped:
         print(f"skipped (kernel not Python): {skipped}")

@@ -35,6 +35,7 @@ from .inner import Message
 from .record import ENVIRONMENT_MIME_TYPE, LANGUAGE_INFO_KEY, environment
 from .sandbox import ErrorInfo, ExecutionResult, Sandbox, validation_bundle
 from .seams import KernelAppSeams, KernelSeams, stop_control_thread
+from .validator.results import ANSWERED_RULES
 
 if TYPE_CHECKING:
     from .usage import CellUsage
@@ -299,7 +300,7 @@ class SandboxKernel(KernelSeams):
         verdict = result.validation
         assert verdict is not None
         assert result.error is not None
-        if result.error.ename != "SandboxPackageInstall":
+        if result.error.ename not in ANSWERED_RULES.values():  # installs, downloads
             self._publish_validation(verdict, parent)
         return self._error_reply(result.error, parent)
 

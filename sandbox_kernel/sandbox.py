@@ -904,12 +904,13 @@ VALIDATION_MIME_TYPE = "application/vnd.sandbox-kernel.validation+json"
 
 
 def _refusal(verdict: ValidationResult) -> ErrorInfo:
-    """The error of a refused cell: the install answer for ``%pip install x`` (so Run
-    All stops where the package is missing, with the command that adds it), else the
-    findings' summary."""
-    install = verdict.install_message()
-    if install is not None:
-        return ErrorInfo("SandboxPackageInstall", install, [f"SandboxPackageInstall: {install}"])
+    """The error of a refused cell: the answer for ``%pip install x`` or ``!wget URL``
+    (so Run All stops where the package or file is missing, saying how to add it),
+    else the findings' summary."""
+    answer = verdict.answer()
+    if answer is not None:  # an install or a download: what to do instead
+        name, sentence = answer
+        return ErrorInfo(name, sentence, [f"{name}: {sentence}"])
     report = verdict.format_report().splitlines()
     return ErrorInfo("SandboxValidationError", report[-1] if report else "blocked", report)
 

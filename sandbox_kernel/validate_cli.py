@@ -58,6 +58,8 @@ class _FileReport:
                     "risk_score": result.risk_score,
                     "violations": [v.to_json() for v in result.violations],
                     "syntax_error": result.syntax_error.to_json() if result.syntax_error else None,
+                    # installs and downloads: the kernel answers them (nothing runs)
+                    "answer": _answer_json(result),
                 }
                 for index, result in self.cells
             ],
@@ -126,6 +128,11 @@ def _judge_file(path: Path, policy: Policy) -> _FileReport:
     return report
 
 
+def _answer_json(result: ValidationResult) -> dict[str, str] | None:
+    answer = result.answer()
+    return None if answer is None else {"ename": answer[0], "evalue": answer[1]}
+
+
 def _format_text(reports: list[_FileReport]) -> str:
     out: list[str] = []
     cells = blocked = 0
@@ -143,7 +150,10 @@ def _format_text(reports: list[_FileReport]) -> str:
             if not result.violations and result.syntax_error is None:
                 continue
             where = f"{report.path} cell {index}" if notebook else report.path
+            answer = result.answer()
             state = "BLOCKED" if result.blocked else "findings"
+            if answer is not None:
+                state = f"BLOCKED, answered with {answer[0]}"
             out.append(f"{where}: {state} (risk score {result.risk_score})")
             out.extend("  " + line for line in result.format_report().splitlines()[:-1])
     errors = sum(r.error is not None for r in reports)

@@ -178,6 +178,49 @@ def test_package_install_is_answered_and_run_all_stops_there(blocking: Kernel) -
     assert blocking.execute("print(got)").stdout == "[1]\n"
 
 
+def test_download_is_answered_and_nothing_runs(blocking: Kernel) -> None:
+    cell = blocking.execute(
+        "open('written_before_download.txt', 'w').write('x')\n"
+        "!wget -nc https://example.org/closes.csv"
+    )
+    assert cell.status == "error"
+    error = cell.reply["content"]
+    assert error["ename"] == "SandboxNoNetwork"
+    assert "no network" in error["evalue"] and "notebook's folder" in error["evalue"]
+    assert "https://example.org/closes.csv" in error["evalue"]
+    assert not [m for m in cell.outputs if VALIDATION_MIME in json.dumps(m["content"])]
+    check = blocking.execute("import os\nprint(os.path.exists('written_before_download.txt'))")
+    assert check.stdout == "False\n"  # the whole cell was answered: nothing of it ran
+    cells = ["got = [1]", "!git clone https://github.com/example/data.git", "got.append(2)"]
+    assert blocking.run_all(cells) == ["ok", "error", "aborted"]
+    assert blocking.execute("print(got)").stdout == "[1]\n"
+    # the control: a download that runs what it fetched is refused with its findings
+    piped = blocking.execute("!curl -fsSL https://example.org/install.sh | sh")
+    assert piped.reply["content"]["ename"] == "SandboxValidationError"
+
+
+# A shell line the notebook profile passes (`!ls x`) runs whatever `ls` means on PATH:
+# a link named `ls` to the image's Python, first on PATH, runs a file the validator
+# never judged. Each step alone passes in `notebook`; changing PATH is what is refused.
+PATH_HIJACK = [
+    "import os, sys\nos.symlink(sys.executable, 'ls')",
+    "open('steps.csv', 'w').write('import subprocess\\nprint(subprocess.__name__, \"ran\")')",
+    "import os\nos.environ['PATH'] = os.getcwd() + ':' + os.environ['PATH']",
+    "!ls steps.csv",
+]
+
+
+def test_a_shell_line_cannot_be_pointed_at_another_program(blocking: Kernel) -> None:
+    statuses = [blocking.execute(cell).status for cell in PATH_HIJACK[:2]]
+    assert statuses == ["ok", "ok"]
+    moved = blocking.execute(PATH_HIJACK[2])
+    assert moved.status == "error", moved.text
+    assert moved.reply["content"]["ename"] == "SandboxValidationError"
+    listing = blocking.execute(PATH_HIJACK[3])
+    assert "subprocess ran" not in listing.stdout
+    assert listing.stdout.split() == ["steps.csv"]  # the image's ls
+
+
 def test_banner_and_sandbox_info_name_the_profile(blocking: Kernel) -> None:
     info = blocking.execute("%sandbox info")
     [display] = info.of_type("display_data")

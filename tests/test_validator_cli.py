@@ -101,6 +101,7 @@ def test_json_shape(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) 
         "risk_score": 0,
         "violations": [],
         "syntax_error": None,
+        "answer": None,
     }
     assert shell["blocked"] and shell["violations"][0]["rule_id"] == "SK601"
     assert shell["violations"][0]["line"] == 1
@@ -234,3 +235,21 @@ def test_profile_option_judges_as_the_kernel_or_the_sandbox_api(
     assert invoke(capsys, "--profile", "notebook", str(path))[0] == 0
     code, out = invoke(capsys, "--profile", "strict", str(path))
     assert code == 1 and "SK101" in out
+
+
+def test_answered_cells_are_blocked_and_say_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "fetch.ipynb"
+    path.write_text(
+        notebook(("code", "!wget -nc https://example.org/closes.csv"), ("code", "x = 1"))
+    )
+    code, out = invoke(capsys, str(path))
+    assert code == 1  # the kernel runs nothing of that cell: CI must see it
+    assert "cell 0: BLOCKED, answered with SandboxNoNetwork" in out
+    code, out = invoke(capsys, "--json", str(path))
+    [cell] = [c for c in json.loads(out)["files"][0]["cells"] if c["blocked"]]
+    assert cell["answer"]["ename"] == "SandboxNoNetwork"
+    assert "notebook's folder" in cell["answer"]["evalue"]
+    code, out = invoke(capsys, "--profile", "strict", str(path))
+    assert code == 1 and "SK601" in out and "answered with" not in out

@@ -6,12 +6,15 @@ import pytest
 
 from sandbox_kernel.validator import Policy, validate
 
-from validator_corpus import STRICT_ONLY, load
+from validator_corpus import ANSWERED_IN_NOTEBOOK, STRICT_ONLY, load
 
 DANGEROUS = load("dangerous")
 BENIGN = load("benign")
 BENIGN_NOTEBOOK = load("benign_notebook")
+ANSWERED = load("answered_notebook")
 NOTEBOOK = Policy(profile="notebook")
+#: `%pip install x`: answered with the command that adds it to the image, both profiles
+INSTALL_CELL = "115-pip-install"
 STRICT = Policy(profile="strict")
 
 
@@ -19,7 +22,8 @@ def test_corpus_size() -> None:
     assert len(DANGEROUS) >= 180
     assert len(BENIGN) >= 60
     assert len(BENIGN_NOTEBOOK) >= 25
-    assert set(STRICT_ONLY) <= {name for name, _ in DANGEROUS}
+    assert len(ANSWERED) >= 10
+    assert set(STRICT_ONLY) | set(ANSWERED_IN_NOTEBOOK) <= {name for name, _ in DANGEROUS}
 
 
 @pytest.mark.parametrize(("name", "source"), DANGEROUS, ids=[n for n, _ in DANGEROUS])
@@ -28,6 +32,8 @@ def test_dangerous_cell_is_blocked_in_strict(name: str, source: str) -> None:
         assert result.blocked, f"{name} passed:\n{source}"
         assert result.risk_score >= 30
         assert all(v.message and v.line >= 0 for v in result.violations)
+        if name != INSTALL_CELL:  # refused with findings, not answered
+            assert result.answer() is None, result.format_report()
 
 
 @pytest.mark.parametrize(("name", "source"), DANGEROUS, ids=[n for n, _ in DANGEROUS])
@@ -39,6 +45,11 @@ def test_dangerous_cell_is_blocked_in_notebook(name: str, source: str) -> None:
         return
     assert result.blocked, f"{name} passed in the notebook profile:\n{source}"
     assert result.risk_score >= 30
+    if name in ANSWERED_IN_NOTEBOOK:
+        # the control: a plain fetch is answered (nothing runs), not refused with findings
+        assert result.answer() is not None and result.answer()[0] == "SandboxNoNetwork"
+    elif name != INSTALL_CELL:
+        assert result.answer() is None, f"{name} was answered:\n{result.format_report()}"
 
 
 @pytest.mark.parametrize(("name", "source"), BENIGN, ids=[n for n, _ in BENIGN])
@@ -56,6 +67,20 @@ def test_everyday_notebook_cell_passes_in_notebook(name: str, source: str) -> No
     assert not result.blocked
     assert result.violations == [], result.format_report()
     assert result.syntax_error is None, result.syntax_error
+
+
+@pytest.mark.parametrize(("name", "source"), ANSWERED, ids=[n for n, _ in ANSWERED])
+def test_download_cell_is_answered_in_notebook_and_refused_in_strict(
+    name: str, source: str
+) -> None:
+    result = validate(source, NOTEBOOK)
+    assert result.blocked, result.format_report()
+    answer = result.answer()
+    assert answer is not None, result.format_report()
+    assert "no network" in answer[1] and "notebook's folder" in answer[1]
+    assert result.downloads
+    refused = validate(source, STRICT)
+    assert refused.blocked and refused.answer() is None
 
 
 def test_strict_refuses_everyday_os_use() -> None:

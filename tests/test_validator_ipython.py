@@ -92,7 +92,7 @@ def test_display_and_configuration_magics_pass_in_notebook(source: str) -> None:
         "!head {secret}",
         "!ls $HOME",
         "!git status",
-        "!rm -rf data",
+        "!rm -rf ../data",  # outside the working area (rm inside it is a note)
         "%%bash\nls",
         "%%javascript\nalert(1)",
     ],

@@ -173,6 +173,7 @@ def _verdict(analysis: Analysis, policy: Policy) -> ValidationResult:
         threshold=policy.threshold,
         profile=policy.profile,
         install_packages=list(analysis.install_packages),
+        downloads=list(analysis.downloads),
     )
 
 

@@ -52,6 +52,10 @@ class CannotJudge(Exception):
     """The cell cannot be judged within bounds; becomes an SK803 finding."""
 
 
+class Untransformable(CannotJudge):
+    """IPython's transformer failed on the cell (IPython runs nothing either)."""
+
+
 def line_of(text: str, index: int) -> tuple[int, int]:
     """(1-based line, 0-based column) of ``text[index]``."""
     line = text.count("\n", 0, index) + 1
@@ -92,7 +96,7 @@ def prepare(text: str) -> tuple[str, ast.Module | None, SyntaxError | None, int]
         except Exception as exc:
             # IPython shows an error and runs nothing, but another IPython version
             # might read the cell differently: refuse what we cannot read.
-            raise CannotJudge(
+            raise Untransformable(
                 f"IPython could not transform the cell ({type(exc).__name__})"
             ) from exc
         lead = 0

@@ -11,6 +11,11 @@ Profile = Literal["notebook", "strict"]
 
 #: The rule of package installs (kept here so that results need no rule table).
 INSTALL_RULE = "SK607"
+#: The rule of downloads (``!wget URL``, ``!git clone URL``, ``urlretrieve``).
+DOWNLOAD_RULE = "SK608"
+#: Rules answered with a sentence instead of a list of findings, and the error name
+#: the kernel ends the cell with.
+ANSWERED_RULES = {INSTALL_RULE: "SandboxPackageInstall", DOWNLOAD_RULE: "SandboxNoNetwork"}
 
 
 def install_answer(packages: list[str]) -> str:
@@ -27,6 +32,23 @@ def install_answer(packages: list[str]) -> str:
         "The sandbox has no network, so packages come from its image: add "
         f"{them} with `sandbox-kernel image build --add {names}`, then "
         "`sandbox-kernel install --image <the new tag>` and restart the kernel."
+    )
+
+
+def download_answer(sources: list[str]) -> str:
+    """The one sentence that answers ``!wget URL``, ``!git clone URL`` or a Python
+    download: the only place it is worded. ``sources`` are URLs, ``git clone URL``
+    or the Python API that downloads (``urllib.request.urlretrieve``)."""
+    repos = any(s.startswith("git clone ") for s in sources)
+    files = any(not s.startswith("git clone ") for s in sources)
+    what = ", ".join(f"`{s}`" for s in sources[:3]) + (" …" if len(sources) > 3 else "")
+    do = " and ".join(
+        [*(["download the files"] if files else []), *(["clone the repository"] if repos else [])]
+    )
+    return (
+        f"The sandbox has no network, so nothing ran for {what or 'the download'}: {do} on "
+        "your computer into the notebook's folder (it is copied into the sandbox), then "
+        "remove the download from the cell."
     )
 
 
@@ -103,6 +125,7 @@ class ValidationResult:
         threshold: the policy threshold.
         profile: the policy profile (``notebook`` or ``strict``).
         install_packages: packages the cell asks to install (``%pip install x``).
+        downloads: what the cell downloads (URLs, ``git clone URL``, Python APIs).
     """
 
     blocked: bool
@@ -113,6 +136,7 @@ class ValidationResult:
     threshold: int = 30
     profile: Profile = "strict"
     install_packages: list[str] = field(default_factory=list)
+    downloads: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The verdict as plain JSON-able values."""
@@ -125,21 +149,37 @@ class ValidationResult:
             "threshold": self.threshold,
             "profile": self.profile,
             "install_packages": list(self.install_packages),
+            "downloads": list(self.downloads),
         }
 
-    def install_message(self) -> str | None:
-        """The answer to a blocked cell whose only blocking findings install packages.
-
-        None when the cell is not blocked or something else in it is refused.
-        """
+    def answer(self) -> tuple[str, str] | None:
+        """(error name, sentence) for a blocked cell whose only blocking findings are
+        package installs or downloads: what to do instead, since neither can work
+        without a network. None when the cell is not blocked or something else in it
+        is refused (then the findings are the answer)."""
         if not self.blocked or not self.violations:
             return None
-        others = sum(v.score for v in self.violations if v.rule_id != INSTALL_RULE)
-        if any(v.rule_id != INSTALL_RULE and v.score >= self.threshold for v in self.violations):
+        rest = [v for v in self.violations if v.rule_id not in ANSWERED_RULES]
+        if any(v.score >= self.threshold for v in rest):
             return None
-        if others >= self.threshold:
+        if sum(v.score for v in rest) >= self.threshold:
             return None
-        return install_answer(self.install_packages)
+        found = {v.rule_id for v in self.violations}
+        sentences = []
+        if INSTALL_RULE in found:
+            sentences.append(install_answer(self.install_packages))
+        if DOWNLOAD_RULE in found:
+            sentences.append(download_answer(self.downloads))
+        if not sentences:
+            return None
+        # an install first: the image is where both are fixed
+        rule = INSTALL_RULE if INSTALL_RULE in found else DOWNLOAD_RULE
+        return ANSWERED_RULES[rule], " ".join(sentences)
+
+    def install_message(self) -> str | None:
+        """The answer's sentence (see :meth:`answer`), or None."""
+        found = self.answer()
+        return found[1] if found is not None else None
 
     def summary(self) -> str:
         """One closing sentence (the kernel shows it as the error value of a refused cell)."""

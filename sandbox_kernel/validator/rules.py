@@ -89,6 +89,9 @@ _RULE_LIST = [
     Rule("SK607", "package-install", "high", 100,
          "installs packages (%pip, !pip, %conda): the sandbox has no network; "
          "packages come from the image"),
+    Rule("SK608", "network-download", "high", 100,
+         "downloads from the network (!wget, !curl, !git clone, urlretrieve; notebook "
+         "profile): the sandbox has no network; files come from the notebook's folder"),
     # -- unicode ------------------------------------------------------------------------------
     Rule("SK701", "lookalike-identifier", "high", 30,
          "writes an identifier that imitates another name (full-width eval, Cyrillic letters in a Latin word)"),

@@ -11,13 +11,18 @@ import re
 from typing import TYPE_CHECKING
 
 from .families.data import system_path
-from .families.ipython import escape_starts, magic_allowed
+from .families.ipython import SCRIPT_MARKUP, escape_starts, magic_allowed
 from .prepare import line_of
 
 if TYPE_CHECKING:
     from .walker import Analysis
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Builtins that are dangerous only as bare names: after a dot (``tensor.eval()``,
+#: ``model.compile()``) they are methods, which a parsed cell passes too.
+BUILTIN_ONLY_WORDS = frozenset(
+    {"eval", "exec", "compile", "execfile", "globals", "getattr", "setattr", "delattr"}
+)
 _QUOTED_PATH = re.compile(r"([\"'])((?:/|file:|\.\./)[^\"'\n]*)\1")
 
 
@@ -27,6 +32,9 @@ def scan_unparseable(analysis: Analysis, text: str, base_line: int) -> None:
     words = t.unparseable_words
     for match in _WORD.finditer(text):
         if match.group() in words:
+            before = text[max(0, match.start() - 80) : match.start()].rstrip(" \t")
+            if match.group() in BUILTIN_ONLY_WORDS and before.endswith("."):
+                continue
             hits.append((match.start(), match.group()))
             if len(hits) >= 5:
                 break
@@ -38,6 +46,9 @@ def scan_unparseable(analysis: Analysis, text: str, base_line: int) -> None:
         if system_path(t, match.group(2)) is not None:
             hits.append((match.start(2), match.group(2)))
             break
+    script = SCRIPT_MARKUP.search(text)
+    if script is not None:
+        hits.append((script.start(), script.group()))
     if not hits:
         return
     hits.sort()

@@ -13,7 +13,7 @@ import ast
 from typing import TYPE_CHECKING, Any
 
 from . import registry
-from .prepare import EXCERPT_CHARS, MAX_MAGIC_DEPTH, CannotJudge, prepare
+from .prepare import EXCERPT_CHARS, MAX_MAGIC_DEPTH, CannotJudge, Untransformable, prepare
 from .results import SyntaxErrorInfo, Violation
 from .rules import RULES
 from .scopes import Scopes
@@ -54,6 +54,8 @@ class Analysis:
         self.syntax_error: SyntaxErrorInfo | None = None
         #: packages the cell asks to install (``%pip install x``), in order
         self.install_packages: list[str] = []
+        #: what the cell downloads (``!wget URL``, ``urlretrieve``), in order
+        self.downloads: list[str] = []
 
     # -- recording ---------------------------------------------------------------------
     def excerpt(self, line: int) -> str:
@@ -98,7 +100,18 @@ class Analysis:
         """
         if depth > MAX_MAGIC_DEPTH:
             raise CannotJudge("magics nested too deeply to judge")
-        transformed, tree, error, lead = prepare(text)
+        try:
+            transformed, tree, error, lead = prepare(text)
+        except Untransformable as exc:
+            if depth or not self.tables.notebook:
+                raise
+            # IPython runs nothing: judged as an unparseable cell (a word scan), in
+            # case another IPython version reads it
+            self.syntax_error = SyntaxErrorInfo(str(exc), 1 + base_line, 0)
+            from .unparseable import scan_unparseable
+
+            scan_unparseable(self, text, base_line)
+            return
         offset = base_line + lead
         if depth == 0:
             self.tree, self.transformed, self.line_offset = tree, transformed, offset

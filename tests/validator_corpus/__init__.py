@@ -7,7 +7,9 @@ profiles, except the few in :data:`STRICT_ONLY`, whose only "danger" is a name t
 ordinary quant-research cells that pass untouched in both profiles;
 ``benign_notebook/*.ipy`` are everyday notebook cells, written for this project after
 patterns seen in public notebooks (``os.path.join``, ``%config``, Greek letters,
-``%%writefile``), that pass in ``notebook``. Files are ``.ipy`` (IPython syntax) so
+``%%writefile``), that pass in ``notebook``; ``answered_notebook/*.ipy`` are download
+cells written the same way (``!wget URL``, ``!git clone URL``, ``urlretrieve``) that
+the ``notebook`` profile answers (nothing runs) and ``strict`` refuses. Files are ``.ipy`` (IPython syntax) so
 Python linters leave them alone. The tests and ``bench/bench_validator.py`` both load
 them through :func:`load`.
 """
@@ -35,9 +37,18 @@ STRICT_ONLY: dict[str, str] = {
 }
 
 
+#: Dangerous cells the ``notebook`` profile answers as downloads rather than refusing
+#: them with findings: a plain fetch, which the sandbox without a network cannot do.
+#: Nothing runs either way; every other dangerous cell is refused, not answered.
+ANSWERED_IN_NOTEBOOK: dict[str, str] = {
+    "017-urllib-exfiltrate": "a GET of a URL: a fetch that cannot leave a sandbox without network",
+    "163-urlretrieve-data": "downloads a CSV: the sandbox has no network",
+}
+
+
 def load(kind: str) -> list[tuple[str, str]]:
-    """(file stem, cell source) of every cell of ``kind``: "dangerous", "benign" or
-    "benign_notebook"."""
+    """(file stem, cell source) of every cell of ``kind``: "dangerous", "benign",
+    "benign_notebook" or "answered_notebook"."""
     return [
         (path.stem, path.read_text(encoding="utf-8"))
         for path in sorted((CORPUS_DIR / kind).glob("*.ipy"))

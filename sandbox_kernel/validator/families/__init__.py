@@ -9,13 +9,26 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .. import scopes  # noqa: F401  (first: bindings are known before the names are read)
-from . import byname, data, dyncode, introspection, ipython, modules, names, unicode
+from . import (
+    byname,
+    data,
+    dyncode,
+    environment,
+    introspection,
+    ipython,
+    modules,
+    names,
+    network,
+    unicode,
+)
 
 if TYPE_CHECKING:
     from ..policy import Tables
 
 #: The families in the order their checks run on a node.
-FAMILIES = (modules, introspection, dyncode, byname, data, ipython, names, unicode)
+FAMILIES = (
+    modules, network, environment, introspection, dyncode, byname, data, ipython, names, unicode
+)  # fmt: skip
 
 
 def build_tables(t: Tables) -> None:

@@ -25,16 +25,23 @@ from __future__ import annotations
 
 import ast
 import re
-import string
 from typing import TYPE_CHECKING
 
 from ..prepare import CannotJudge
 from ..registry import register, register_cell
-from ..results import install_answer
+from ..results import download_answer, install_answer
 from ..text import shorten
 from .data import system_path
+from .environment import program_variable
+from .magic_args import format_fields, is_literal, strip_magic_options
 from .modules import module_reason
-from .shell_lines import READONLY_ALIASES, install_packages, readonly_shell
+from .shell_lines import (
+    READONLY_ALIASES,
+    download_sources,
+    install_packages,
+    readonly_shell,
+    working_file_command,
+)
 
 if TYPE_CHECKING:
     from ..policy import Tables
@@ -161,9 +168,6 @@ MARKUP_MAGICS = frozenset({"html", "HTML", "markdown", "svg", "SVG"})
 #: Extensions ``%load_ext`` may load without the administrator allowing them.
 SAFE_EXTENSIONS = frozenset({"autoreload"})
 
-#: Options of ``%timeit``/``%prun`` that take a value as the next word.
-MAGIC_OPTIONS_WITH_VALUE = frozenset({"-n", "-r", "-p", "-l", "-s", "-T", "-D"})
-
 #: Line magics that pass in ``notebook`` after a check of their arguments (the
 #: ``strict`` profile refuses them, see :data:`DANGEROUS_MAGICS`).
 NOTEBOOK_LINE_MAGICS = frozenset(
@@ -190,7 +194,7 @@ CONFIG_TRAITS = frozenset(
 #: the target unknown until run time, so they are refused with one.
 _LITERAL_ARGUMENT_MAGICS = frozenset(
     {"config", "load_ext", "reload_ext", "unload_ext", "writefile", "file", "aimport",
-     "matplotlib", "load", "loadpy", "run"}
+     "matplotlib", "load", "loadpy", "run", "env", "set_env"}
 )  # fmt: skip
 
 #: Suffixes of files ``%%writefile`` writes that Python does not import; the body of
@@ -207,7 +211,7 @@ _ESCAPE_START = re.compile(
 )
 _AUTOMAGIC_LINE = re.compile(r"^[ \t\f\v]*([A-Za-z_][\w.*]*)(.*)$")
 _AUGMENTED_ASSIGN = re.compile(r"^[-+*/%&|^@<>]*=")
-_SCRIPT_MARKUP = re.compile(
+SCRIPT_MARKUP = re.compile(
     r"<\s*(?:script|iframe|object|embed)\b|<[^>]*\son\w+\s*=|javascript:", re.IGNORECASE
 )
 #: Methods of IPython's shell that run code or commands, whatever object they are
@@ -246,7 +250,7 @@ class MagicJudge:
         self.automagic = automagic
 
     def emit(self, rule_id: str, message: str) -> None:
-        if self.automagic and rule_id != "SK607":
+        if self.automagic and rule_id not in ("SK607", "SK608"):
             # the line only runs as a magic under automagic: say so, one rule
             message = f"{message} (this line is an automagic call)"
             rule_id = "SK604"
@@ -264,6 +268,15 @@ class MagicJudge:
         )
         return True
 
+    def _download(self, command: str) -> bool:
+        sources = download_sources(command)
+        if sources is None:
+            return False
+        found = self.analysis.downloads
+        found.extend(s for s in sources if s not in found)
+        self.emit("SK608", f"download `{shorten(command, 50)}` — " + download_answer(sources))
+        return True
+
     def judge(self, kind: str, name: str, args: str, body: str) -> None:
         """Judge ``%name args`` (kind ``line``), ``%%name args\\nbody`` (``cell``) or a
         shell command (``system``)."""
@@ -272,7 +285,12 @@ class MagicJudge:
         if kind == "system":
             if self._install(args):
                 return
-            if notebook and readonly_shell(args):
+            if notebook and (readonly_shell(args) or self._download(args)):
+                return
+            note = working_file_command(args) if notebook else None
+            if note is not None:
+                if note:
+                    self.emit("SK504", f"!{shorten(args, 50)} — {note}")
                 return
             self.emit(
                 "SK601",
@@ -327,10 +345,10 @@ class MagicJudge:
         Returns True when the magic is refused for it."""
         if "{" not in args and "$" not in args:
             return False
-        fields = _format_fields(args)
+        fields = format_fields(args)
         for field in fields:
             self._nested(field, self.line - 1)
-        computed = "$" in args or not all(_is_literal(field) for field in fields)
+        computed = "$" in args or not all(is_literal(field) for field in fields)
         if computed and name in _LITERAL_ARGUMENT_MAGICS:
             self.emit("SK602", f"{shown} with a computed argument — what it acts on is unknown")
             return True
@@ -363,6 +381,10 @@ class MagicJudge:
             if self._path_ok(shown, words[:1]) and not target.endswith(DATA_SUFFIXES):
                 # a module written here may be imported later: judge it now, as a cell
                 self._nested(body, self.line)
+        elif name in ("env", "set_env") and args.strip():
+            variable = args.strip().split("=", 1)[0].split()[0]
+            if program_variable(variable):
+                self.emit("SK602", f"{shown} {variable} — decides which program a shell line runs")
         elif name in ("load", "loadpy") and any("://" in w for w in words):
             self.emit("SK602", f"{shown} of a URL — fetches code from the network")
         else:
@@ -386,14 +408,14 @@ class MagicJudge:
                 if found is not None:
                     self.emit("SK101", f"{shown} {module} — '{found[0]}' {found[1]}")
         elif name in MARKUP_MAGICS:
-            if _SCRIPT_MARKUP.search(body):
+            if SCRIPT_MARKUP.search(body):
                 self.emit("SK605", f"{shown} with script — runs JavaScript in the browser")
         elif name in CODE_MAGICS:
             if kind == "line":
-                self._nested(_strip_magic_options(args), self.line - 1)
+                self._nested(strip_magic_options(args), self.line - 1)
             else:
                 if name == "timeit":
-                    setup = _strip_magic_options(args)
+                    setup = strip_magic_options(args)
                     if setup.strip():
                         self._nested(setup, self.line - 1)
                 self._nested(body, self.line)
@@ -405,44 +427,6 @@ class MagicJudge:
             self.analysis.judge_cell(code, self.depth + 1, base_line)
         except CannotJudge as exc:
             self.analysis.emit("SK803", self.line, self.col, f"magic body cannot be judged: {exc}")
-
-
-def _is_literal(text: str) -> bool:
-    # `%config InlineBackend.rc = {'figure.figsize': (6, 4)}`: IPython tries the field,
-    # fails, and leaves the text as written
-    try:
-        ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return False
-    return True
-
-
-def _format_fields(text: str, depth: int = 0) -> list[str]:
-    """The expressions IPython's variable expansion evaluates in ``text`` (``{expr}``,
-    also inside format specs), as :class:`string.Formatter` splits them."""
-    fields: list[str] = []
-    try:
-        parsed = list(string.Formatter().parse(text))
-    except ValueError:
-        return fields  # IPython leaves text it cannot parse unexpanded
-    for _literal, field, spec, _conversion in parsed:
-        if field:
-            fields.append(field)
-        if spec and depth < 4:
-            fields.extend(_format_fields(spec, depth + 1))
-    return fields
-
-
-def _strip_magic_options(args: str) -> str:
-    """The code part of ``%timeit -n 10 -r 3 f(x)``: drop leading options."""
-    rest = args.lstrip()
-    while rest.startswith("-"):
-        option, _, rest = rest.partition(" ")
-        rest = rest.lstrip()
-        if option in MAGIC_OPTIONS_WITH_VALUE:
-            _, _, rest = rest.partition(" ")
-            rest = rest.lstrip()
-    return rest
 
 
 def magic_allowed(t: Tables, escape: str, name: str) -> bool:
@@ -576,7 +560,7 @@ def check_constant(w: Walker, node: ast.Constant) -> None:
     if not isinstance(text, str) or id(node) in w.handled:
         return
     if ("<" in text or "script" in text or "SCRIPT" in text) and (
-        _SCRIPT_MARKUP.search(text) or "application/javascript" in text.lower()
+        SCRIPT_MARKUP.search(text) or "application/javascript" in text.lower()
     ):
         w.emit(
             "SK605",

@@ -20,6 +20,7 @@ import ast
 from typing import TYPE_CHECKING
 
 from ..registry import register
+from .network import answers_import
 
 if TYPE_CHECKING:
     from ..policy import Tables
@@ -268,6 +269,8 @@ def judge_module(w: Walker, node: ast.AST, dotted: str, shown: str) -> None:
     """SK101/SK102 for importing ``dotted`` (also used for ``%aimport``, ``%load_ext``)."""
     found = module_reason(w.t, dotted)
     if found is not None:
+        if found[1] == _NET and answers_import(w, node, shown):
+            return
         w.emit("SK101", node, f"import of '{shown}' — '{found[0]}' {found[1]}")
         return
     part = _chain_component(w.t, dotted)
