@@ -462,7 +462,9 @@ class Relay:
                 self.kernel.returncode = exit_code(status)
 
     def run(self):
-        self.kernel_ids = become_relay(self.opts.get("kernel-user"), int(self.opts.get("relay-uid", 0)))
+        self.kernel_ids = become_relay(
+            self.opts.get("kernel-user"), int(self.opts.get("relay-uid", 0))
+        )
         make_undumpable()
         if self.opts["warm-delay"]:
             # A warm spare: start the kernel a little later, or at once when claimed.
