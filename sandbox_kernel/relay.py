@@ -17,6 +17,8 @@ What it does:
   answers every PING with a PONG, so the host can tell a frozen sandbox;
 * is the container's PID 1: reaps orphaned processes (``--reap``), and is not
   dumpable, so no process of the sandbox can open its stdout (the host transport);
+  under gVisor, which honours neither, it takes a real uid of its own instead
+  (``--kernel-user``, ``--relay-uid``: see :func:`become_relay`);
 * when the kernel exits, tells the host how and why (EXITED) and waits for the host
   to read the container's last numbers and remove it;
 * exits on SHUTDOWN, when stdin reaches EOF (the controller detached or died), or
@@ -108,9 +110,9 @@ def oom_kills():
 def make_undumpable():
     """Keep the sandbox's code out of this process's /proc entries.
 
-    The relay runs as the same user as the kernel, and its stdout is the host
-    transport: without this, a cell could open /proc/<relay>/fd/1 and write frames
-    to the host. A non-dumpable process's fds, memory and environ need CAP_SYS_PTRACE,
+    The relay runs as the same user as the kernel (under runc), and its stdout is the
+    host transport: without this, a cell could open /proc/<relay>/fd/1 and write frames
+    to the host. (gVisor ignores the flag: there :func:`become_relay` protects it.) A non-dumpable process's fds, memory and environ need CAP_SYS_PTRACE,
     which nothing in the sandbox has. (The kernel is started with execve, which makes
     it dumpable again, as Python debugging tools expect.)
     """
