@@ -210,8 +210,9 @@ def pids_limits(config: SandboxConfig) -> tuple[int, list[docker.types.Ulimit]]:
     there the setting becomes RLIMIT_NPROC, which gVisor's own kernel enforces per
     sandbox (fork and thread creation fail with EAGAIN, as with a pids limit), and the
     cgroup gets a budget that the sandbox cannot reach first; RLIMIT_NPROC is also
-    bounded by the forks the memory limit holds (:func:`.gvisor.nproc`). Never RLIMIT_NPROC under
-    runc: it counts every process of uid 1000 on the host, other sandboxes included.
+    bounded by the forks the memory limit holds (:func:`.gvisor.nproc`). Never
+    RLIMIT_NPROC under runc: it counts every process of uid 1000 on the host, other
+    sandboxes included.
     """
     if not is_gvisor(config.runtime) or config.pids <= 0:
         return config.pids, []
