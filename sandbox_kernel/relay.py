@@ -17,6 +17,8 @@ What it does:
   answers every PING with a PONG, so the host can tell a frozen sandbox;
 * is the container's PID 1: reaps orphaned processes (``--reap``), and is not
   dumpable, so no process of the sandbox can open its stdout (the host transport);
+  under gVisor, which honours neither, it takes a real uid of its own instead
+  (``--kernel-user``, ``--relay-uid``: see :func:`become_relay`);
 * when the kernel exits, tells the host how and why (EXITED) and waits for the host
   to read the container's last numbers and remove it;
 * exits on SHUTDOWN, when stdin reaches EOF (the controller detached or died), or
@@ -63,7 +65,7 @@ def parse_args(argv):
     for arg in argv:
         if arg.startswith("--") and "=" in arg:
             name, value = arg[2:].split("=", 1)
-            opts[name] = value if name == "bootstrap" else float(value)
+            opts[name] = value if name in ("bootstrap", "kernel-user") else float(value)
     return opts
 
 
@@ -108,9 +110,9 @@ def oom_kills():
 def make_undumpable():
     """Keep the sandbox's code out of this process's /proc entries.
 
-    The relay runs as the same user as the kernel, and its stdout is the host
-    transport: without this, a cell could open /proc/<relay>/fd/1 and write frames
-    to the host. A non-dumpable process's fds, memory and environ need CAP_SYS_PTRACE,
+    The relay runs as the same user as the kernel (under runc), and its stdout is the
+    host transport: without this, a cell could open /proc/<relay>/fd/1 and write frames
+    to the host. (gVisor ignores the flag: there :func:`become_relay` protects it.) A non-dumpable process's fds, memory and environ need CAP_SYS_PTRACE,
     which nothing in the sandbox has. (The kernel is started with execve, which makes
     it dumpable again, as Python debugging tools expect.)
     """
@@ -120,6 +122,38 @@ def make_undumpable():
         ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
     except Exception:
         pass
+
+
+def become_relay(kernel_user, relay_uid):
+    """Take real and saved uids of our own, the kernel's as the effective one (gVisor).
+
+    Under gVisor a non-dumpable PID 1 is not enough: it delivers SIGKILL from inside
+    to the init and lets the same uid open its fds through /proc. kill(2) and /proc
+    compare the real and saved uids, which become ``relay_uid``; file access uses the
+    effective uid, which stays the kernel's (its files and sockets are ours to use).
+    The container starts as root with CAP_SETUID, CAP_SETGID and CAP_SETPCAP only;
+    the bounding set is emptied first, and leaving uid 0 clears the rest. Returns the
+    kernel's (uid, gid), or None when there is no switch to make (under runc).
+    """
+    if not kernel_user:
+        return None
+    uid, gid = (int(part) for part in kernel_user.split(":"))
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        for cap in range(64):
+            prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP; unknown numbers fail harmlessly
+    except Exception:
+        pass
+    os.setresuid(relay_uid, uid, relay_uid)
+    with open("/proc/self/status") as f:
+        held = [line for line in f if line.startswith(("CapPrm:", "CapEff:"))]
+    if any(int(line.split()[1], 16) for line in held):
+        os._exit(5)  # never run a kernel next to a relay that kept a capability
+    return uid, gid
 
 
 def redundant(parts):
@@ -135,6 +169,17 @@ def exit_code(status):
     if os.WIFSIGNALED(status):
         return -os.WTERMSIG(status)
     return os.WEXITSTATUS(status)
+
+
+def kernel_preexec(ids):
+    """In the kernel's process before exec: its uids (when the relay has its own)."""
+
+    def preexec():
+        raise_oom_score()
+        if ids is not None:
+            os.setresuid(ids[0], ids[0], ids[0])
+
+    return preexec
 
 
 def raise_oom_score():
@@ -166,6 +211,7 @@ class Relay:
         self.reap = bool(opts["reap"])
         self.last_ping = time.monotonic()
         self.oom_at_start = oom_kills()
+        self.kernel_ids = None
 
     def write_frame(self, kind, parts):
         chunks = [memoryview(HEADER.pack(kind, len(parts)))]
@@ -238,7 +284,7 @@ class Relay:
             stderr=subprocess.STDOUT,
             cwd=workdir,
             start_new_session=True,
-            preexec_fn=raise_oom_score,
+            preexec_fn=kernel_preexec(self.kernel_ids),
         )
         self.kernel_log_fd = self.kernel.stdout.fileno()  # type: ignore[union-attr]
         os.set_blocking(self.kernel_log_fd, False)
@@ -418,6 +464,9 @@ class Relay:
                 self.kernel.returncode = exit_code(status)
 
     def run(self):
+        self.kernel_ids = become_relay(
+            self.opts.get("kernel-user"), int(self.opts.get("relay-uid", 0))
+        )
         make_undumpable()
         if self.opts["warm-delay"]:
             # A warm spare: start the kernel a little later, or at once when claimed.

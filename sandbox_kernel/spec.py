@@ -18,6 +18,7 @@ from typing import Any
 
 import docker.types
 
+from . import gvisor
 from .config import SandboxConfig, parse_mount, parse_size
 from .runtime import is_gvisor
 from .seccomp import load_profile
@@ -90,8 +91,16 @@ def relay_command(
         f"--claim-timeout={claim_timeout}",
         f"--reap={int(config.init)}",
         f"--warm-delay={warm_delay}",
+        *_relay_identity(config),
         f"--bootstrap={bootstrap_source()}",
     ]
+
+
+def _relay_identity(config: SandboxConfig) -> list[str]:
+    # Under gVisor the relay takes a uid of its own and runs the kernel as the user
+    # (gvisor.kernel_user says why); under runc both are the container's user.
+    user = gvisor.kernel_user(config) if is_gvisor(config.runtime) else ""
+    return [f"--kernel-user={user}", f"--relay-uid={gvisor.RELAY_UID}"] if user else []
 
 
 def container_options(config: SandboxConfig) -> dict[str, Any]:
@@ -104,6 +113,7 @@ def container_options(config: SandboxConfig) -> dict[str, Any]:
         ConfigError: a size, mount or seccomp setting is invalid.
     """
     memory = parse_size(config.memory)
+    on_gvisor = is_gvisor(config.runtime)
     # Docker mounts a tmpfs noexec unless told "exec": without it, tmp_noexec=False
     # would silently keep /tmp noexec.
     tmp_flags = "rw,nosuid,nodev" + (",noexec" if config.tmp_noexec else ",exec")
@@ -119,6 +129,8 @@ def container_options(config: SandboxConfig) -> dict[str, Any]:
         security_opt.append(f"seccomp={profile}")
     host_pids, nproc = pids_limits(config)
     mounts = [
+        # Under gVisor /tmp and /dev/shm are host tmpfs volumes (gvisor.writable_mounts).
+        *(gvisor.writable_mounts(config) if on_gvisor else []),
         workdir_mount(config),
         *(
             docker.types.Mount(target=target, source=source, type="bind", read_only=True)
@@ -128,7 +140,7 @@ def container_options(config: SandboxConfig) -> dict[str, Any]:
     host_config: dict[str, Any] = {
         "network_mode": config.network_mode,
         "read_only": config.read_only_root,
-        "tmpfs": tmpfs,
+        "tmpfs": {} if on_gvisor else tmpfs,
         "shm_size": parse_size(config.shm_size),
         "cap_drop": ["ALL"] if config.drop_capabilities else None,
         "security_opt": security_opt or None,
@@ -158,8 +170,14 @@ def container_options(config: SandboxConfig) -> dict[str, Any]:
     }
     if config.runtime:
         host_config["runtime"] = config.runtime
+    user = config.user
+    if on_gvisor and gvisor.kernel_user(config):
+        # Root with only the capabilities the relay's uid switch needs (it drops them
+        # before the kernel starts): see gvisor.kernel_user and relay.become_relay.
+        user = "0:0"
+        host_config["cap_add"] = gvisor.RELAY_CAPS
     container = {
-        "user": config.user,
+        "user": user,
         "environment": sandbox_environment(config),
         "working_dir": "/tmp",
         "hostname": "sandbox",
@@ -191,13 +209,16 @@ def pids_limits(config: SandboxConfig) -> tuple[int, list[docker.types.Ulimit]]:
     plus 4-5 per process of the sandbox), and reaching it ends the whole sandbox. So
     there the setting becomes RLIMIT_NPROC, which gVisor's own kernel enforces per
     sandbox (fork and thread creation fail with EAGAIN, as with a pids limit), and the
-    cgroup gets a budget that the sandbox cannot reach first. Never RLIMIT_NPROC under
-    runc: it counts every process of uid 1000 on the host, other sandboxes included.
+    cgroup gets a budget that the sandbox cannot reach first; RLIMIT_NPROC is also
+    bounded by the forks the memory limit holds (:func:`.gvisor.nproc`). Never
+    RLIMIT_NPROC under runc: it counts every process of uid 1000 on the host, other
+    sandboxes included.
     """
     if not is_gvisor(config.runtime) or config.pids <= 0:
         return config.pids, []
     host = config.pids * GVISOR_HOST_PIDS_PER_TASK + GVISOR_HOST_PIDS_BASE
-    return host, [docker.types.Ulimit(name="nproc", soft=config.pids, hard=config.pids)]
+    nproc = gvisor.nproc(config)
+    return host, [docker.types.Ulimit(name="nproc", soft=nproc, hard=nproc)]
 
 
 def workdir_mount(config: SandboxConfig) -> docker.types.Mount:
@@ -213,20 +234,13 @@ def workdir_mount(config: SandboxConfig) -> docker.types.Mount:
     ``tmp_size`` for what the notebook writes.
     """
     size = parse_size(config.workspace_max_size) + parse_size(config.tmp_size)
-    options = [f"size={size}", f"nr_inodes={config.tmp_inodes}", "mode=0700", "nosuid", "nodev"]
-    options.append("noexec" if config.tmp_noexec else "exec")
-    uid, _, gid = config.user.partition(":")
-    if uid.isdigit():
-        options += [f"uid={uid}", f"gid={gid if gid.isdigit() else uid}"]
-    return docker.types.Mount(
-        target=WORKDIR,
-        source=None,
-        type="volume",
-        no_copy=True,
-        labels={LABEL: "1"},
-        driver_config=docker.types.DriverConfig(
-            "local", {"type": "tmpfs", "device": "tmpfs", "o": ",".join(options)}
-        ),
+    return gvisor.tmpfs_volume(
+        WORKDIR,
+        size=size,
+        inodes=config.tmp_inodes,
+        noexec=config.tmp_noexec,
+        mode="0700",
+        owner=config.user,
     )
 
 

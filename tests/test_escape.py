@@ -26,6 +26,7 @@ from typing import Any
 import docker
 import pytest
 
+from sandbox_kernel import gvisor as gvisor_spec
 from sandbox_kernel.config import SandboxConfig
 from sandbox_kernel.spec import container_options
 
@@ -92,7 +93,11 @@ def test_attack_is_blocked(attack: Attack, pool: KernelPool, bait: HostBait) -> 
     marker = uuid.uuid4().hex
     assert kernel.execute(f"_escape_marker = {marker!r}").status == "ok"
     cell = _run(kernel, attack, bait)
-    attack.check_blocked(cell)
+    if GVISOR and attack.id in gvisor.BLOCKED_AS:
+        gvisor.BLOCKED_AS[attack.id][0](cell)
+        assert "RESULT: escaped" not in cell.stdout, cell.text
+    else:
+        attack.check_blocked(cell)
     _assert_usable(kernel, marker, cell)
     if attack.id == "tcp_host_loopback":
         assert bait.tcp_connections == 0
@@ -121,7 +126,7 @@ def _control_params() -> list[Any]:
 def test_attack_succeeds_when_weakened(attack: Attack, pool: KernelPool, bait: HostBait) -> None:
     assert attack.weakened is not None
     settings = {**attack.hardened, **attack.weakened}
-    kernel = pool.current(gvisor.control_settings(settings) if GVISOR else settings)
+    kernel = pool.current(gvisor.control_settings(attack.id, settings) if GVISOR else settings)
     cell = _run(kernel, attack, bait, control=True)
     if GVISOR and attack.id in gvisor.GVISOR_PROTECTS:
         # gVisor itself is the protection here: without the sandbox's, still no escape.
@@ -259,14 +264,34 @@ def test_cell_cannot_flood_the_host_through_the_transport(specs: KernelSpecs) ->
         growth = _rss(outer) - before
         assert growth < 100 * 1024 * 1024, f"the host kernel grew by {growth >> 20} MiB"
         assert cell is not None, "the kernel stopped answering"
-        if GVISOR:
-            # A gap under gVisor: it lets the sandbox's user open the relay's stdout
-            # through /proc although the relay is not dumpable. The bad frame reaches
-            # the host's decoder, which refuses it (bounded memory, asserted above) and
-            # the sandbox is restarted, announced; the kernel answers below.
-            assert "escaped" in cell.stdout or "state is lost" in cell.text, cell.text
-        else:
-            # The relay is PID 1 and not dumpable: its stdout cannot be opened from a cell.
-            assert "RESULT: blocked" in cell.stdout and "escaped" not in cell.stdout, cell.text
+        # The relay is PID 1 and not dumpable: its stdout cannot be opened from a cell.
+        # (gVisor ignores the non-dumpable flag; there the relay's real uid is its own:
+        # sandbox_kernel/gvisor.py.)
+        assert "RESULT: blocked" in cell.stdout and "escaped" not in cell.stdout, cell.text
         after = kernel.execute("print(1 + 1)", timeout=60)
         assert after.stdout.split()[0] == "2", after.text
+
+
+@pytest.mark.skipif(not GVISOR, reason="under runc the relay is PID 1 and not dumpable")
+def test_under_gvisor_without_the_relays_own_uid_pid1_and_the_transport_are_reachable(
+    specs: KernelSpecs, bait: HostBait
+) -> None:
+    """The negative control of kill_pid1 and of the transport flood under gVisor.
+
+    gVisor ignores what protects the relay under runc (PID 1's immunity, the
+    non-dumpable flag); its protection there is a real uid of its own
+    (sandbox_kernel/gvisor.py). A kernel whose user is the relay's uid gets none, and
+    both attacks reach the relay.
+    """
+    uid = gvisor_spec.RELAY_UID
+    with start_kernel(specs, user=f"{uid}:{uid}") as kernel:
+        [kill] = [attack for attack in ATTACKS if attack.id == "kill_pid1"]
+        cell = kernel.execute(fill(kill.cell(), bait.values), timeout=kill.cell_timeout)
+        assert cell.error is not None and cell.error.get("ename") == "SandboxRestarted", cell.text
+        # The relay (PID 1) died: the container ended, "stopped from outside".
+        assert "stopped from outside" in cell.error.get("evalue", ""), cell.text
+        try:
+            flood = kernel.execute(_TRANSPORT_FLOOD, timeout=15)
+        except TimeoutError:
+            return  # the relay's stdout opened: the never-completed frame wedged the channel
+        assert "escaped" in flood.stdout or "state is lost" in flood.text, flood.text

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from sandbox_kernel import gvisor
+
 from harness import GVISOR, Kernel, KernelSpecs, start_kernel
 
 pytestmark = pytest.mark.docker
@@ -326,11 +328,13 @@ def test_settings_come_from_sandbox_kernel_config_py(specs: KernelSpecs, tmp_pat
         assert "memory 768m" in banner and "99 pids" in banner
         if GVISOR:
             # Under gVisor the setting is RLIMIT_NPROC, which gVisor enforces (see
-            # spec.pids_limits); the cgroup's limit is a budget for gVisor's threads.
+            # spec.pids_limits), bounded by the forks 768m holds (gvisor.nproc); the
+            # cgroup's limit is a budget for gVisor's threads.
             limit = configured.execute(
                 "import resource; print(resource.getrlimit(resource.RLIMIT_NPROC)[0])"
             )
-            assert limit.stdout.strip() == "99", limit.text
+            expected = min(99, 768 * 1024 * 1024 // gvisor.FORK_BYTES)
+            assert limit.stdout.strip() == str(expected) == "24", limit.text
             return
         limit = configured.execute(
             "print(open('/sys/fs/cgroup/pids/pids.max').read().strip()"

@@ -30,7 +30,7 @@ from sandbox_kernel import Sandbox
 from sandbox_kernel.config import SandboxConfig
 from sandbox_kernel.workspace import Workspace, confined_name
 
-from harness import IMAGE, CellResult, Kernel, KernelSpecs, start_kernel
+from harness import GVISOR, IMAGE, CellResult, Kernel, KernelSpecs, start_kernel
 
 pytestmark = pytest.mark.docker
 
@@ -161,18 +161,26 @@ def test_host_changes_are_seen_by_the_next_cell(specs: KernelSpecs, folder: Path
 def test_the_working_directory_volume_goes_with_its_container(
     specs: KernelSpecs, docker_client: docker.DockerClient
 ) -> None:
+    """And under gVisor, the /tmp and /dev/shm volumes too (sandbox_kernel/gvisor.py)."""
     with start_kernel(specs) as kernel:
         container = docker_client.api.inspect_container(kernel.container_id)
-        [volume] = [m["Name"] for m in container["Mounts"] if m["Destination"] == "/tmp/work"]
-        assert docker_client.api.inspect_volume(volume)["Labels"] == {"sandbox-kernel": "1"}
+        volumes = {
+            m["Destination"]: m["Name"] for m in container["Mounts"] if m["Type"] == "volume"
+        }
+        expected = ["/dev/shm", "/tmp", "/tmp/work"] if GVISOR else ["/tmp/work"]
+        assert sorted(volumes) == expected
+        for volume in volumes.values():
+            assert docker_client.api.inspect_volume(volume)["Labels"] == {"sandbox-kernel": "1"}
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            docker_client.api.inspect_volume(volume)
-        except docker.errors.NotFound:
-            return
+    left = set(volumes.values())
+    while left and time.monotonic() < deadline:
+        for volume in list(left):
+            try:
+                docker_client.api.inspect_volume(volume)
+            except docker.errors.NotFound:
+                left.discard(volume)
         time.sleep(0.2)
-    raise AssertionError(f"the volume {volume} outlived its container")
+    assert not left, f"the volumes {left} outlived their container"
 
 
 def test_with_sync_at_start_host_changes_wait_for_a_restart(

@@ -241,6 +241,31 @@ _NO_CONTROL_DOCKER = (
     "the sandbox settings; only --privileged, which no setting gives, would lift that"
 )
 
+# Code run from a noexec folder without execve (FOLDER is set in front of each).
+_LDSO = """\
+def attack():
+    path = drop_executable(FOLDER)
+    try:
+        proc = subprocess.run(["/lib64/ld-linux-x86-64.so.2", path, "SK-EXEC-OK"], capture_output=True, text=True)
+    finally:
+        os.unlink(path)
+    return "SK-EXEC-OK" in proc.stdout, f"ld.so {path}: rc={proc.returncode} {proc.stdout.strip()!r} {proc.stderr.strip()[-200:]!r}"
+"""
+_DLOPEN = """\
+import glob
+def attack():
+    source = sorted(glob.glob("/usr/lib/x86_64-linux-gnu/libbz2.so*") + glob.glob("/lib/x86_64-linux-gnu/libm.so.6"))[0]
+    path = f"{FOLDER}/sk-lib-{os.getpid()}.so"
+    shutil.copyfile(source, path)
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError as err:
+        return False, f"dlopen {path} (copy of {source}): {err}"
+    finally:
+        os.unlink(path)
+    return True, f"loaded {path} (copy of {source}): {lib}"
+"""
+
 ATTACKS: list[Attack] = [
     # -- writes outside the private tmpfs ------------------------------------------------------
     Attack(
@@ -397,35 +422,29 @@ ATTACKS: list[Attack] = [
     Attack(
         "exec_via_dynamic_loader",
         "tmp_noexec (ld.so maps the program with PROT_EXEC, which a noexec mount refuses)",
-        """
-        def attack():
-            path = drop_executable("/tmp")
-            try:
-                proc = subprocess.run(["/lib64/ld-linux-x86-64.so.2", path, "SK-EXEC-OK"], capture_output=True, text=True)
-            finally:
-                os.unlink(path)
-            return "SK-EXEC-OK" in proc.stdout, f"ld.so {path}: rc={proc.returncode} {proc.stdout.strip()!r} {proc.stderr.strip()[-200:]!r}"
-        """,
+        'FOLDER = "/tmp"\n' + _LDSO,
         {"tmp_noexec": False},
+    ),
+    Attack(
+        "exec_via_dynamic_loader_dev_shm",
+        "Docker mounts /dev/shm noexec (ld.so's PROT_EXEC mapping is refused as from /tmp)",
+        'FOLDER = "/dev/shm"\n' + _LDSO,
+        {"tmp_noexec": False},
+        # No setting makes /dev/shm exec-capable: the control is the /tmp attack, weakened.
+        control_code='FOLDER = "/tmp"\n' + _LDSO,
     ),
     Attack(
         "dlopen_from_tmp",
         "tmp_noexec (a dropped shared library cannot be mapped executable)",
-        """
-        import glob
-        def attack():
-            source = sorted(glob.glob("/usr/lib/x86_64-linux-gnu/libbz2.so*") + glob.glob("/lib/x86_64-linux-gnu/libm.so.6"))[0]
-            path = f"/tmp/sk-lib-{os.getpid()}.so"
-            shutil.copyfile(source, path)
-            try:
-                lib = ctypes.CDLL(path)
-            except OSError as err:
-                return False, f"dlopen {path} (copy of {source}): {err}"
-            finally:
-                os.unlink(path)
-            return True, f"loaded {path} (copy of {source}): {lib}"
-        """,
+        'FOLDER = "/tmp"\n' + _DLOPEN,
         {"tmp_noexec": False},
+    ),
+    Attack(
+        "dlopen_from_dev_shm",
+        "Docker mounts /dev/shm noexec (a dropped shared library cannot be mapped executable)",
+        'FOLDER = "/dev/shm"\n' + _DLOPEN,
+        {"tmp_noexec": False},
+        control_code='FOLDER = "/tmp"\n' + _DLOPEN,
     ),
     Attack(
         "exec_memfd",
@@ -1399,7 +1418,8 @@ ATTACKS: list[Attack] = [
     # -- killing what runs the sandbox ------------------------------------------------------------------
     Attack(
         "kill_pid1",
-        "the PID namespace: its init ignores signals from inside it (PID 1 runs as uid 1000 too)",
+        "the PID namespace: its init ignores signals from inside it (PID 1 runs as uid 1000 too); "
+        "under gVisor, which delivers them, the relay's own real uid",
         """
         def attack():
             with open("/proc/1/stat") as f:
@@ -1422,7 +1442,8 @@ ATTACKS: list[Attack] = [
         None,
         no_control=(
             "the kernel drops SIGKILL and SIGSTOP sent to a PID namespace's init from inside "
-            "it, with or without Docker's init; no setting shares the host's PID namespace"
+            "it, with or without Docker's init; no setting shares the host's PID namespace "
+            "(under gVisor, test_under_gvisor_without_the_relays_own_uid_... is the control)"
         ),
     ),
     Attack(
