@@ -452,11 +452,18 @@ class Sandbox:
         started = time.perf_counter()
         if meter is not None:
             meter.begin_cell()
+        # Right behind the cell, in the same write: the probe that proves its end (see
+        # _settled_reply), so that it costs no round trip of its own.
+        msg_id, probe = inner.send_together(
+            [
+                ("shell", "execute_request", content, msg_id),
+                ("shell", "comm_info_request", {"target_name": PROBE_TARGET}, None),
+            ]
+        )
+        if meter is not None:
+            # Threads busy before the cell (attribution.py): looked at while the request
+            # travels, as none of the cell's own work can be judged busy before it.
             self._ledger_call("begin", execution_count)
-        msg_id = inner.send("shell", "execute_request", content, msg_id=msg_id)
-        # Right behind the cell: the probe that proves its end (see _settled_reply),
-        # sent now so that it costs no round trip of its own.
-        probe = inner.send("shell", "comm_info_request", {"target_name": PROBE_TARGET})
         self._runs[msg_id] = run
         if on_submit is not None:
             on_submit()
