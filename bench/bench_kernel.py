@@ -134,9 +134,16 @@ def start(name: str, specs: KernelSpecManager) -> tuple[KernelManager, Any, floa
 
 
 def remove_spares() -> None:
-    """Remove the sandbox's warm spare containers (a cold start claims none)."""
+    """Remove the bench sandbox's warm spares (a cold start claims none); only those of
+    its configuration: other kernels on the engine (other users') keep theirs."""
+    from sandbox_kernel import spec
+    from sandbox_kernel.config import SandboxConfig
+
     engine = docker.from_env().api
-    for container in engine.containers(filters={"label": "sandbox-kernel.role=spare"}):
+    config = SandboxConfig(warm_spare=True)
+    mine = spec.fingerprint(config, engine.inspect_image(config.image)["Id"])
+    selector = [f"{spec.LABEL_ROLE}=spare", f"{spec.LABEL_FINGERPRINT}={mine}"]
+    for container in engine.containers(filters={"label": selector}):
         with contextlib.suppress(docker.errors.APIError):
             engine.remove_container(container["Id"], force=True)
 
