@@ -136,7 +136,7 @@ def test_headers_of_the_wrong_shape_are_refused(header: object) -> None:
 _STREAM_START = (b'{"name": "stdout", "text": "', b'{"name":"stderr","text":"', b'{"text": "')
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(
     st.sampled_from(_STREAM_START),
     st.lists(
