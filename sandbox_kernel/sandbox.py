@@ -452,6 +452,9 @@ class Sandbox:
         started = time.perf_counter()
         if meter is not None:
             meter.begin_cell()
+            # Before the cell is sent: a thread that works for the cell from its first
+            # instant must not be seen working before it (attribution.py).
+            self._ledger_call("begin", execution_count)
         # Right behind the cell, in the same write: the probe that proves its end (see
         # _settled_reply), so that it costs no round trip of its own.
         msg_id, probe = inner.send_together(
@@ -460,10 +463,6 @@ class Sandbox:
                 ("shell", "comm_info_request", {"target_name": PROBE_TARGET}, None),
             ]
         )
-        if meter is not None:
-            # Threads busy before the cell (attribution.py): looked at while the request
-            # travels, as none of the cell's own work can be judged busy before it.
-            self._ledger_call("begin", execution_count)
         self._runs[msg_id] = run
         if on_submit is not None:
             on_submit()
