@@ -8,12 +8,19 @@ one's CPU time in nanoseconds, ``schedstat``), and a thread that kept running wh
 is background work. Its CPU during the next cell is shown as background, not as that
 cell's.
 
+When cells run back to back ("Run All"), there is no quiet window to judge in (a
+pause shorter than ``SETTLE_S + MIN_WINDOW_S``, half a second, tells nothing
+reliable: thread pools still spin, the kernel's IOPub thread may be sending). There a
+Python thread started during an earlier cell (the inner kernel names them
+:data:`~.bootstrap.THREAD_NAME`) that ran between that cell's end and the next one's
+start, or is running at that start, is background work too. Native thread pools
+(BLAS, OpenMP) are not Python threads: they work for whichever cell calls them, and
+stay that cell's; so does a Python thread that was idle when the cell began (a pool
+the cell hands work to).
+
 What is left out on purpose: the inner kernel's main thread (it runs the cells, and
 finishes each request's housekeeping after the end) and the relay process (it moves
-every message, for whichever cell). A pause shorter than ``SETTLE_S + MIN_WINDOW_S``
-(half a second) tells nothing reliable (thread pools still spin, the kernel's IOPub
-thread may be sending), so when cells run back to back ("Run All"), background work
-is counted in the cell.
+every message, for whichever cell).
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass, field
+
+from .bootstrap import THREAD_NAME
 
 #: Thread pools spin a while after their work before they sleep (OpenBLAS about a
 #: tenth of a second), and the kernel's IOPub thread sends the cell's last messages:
@@ -57,6 +66,8 @@ class BackgroundLedger:
         self._excluded = excluded
         self._proc = proc
         self._settled: _Snapshot | None = None  # SETTLE_S after the previous cell's end
+        self._ended: _Snapshot | None = None  # at the previous cell's end
+        self._python: dict[int, bool] = {}  # whether each thread is a Python thread
         self._ends = 0  # cells ended so far, so that a late settle() is ignored
         self._begin: _Snapshot | None = None
         self._busy: set[int] = set()
@@ -111,6 +122,7 @@ class BackgroundLedger:
             self._born.setdefault(tid, None)
         self._busy = set()
         settled, self._settled = self._settled, None
+        ended, self._ended = self._ended, None
         if settled is not None and now.at - settled.at >= MIN_WINDOW_S:
             threshold = BUSY_FRACTION * (now.at - settled.at) * 1e9
             self._busy = {
@@ -118,7 +130,41 @@ class BackgroundLedger:
                 for tid, ns in now.cpu_ns.items()
                 if ns - settled.cpu_ns.get(tid, 0) >= threshold
             }
+        if ended is not None:
+            self._busy |= self._left_running(ended, now)
         self._begin = now
+
+    def _left_running(self, ended: _Snapshot, now: _Snapshot) -> set[int]:
+        """Python threads an earlier cell started that worked since the last cell's end
+        (or are running now): however short the pause, not the next cell's work."""
+        return {
+            tid
+            for tid, ns in now.cpu_ns.items()
+            if self._born.get(tid) is not None
+            and tid in ended.cpu_ns
+            and tid not in self._busy
+            and self._is_python(tid)
+            and (ns > ended.cpu_ns[tid] or self._running(tid))
+        }
+
+    def _is_python(self, tid: int) -> bool:
+        known = self._python.get(tid)
+        if known is None:
+            # Named when it started (bootstrap.py), before any cell could see it end.
+            try:
+                with open(f"{self._proc}/{tid}/comm", "rb") as file:
+                    known = file.read().strip() == THREAD_NAME.encode()
+            except OSError:
+                known = False
+            self._python[tid] = known
+        return known
+
+    def _running(self, tid: int) -> bool:
+        try:
+            with open(f"{self._proc}/{tid}/stat", "rb") as file:
+                return file.read().rsplit(b")", 1)[1].split()[0] == b"R"
+        except (OSError, IndexError):
+            return False
 
     @property
     def ends(self) -> int:
@@ -138,11 +184,13 @@ class BackgroundLedger:
         cells (execution counts) in which those threads were first seen."""
         now = self._snapshot()
         begin, self._begin, self._settled = self._begin, None, None
+        self._ended = now
         self._ends += 1
         for tid in now.cpu_ns:
             self._born.setdefault(tid, self._cell)
         for tid in [t for t in self._born if t not in now.cpu_ns]:
             del self._born[tid]  # ended: its id may be reused
+            self._python.pop(tid, None)
         if begin is None:
             return 0.0, []
         spent = sum(

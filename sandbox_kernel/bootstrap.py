@@ -27,6 +27,9 @@ REPORT_PREFIX = "\x00sandbox-kernel-patches "
 #: Bytes after which printed output is sent rather than buffered (see send_by_the_megabyte).
 SEND_EVERY = 1 << 20
 
+#: The OS name of the kernel's Python threads (see name_python_threads).
+THREAD_NAME = "sk-py-thread"
+
 
 def iopub_pipe_over_ipc(pipe: str) -> None:
     """Move ipykernel's IOPub pipe (the channel of forked children's output, e.g.
@@ -221,6 +224,34 @@ def outer_cell_numbers() -> None:
     kernel.execute_request = _execute_request
 
 
+def name_python_threads() -> None:
+    """Name every Python thread :data:`THREAD_NAME` for the OS (``/proc/<tid>/comm``).
+
+    The host tells a thread an earlier cell left running from the cell that runs now
+    by its CPU (sandbox_kernel/attribution.py); to tell it from a native thread pool
+    (BLAS, OpenMP: working for whichever cell calls it) it needs to know which threads
+    are Python's. The name is a hint, as anything from inside: code in the sandbox can
+    rename a thread, and at most moves its own CPU to the background part of the line.
+    """
+    import threading
+
+    thread: Any = threading.Thread
+    if not hasattr(thread, "_bootstrap_inner"):
+        raise AttributeError("threading.Thread has no _bootstrap_inner")
+    bootstrap_inner = thread._bootstrap_inner
+    name = THREAD_NAME.encode()
+
+    def _bootstrap_inner(self: Any) -> None:
+        try:
+            with open("/proc/thread-self/comm", "wb") as comm:
+                comm.write(name)
+        except OSError:
+            pass
+        bootstrap_inner(self)
+
+    thread._bootstrap_inner = _bootstrap_inner
+
+
 def apply_patches(pipe: str) -> dict[str, str]:
     """Apply every patch; ``{name: "applied" or why not}``."""
     patches: list[tuple[str, Callable[[], None]]] = [
@@ -233,6 +264,7 @@ def apply_patches(pipe: str) -> dict[str, str]:
         ("send_by_the_megabyte", send_by_the_megabyte),
         ("cache_signature_checks", cache_signature_checks),
         ("outer_cell_numbers", outer_cell_numbers),
+        ("name_python_threads", name_python_threads),
     ]
     report: dict[str, str] = {}
     for name, patch in patches:

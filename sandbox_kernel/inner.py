@@ -14,6 +14,7 @@ import contextlib
 import logging
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -44,6 +45,11 @@ MessageHandler = Callable[[Message], None]
 
 #: Seconds a claimed warm spare may take to answer before a new container is used.
 SPARE_ANSWER_TIMEOUT = 5.0
+
+#: Requests remembered as ours (so a reply to one is kept when nobody waits for it yet),
+#: and replies kept unclaimed. Bounded: code inside can send replies at will.
+_ASKED_KEPT = 256
+_UNCLAIMED_KEPT = 32
 
 _CHANNEL_KINDS = {"shell": Kind.SHELL, "control": Kind.CONTROL, "stdin": Kind.STDIN}
 
@@ -83,6 +89,10 @@ class InnerKernel:
         self._stopping = False  # our own teardown began: a death now is no accident
         self._loop: asyncio.AbstractEventLoop | None = None
         self._replies: dict[str, asyncio.Future[Message]] = {}
+        # Requests sent and not forgotten, and replies to them that came when no future
+        # waited (a probe's reply ahead of its reader, a second reply to a cell).
+        self._asked: OrderedDict[str, None] = OrderedDict()
+        self._unclaimed: OrderedDict[str, Message] = OrderedDict()
         self._idle: dict[str, asyncio.Future[None]] = {}
         self._hello: asyncio.Future[dict[str, Any]] | None = None
         self.container: ContainerSession | None = None
@@ -234,6 +244,40 @@ class InnerKernel:
         Raises:
             SandboxDiedError: the sandbox is gone.
         """
+        sent, frames = self._pack(channel, msg_type, content, parent, metadata, buffers, msg_id)
+        assert self.container is not None
+        self.container.send(_CHANNEL_KINDS[channel], frames)
+        return sent
+
+    def send_together(
+        self, requests: list[tuple[str, str, dict[str, Any], str | None]]
+    ) -> list[str]:
+        """Send several ``(channel, msg_type, content, msg_id)`` messages in one write
+        (one wake-up of the engine and the relay instead of one each); their ids.
+
+        Raises:
+            SandboxDiedError: the sandbox is gone.
+        """
+        frames = []
+        ids = []
+        for channel, msg_type, content, msg_id in requests:
+            sent, parts = self._pack(channel, msg_type, content, None, None, None, msg_id)
+            frames.append((_CHANNEL_KINDS[channel], parts))
+            ids.append(sent)
+        assert self.container is not None
+        self.container.send_frames(frames)
+        return ids
+
+    def _pack(
+        self,
+        channel: str,
+        msg_type: str,
+        content: dict[str, Any],
+        parent: Message | None,
+        metadata: dict[str, Any] | None,
+        buffers: list[bytes] | None,
+        msg_id: str | None,
+    ) -> tuple[str, list[bytes]]:
         if self.death is not None:
             raise self.death
         if self.session is None or self.container is None:
@@ -244,8 +288,11 @@ class InnerKernel:
         msg = self.session.msg(msg_type, content, parent=parent, metadata=metadata, header=header)
         frames = self.session.serialize(msg)
         frames.extend(bytes(b) for b in buffers or [])
-        self.container.send(_CHANNEL_KINDS[channel], frames)
-        return str(msg["header"]["msg_id"])
+        sent = str(msg["header"]["msg_id"])
+        self._asked[sent] = None
+        if len(self._asked) > _ASKED_KEPT:
+            self._asked.popitem(last=False)
+        return sent, frames
 
     async def request(
         self,
@@ -265,6 +312,12 @@ class InnerKernel:
         return await self._reply_future(msg_id)
 
     def _reply_future(self, msg_id: str) -> asyncio.Future[Message]:
+        kept = self._unclaimed.pop(msg_id, None)
+        if kept is not None and msg_id not in self._replies:
+            assert self._loop is not None
+            done: asyncio.Future[Message] = self._loop.create_future()
+            done.set_result(kept)
+            return done
         return _future_for(self._replies, msg_id, self._loop)
 
     def _idle_future(self, msg_id: str) -> asyncio.Future[None]:
@@ -275,10 +328,18 @@ class InnerKernel:
         return self._reply_future(msg_id)
 
     def forget_reply(self, msg_id: str) -> None:
-        """Stop waiting for a reply to ``msg_id`` (a reply that may never come)."""
+        """Stop waiting for a reply to ``msg_id`` (a reply that may never come); drop
+        any reply to it kept unclaimed, and take no more."""
         future = self._replies.pop(msg_id, None)
         if future is not None and not future.done():
             future.cancel()
+        self._unclaimed.pop(msg_id, None)
+        self._asked.pop(msg_id, None)
+
+    def unclaimed_reply(self, msg_id: str) -> Message | None:
+        """A reply to ``msg_id`` that came after its future was resolved (or before one
+        was made), if any: the latest."""
+        return self._unclaimed.pop(msg_id, None)
 
     def idle_future(self, msg_id: str) -> asyncio.Future[None]:
         """Resolves when the kernel reports idle for request ``msg_id`` on IOPub."""
@@ -426,6 +487,12 @@ class InnerKernel:
             future = self._replies.pop(parent_id, None)
             if future is not None and not future.done():
                 future.set_result(msg)
+            elif parent_id in self._asked:
+                # Ours, but nobody waits (yet): kept, the latest one, for a while.
+                self._unclaimed.pop(parent_id, None)
+                self._unclaimed[parent_id] = msg
+                if len(self._unclaimed) > _UNCLAIMED_KEPT:
+                    self._unclaimed.popitem(last=False)
 
     def _on_closed(self, reason: str) -> None:
         loop = self._loop

@@ -60,6 +60,9 @@ _FINISHED_BUDGETS = 512
 #: Seconds a stopping sandbox waits for its warm spare to finish starting.
 SPARE_JOIN_TIMEOUT = 15.0
 
+#: The comm target the end-of-cell probe asks about (no such target exists).
+PROBE_TARGET = "sandbox-kernel.probe"
+
 @dataclass
 class ErrorInfo:
     """The exception a cell raised (or the sandbox's own failure)."""
@@ -449,8 +452,17 @@ class Sandbox:
         started = time.perf_counter()
         if meter is not None:
             meter.begin_cell()
+            # Before the cell is sent: a thread that works for the cell from its first
+            # instant must not be seen working before it (attribution.py).
             self._ledger_call("begin", execution_count)
-        msg_id = inner.send("shell", "execute_request", content, msg_id=msg_id)
+        # Right behind the cell, in the same write: the probe that proves its end (see
+        # _settled_reply), so that it costs no round trip of its own.
+        msg_id, probe = inner.send_together(
+            [
+                ("shell", "execute_request", content, msg_id),
+                ("shell", "comm_info_request", {"target_name": PROBE_TARGET}, None),
+            ]
+        )
         self._runs[msg_id] = run
         if on_submit is not None:
             on_submit()
@@ -460,7 +472,7 @@ class Sandbox:
         measured = False
         try:
             reply = await self._await_reply(reply_future, limit, run)
-            reply = await self._settled_reply(inner, msg_id, reply, limit, started, run)
+            reply = await self._settled_reply(inner, msg_id, probe, reply, limit, started, run)
             result.reply = reply["content"]
             result.execution_count = reply["content"].get("execution_count")
             if self.folder is not None and self.folder.results is not None:
@@ -530,6 +542,7 @@ class Sandbox:
         self,
         inner: InnerKernel,
         msg_id: str,
+        probe: str,
         reply: Message,
         limit: float,
         started: float,
@@ -540,12 +553,11 @@ class Sandbox:
         Any code in the kernel process can send an execute_reply, so the first one is
         not proof that the cell ended (a cell that forged one would end its usage span
         early and burn on unmeasured). The inner kernel handles shell requests one at a
-        time, in order: a request sent now is answered only after the cell's handler
-        has returned. So the host asks a trivial question and waits for its answer; a
-        second reply to the cell before it is the kernel's own, the first was forged.
+        time, in order: the ``probe``, a trivial request sent right behind the cell, is
+        answered only after the cell's handler has returned. So the host waits for its
+        answer; a later reply to the cell before it is the kernel's own, the first was
+        forged. (Replies that come while nobody waits are kept by the InnerKernel.)
         """
-        later = inner.reply_future(msg_id)
-        probe = inner.send("shell", "comm_info_request", {"target_name": "sandbox-kernel.probe"})
         # What is left of the cell's time limit; a cell already interrupted at its limit
         # has the interrupt's grace to let its handler return, not a second interrupt.
         remaining = limit - (time.perf_counter() - started) if limit else 0.0
@@ -553,10 +565,11 @@ class Sandbox:
             remaining = max(remaining, self.config.interrupt_grace)
         try:
             await self._await_reply(inner.reply_future(probe), remaining, run)
+            later = inner.unclaimed_reply(msg_id)
         finally:
             inner.forget_reply(msg_id)
             inner.forget_reply(probe)
-        if not later.done() or later.cancelled():
+        if later is None:
             return reply
         run.accept(
             _stream_message(
@@ -565,7 +578,7 @@ class Sandbox:
                 "kernel's real reply and the cell's whole run are what count]\n",
             )
         )
-        real = later.result()
+        real = later
         if run.timed_out is not None:  # the probe waited past the limit and interrupted
             real = {**real, "content": timeout_error(real["content"], run.timed_out)}
         return real

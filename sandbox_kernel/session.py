@@ -273,7 +273,13 @@ class ContainerSession:
 
     def send(self, kind: Kind, parts: list[bytes] | tuple[bytes, ...] = ()) -> None:
         """Send one frame to the relay; thread-safe. A closed channel drops it."""
-        data = encode(kind, parts)
+        self._write(encode(kind, parts))
+
+    def send_frames(self, frames: list[tuple[Kind, list[bytes]]]) -> None:
+        """Send several frames in one write (see :meth:`send`)."""
+        self._write(b"".join(encode(kind, parts) for kind, parts in frames))
+
+    def _write(self, data: bytes) -> None:
         with self._send_lock:
             if self._closed.is_set() or self._raw is None:
                 return

@@ -131,3 +131,41 @@ def test_a_valid_stream_passes_as_the_bytes_it_came_in() -> None:
 def test_headers_of_the_wrong_shape_are_refused(header: object) -> None:
     with pytest.raises(MessageError):
         parse_message(_parts(header, {}), iopub=False, limits=LIMITS)
+
+
+_STREAM_START = (b'{"name": "stdout", "text": "', b'{"name":"stderr","text":"', b'{"text": "')
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.sampled_from(_STREAM_START),
+    st.lists(
+        st.sampled_from(
+            [b"a", b"\\", b"n", b"u", b"0", b"f", b"\x00", b"\x1f", b"\xc3\xa9", b"\xff", b"}", b"{", b"[", b":", b",", b'"']
+        ),
+        max_size=12,
+    ),
+    st.sampled_from([b'"}', b'"', b'"}}', b'", "name": "stdout"}']),
+)
+def test_the_stream_shortcut_accepts_what_the_general_parse_accepts(
+    start: bytes, body: list[bytes], end: bytes
+) -> None:
+    # Streams without a quote in their text skip the cost bound (see messages._one_string):
+    # every such content must be judged exactly as the bounded parse judges it.
+    content = start + b"".join(body) + end
+    parts = _parts({"msg_type": "stream"}, content)
+    try:
+        general = json.loads(content)
+        expected = (
+            isinstance(general, dict)
+            and set(general) == {"name", "text"}
+            and general["name"] in ("stdout", "stderr")
+            and isinstance(general["text"], str)
+        )
+    except ValueError:
+        expected = False
+    if expected:
+        assert parse_message(parts, iopub=True, limits=LIMITS)["content"] == content
+    else:
+        with pytest.raises(MessageError):
+            parse_message(parts, iopub=True, limits=LIMITS)

@@ -156,7 +156,22 @@ def test_every_bootstrap_patch_applies_to_this_ipykernel() -> None:
         ).stdout
     report = json.loads(out.strip().splitlines()[-1])
     assert report == dict.fromkeys(report, "applied")
-    assert len(report) == 9
+    assert len(report) == 10
+
+
+def test_python_threads_are_named_for_the_host() -> None:
+    """name_python_threads wraps threading's private ``Thread._bootstrap_inner``: a
+    thread started after it has the OS name the host's ledger looks for."""
+    code = (
+        "import threading; from sandbox_kernel import bootstrap; "
+        "bootstrap.name_python_threads(); names = []\n"
+        "def look(): names.append(open('/proc/thread-self/comm').read().strip())\n"
+        "t = threading.Thread(target=look); t.start(); t.join(); print(names[0])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert out.strip() == bootstrap.THREAD_NAME
 
 
 def test_a_patch_that_does_not_fit_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:

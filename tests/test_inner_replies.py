@@ -1,0 +1,69 @@
+"""Replies from the sandbox that come while nobody waits for them (no engine needed).
+
+The end-of-cell probe goes out with the cell (sandbox.py), so its reply can arrive
+before the host asks for it; a cell can also send replies of its own, as many as it
+likes. The inner kernel's client keeps replies to its own requests until they are
+claimed, bounded, and no reply to a request it never sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sandbox_kernel import inner
+from sandbox_kernel.config import SandboxConfig
+from sandbox_kernel.inner import InnerKernel
+from sandbox_kernel.wire import Kind
+
+
+def _reply(parent: str, status: str = "ok") -> dict[str, Any]:
+    return {
+        "header": {"msg_type": "execute_reply"},
+        "parent_header": {"msg_id": parent},
+        "content": {"status": status},
+    }
+
+
+def _client() -> InnerKernel:
+    kernel = InnerKernel(SandboxConfig(), None, print, print, print)  # type: ignore[arg-type]
+    kernel._loop = asyncio.new_event_loop()
+    return kernel
+
+
+def test_a_reply_that_comes_first_is_there_when_asked_for() -> None:
+    kernel = _client()
+    kernel._asked["probe"] = None  # as send() records it
+    kernel._dispatch(Kind.SHELL, _reply("probe"))
+    future = kernel.reply_future("probe")
+    assert future.done() and future.result()["parent_header"]["msg_id"] == "probe"
+
+
+def test_a_second_reply_is_kept_the_latest_and_forgotten_on_request() -> None:
+    kernel = _client()
+    kernel._asked["cell"] = None
+    first = kernel.reply_future("cell")
+    kernel._dispatch(Kind.SHELL, _reply("cell", "forged"))
+    kernel._dispatch(Kind.SHELL, _reply("cell", "also forged"))
+    kernel._dispatch(Kind.SHELL, _reply("cell", "real"))
+    assert first.result()["content"]["status"] == "forged"
+    assert kernel.unclaimed_reply("cell")["content"]["status"] == "real"  # type: ignore[index]
+    kernel._dispatch(Kind.SHELL, _reply("cell"))
+    kernel.forget_reply("cell")
+    kernel._dispatch(Kind.SHELL, _reply("cell"))
+    assert kernel.unclaimed_reply("cell") is None  # forgotten: no more kept
+
+
+def test_replies_to_requests_never_sent_are_not_kept() -> None:
+    kernel = _client()
+    for number in range(1000):
+        kernel._dispatch(Kind.SHELL, _reply(f"made-up-{number}"))
+    assert not kernel._unclaimed
+
+
+def test_what_is_kept_is_bounded() -> None:
+    kernel = _client()
+    for number in range(1000):
+        kernel._asked[f"mine-{number}"] = None
+        kernel._dispatch(Kind.SHELL, _reply(f"mine-{number}"))
+    assert len(kernel._unclaimed) == inner._UNCLAIMED_KEPT
