@@ -140,19 +140,35 @@ def flush_only_when_written() -> None:
     from ipykernel import iostream
 
     stream: Any = iostream.OutStream
-    if not hasattr(stream, "_flush_buffers"):
-        raise AttributeError("OutStream has no _flush_buffers")
+    missing = [n for n in ("_flush_buffers", "_flush") if not hasattr(stream, n)]
+    if missing:
+        raise AttributeError("OutStream has no " + ", ".join(missing))
     flush = stream.flush
+    send = stream._flush
+
+    def _send(self: Any) -> None:
+        # A send under way on the IOPub thread has taken the buffers but not yet
+        # queued its message: a flush now must still wait behind it, or the
+        # request's idle status overtakes the output (the frontend drops it).
+        self._sk_sending = True
+        try:
+            send(self)
+        finally:
+            self._sk_sending = False
 
     def _flush(self: Any) -> None:
+        # _flush_pending is read before _sk_sending: a send clears the first only
+        # after setting the second.
         if (
             self.__dict__.get("_buffers", True)
             or getattr(self, "_flush_pending", True)
+            or self.__dict__.get("_sk_sending", False)
             or getattr(self, "_subprocess_flush_pending", True)
             or getattr(self, "echo", None) is not None
         ):
             flush(self)
 
+    stream._flush = _send
     stream.flush = _flush
 
 
@@ -174,6 +190,7 @@ def send_by_the_megabyte() -> None:
         unsent = self.__dict__.get("_sk_unsent", 0) + len(string)
         if unsent >= SEND_EVERY and self._is_master_process():
             unsent = 0
+            self._flush_pending = True  # so a flush waits for this send (see above)
             self.pub_thread.schedule(self._flush)
         self._sk_unsent = unsent
         return written
