@@ -755,7 +755,14 @@ class Sandbox:
     async def _copied(self) -> str:
         """Wait for the start's copy of the folder; its notice (once), or ''."""
         copying, self._copying = self._copying, None
-        return await copying if copying is not None else ""
+        if copying is None:
+            return ""
+        notice = await copying
+        move = self.folder.move_request() if self.folder is not None else None
+        if move is not None and self._inner is not None:
+            with contextlib.suppress(SandboxError):  # a dead sandbox says so at the cell
+                await self._inner.request("shell", "execute_request", move)
+        return notice
 
     async def write_file(self, path: str, data: bytes) -> None:
         """Write a file into the sandbox's working directory (``path`` relative to it).
