@@ -12,11 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_workspace import execute, plain_kernel, run_cells
 
 from sandbox_kernel.workspace import repository_top
 
 from harness import KernelSpecs, start_kernel
-from test_workspace import execute, plain_kernel, run_cells
 
 
 def make_repository(root: Path, *, extra_files: int = 0) -> Path:
@@ -30,7 +30,9 @@ def make_repository(root: Path, *, extra_files: int = 0) -> Path:
     for index in range(extra_files):
         (root / "data" / f"extra{index}.csv").write_text("x\n1\n")
     (root / "lib").mkdir()
-    (root / "lib" / "factors.py").write_text("NAME = 'factors'\n\ndef double(x):\n    return 2 * x\n")
+    (root / "lib" / "factors.py").write_text(
+        "NAME = 'factors'\n\ndef double(x):\n    return 2 * x\n"
+    )
     (root / "lib" / "setup_vars.py").write_text("HORIZON = 21\nprint('setup ran')\n")
     folder = root / "notebooks" / "momentum"
     folder.mkdir(parents=True)
@@ -60,7 +62,9 @@ def test_a_notebook_in_a_repository_runs_as_in_a_plain_kernel(
         expected = run_cells(kernel, NOTEBOOK)
     with start_kernel(specs, cwd=sandbox_dir) as kernel:
         got = run_cells(kernel, NOTEBOOK)
-        hidden = execute(kernel, "print(os.path.exists('../../.git'), os.path.exists('../../.env'))")
+        hidden = execute(
+            kernel, "print(os.path.exists('../../.git'), os.path.exists('../../.env'))"
+        )
         assert hidden.stdout == "False False\n"  # hidden files stay out of the copy
     for index, (want, have) in enumerate(zip(expected, got, strict=True)):
         assert have == want, f"cell {index}: {NOTEBOOK[index]!r}"
