@@ -28,8 +28,8 @@ their causes.
 The notebooks are third-party material: keep them outside the repository (e.g.
 ``/work/runcorpus/<kind>/<owner+repo>/...``); only the figures are committed.
 
-A cell that times out in one mode only (a cell near ``--timeout`` on a loaded machine)
-is counted apart, not as a difference.
+A cell that times out in one mode only (a cell near ``--timeout`` on a loaded machine),
+and any difference after it in that notebook, is counted apart, not as a difference.
 
 Usage: ``python bench/run_notebooks.py FOLDER [--list FILE] [--modes plain,off,default]
 [--timeout 60] [--budget 300] [--image IMG] [--plain-python PY] [--json FILE]
@@ -171,13 +171,18 @@ def compare(runs: dict[str, dict[str, Any]], mode: str) -> list[dict[str, Any]]:
     plain = {c["index"]: c for c in runs["plain"]["cells"]}
     other = {c["index"]: c for c in runs[mode]["cells"]}
     differences = []
+    timed_out = False  # after a timeout on one side only, the two runs hold other state
     for index in sorted(plain.keys() | other.keys()):
         a, b = plain.get(index), other.get(index)
         if a is None or b is None or NOT_RUN in (a["status"], b["status"]):
             continue
         what = ""
-        if "timeout" in (a["status"], b["status"]) and a["status"] != b["status"]:
-            what = "timeout"  # a cell near the limit: the machine's load, not a failure
+        if timed_out or ("timeout" in (a["status"], b["status"]) and a["status"] != b["status"]):
+            # A cell near the limit on a loaded machine, or a cell after it: not a
+            # failure of either kernel.
+            timed_out = True
+            if a["status"] != b["status"] or a.get("ename") != b.get("ename"):
+                what = "timeout"
         elif a["status"] != b["status"] or a.get("ename") != b.get("ename"):
             what = "error"
         elif a.get("kinds") != b.get("kinds"):
