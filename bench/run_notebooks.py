@@ -33,7 +33,7 @@ and any difference after it in that notebook, is counted apart, not as a differe
 
 Usage: ``python bench/run_notebooks.py FOLDER [--list FILE] [--modes plain,off,default]
 [--timeout 60] [--budget 300] [--image IMG] [--plain-python PY] [--json FILE]
-[--reuse-plain EARLIER.json]``.
+[--reuse-plain EARLIER.json] [--sandbox-python PY]``.
 """
 
 from __future__ import annotations
@@ -62,7 +62,9 @@ REFUSALS = {"SandboxValidationError", "SandboxPackageInstall"}
 NOT_RUN = "not run"
 
 
-def make_kernelspecs(root: Path, plain_python: str, image: str, runtime: str) -> dict[str, str]:
+def make_kernelspecs(
+    root: Path, plain_python: str, image: str, runtime: str, sandbox_python: str = ""
+) -> dict[str, str]:
     """Kernelspecs of every mode in ``root/kernels``; returns mode -> kernel name."""
     tag = uuid.uuid4().hex[:6]
     names = {mode: f"s510-{mode}-{tag}" for mode in ("plain", "off", "default")}
@@ -80,8 +82,12 @@ def make_kernelspecs(root: Path, plain_python: str, image: str, runtime: str) ->
     base: dict[str, Any] = {"image": image, "warm_spare": False}
     if runtime:
         base["runtime"] = runtime
-    write_kernel_spec(root / "kernels" / names["off"], {**base, "validation": "off"}, names["off"])
-    write_kernel_spec(root / "kernels" / names["default"], base, names["default"])
+    for mode, settings in (("off", {**base, "validation": "off"}), ("default", base)):
+        folder = write_kernel_spec(root / "kernels" / names[mode], settings, names[mode])
+        if sandbox_python:  # another checkout's kernel (the "before" figures)
+            spec = json.loads((folder / "kernel.json").read_text())
+            spec["argv"][0] = sandbox_python
+            (folder / "kernel.json").write_text(json.dumps(spec))
     return names
 
 
@@ -218,6 +224,11 @@ def main() -> int:
     parser.add_argument("--image", default=os.environ.get("SANDBOX_KERNEL_TEST_IMAGE", ""))
     parser.add_argument("--runtime", default="")
     parser.add_argument("--plain-python", default="/work/plainenv/bin/python")
+    parser.add_argument(
+        "--sandbox-python",
+        default="",
+        help="the Python whose sandbox_kernel runs the sandbox modes (default: this one)",
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/notebooks-run.json")
     parser.add_argument(
         "--reuse-plain",
@@ -240,7 +251,7 @@ def main() -> int:
     image = args.image or "sandbox-kernel:latest"
 
     data_dir = Path(tempfile.mkdtemp(prefix="run-notebooks-"))
-    names = make_kernelspecs(data_dir, args.plain_python, image, args.runtime)
+    names = make_kernelspecs(data_dir, args.plain_python, image, args.runtime, args.sandbox_python)
     os.environ["JUPYTER_PATH"] = str(data_dir)
     order = [m for m in ("off", "default", "plain") if m in modes]
 
