@@ -15,6 +15,7 @@ its HELLO frame, and ``sandbox-kernel doctor --run`` shows.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -238,6 +239,34 @@ def outer_cell_numbers() -> None:
     kernel.execute_request = _execute_request
 
 
+#: Added to a failed name lookup when the sandbox has no network.
+NO_NETWORK = (
+    "the sandbox has no network (sandbox-kernel: network_mode='none'); download the file "
+    "on the host into the notebook's folder and read it from there"
+)
+
+
+def explain_no_network() -> None:
+    """Without a network, ``pd.read_csv(url)`` or ``urlopen`` fails with "Temporary
+    failure in name resolution", which reads like a passing outage of the host's
+    network. Every download resolves a name first (``socket.create_connection`` and
+    urllib3 look ``getaddrinfo`` up on the socket module), so the failure says what
+    it is there. Standard library only; not an ipykernel patch."""
+    import socket
+
+    if os.environ.get("SANDBOX_NETWORK") != "none":
+        return
+    getaddrinfo = socket.getaddrinfo
+
+    def _getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return getaddrinfo(host, *args, **kwargs)
+        except socket.gaierror as err:
+            raise socket.gaierror(err.errno, f"{err.strerror}: {NO_NETWORK}") from None
+
+    socket.getaddrinfo = _getaddrinfo
+
+
 def apply_patches(pipe: str) -> dict[str, str]:
     """Apply every patch; ``{name: "applied" or why not}``."""
     patches: list[tuple[str, Callable[[], None]]] = [
@@ -264,6 +293,8 @@ def apply_patches(pipe: str) -> dict[str, str]:
 def main() -> None:
     pipe = sys.argv.pop(1)
     report = apply_patches(pipe)
+    with contextlib.suppress(Exception):  # only a clearer message would be lost
+        explain_no_network()
     sys.stdout.write(REPORT_PREFIX + json.dumps(report) + "\n")
     sys.stdout.flush()
     from ipykernel import kernelapp

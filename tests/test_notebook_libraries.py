@@ -54,3 +54,31 @@ def test_plotly_seaborn_and_statsmodels_outputs_show(specs: KernelSpecs) -> None
         )
         assert summary.status == "ok", summary.text
         assert any("text/html" in data for data in _data(summary))
+
+
+DOWNLOAD = "import urllib.request\nurllib.request.urlopen('http://data.example.org/prices.csv')"
+
+
+def test_a_download_says_that_the_sandbox_has_no_network(specs: KernelSpecs) -> None:
+    """Public notebooks fetch their data (pd.read_csv(url), urlopen): a real capability
+    the sandbox does not have, and the failure must say so, not look like an outage."""
+    with start_kernel(specs) as kernel:
+        cell = kernel.execute(DOWNLOAD)
+        assert cell.status == "error"
+        assert "the sandbox has no network" in cell.text, cell.text
+        reading = kernel.execute(
+            "import pandas as pd\npd.read_csv('https://data.example.org/prices.csv')"
+        )
+        assert "the sandbox has no network" in reading.text, reading.text
+        assert kernel.execute("import socket\nsocket.gethostname()").status == "ok"
+
+
+def test_with_a_network_a_failed_download_is_not_blamed_on_the_sandbox(
+    specs: KernelSpecs,
+) -> None:
+    """The control: the same cell on a sandbox with a network fails (this machine
+    resolves no such name) without the sandbox's explanation."""
+    with start_kernel(specs, network_mode="bridge") as kernel:
+        cell = kernel.execute(DOWNLOAD)
+        assert cell.status == "error"
+        assert "the sandbox has no network" not in cell.text, cell.text
