@@ -35,6 +35,11 @@ class NotebookFolder:
         self.per_cell = config.workspace_sync == "cell"
 
     @property
+    def subdir(self) -> str:
+        """The notebook's folder relative to the copy's top ('' when it is the top)."""
+        return self.workspace.subdir if self.workspace is not None else ""
+
+    @property
     def inside(self) -> str:
         """The notebook's folder in the sandbox (a repository's copy puts it lower)."""
         return self.workspace.inside if self.workspace is not None else WORKDIR

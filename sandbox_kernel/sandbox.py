@@ -777,8 +777,9 @@ class Sandbox:
         await self._ensure_running()
         self.notice = "\n".join(filter(None, [self.notice, await self._copied()]))
         assert self.container_id is not None and self._client is not None
+        base = self.folder.subdir if self.folder is not None else ""
         await asyncio.to_thread(
-            write_bytes, self._client, self.container_id, self.config, path, bytes(data)
+            write_bytes, self._client, self.container_id, self.config, path, bytes(data), base
         )
 
     async def read_file(self, path: str, *, limit: int | None = None) -> bytes:
@@ -798,7 +799,10 @@ class Sandbox:
         await self._ensure_running()
         assert self.container_id is not None and self._client is not None
         cap = parse_size(self.config.outputs_max_cell_size) if limit is None else limit
-        return await asyncio.to_thread(read_bytes, self._client, self.container_id, path, cap)
+        base = self.folder.subdir if self.folder is not None else ""
+        return await asyncio.to_thread(
+            read_bytes, self._client, self.container_id, path, cap, base
+        )
 
     def usage_snapshot(self) -> dict[str, Any]:
         """Current container usage, for ``usage_request`` (thread-safe, may block briefly)."""

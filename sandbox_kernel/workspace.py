@@ -345,9 +345,15 @@ class Workspace:
 
 
 def write_bytes(
-    client: docker.DockerClient, container_id: str, config: SandboxConfig, rel: str, data: bytes
+    client: docker.DockerClient,
+    container_id: str,
+    config: SandboxConfig,
+    rel: str,
+    data: bytes,
+    base: str = "",
 ) -> None:
-    """Write one file into the sandbox's working directory (``Sandbox.write_file``).
+    """Write one file into the sandbox's working directory (``Sandbox.write_file``);
+    ``base``: where that is below the copy's top (:attr:`Workspace.subdir`).
 
     Raises:
         ValueError: ``rel`` is not a relative path inside the working directory.
@@ -356,6 +362,7 @@ def write_bytes(
     name = confined_name(rel)
     if name is None:
         raise ValueError(f"{rel!r} is not a relative path inside the working directory")
+    name = f"{base}/{name}" if base else name
     uid, gid = owner(config)
     with contextlib.closing(io.BytesIO()) as buffer:
         with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:

@@ -9,14 +9,16 @@ kernel at the notebook's place in it; hidden files (``.git``, ``.env``) still st
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from test_workspace import execute, plain_kernel, run_cells
 
+from sandbox_kernel import Sandbox
 from sandbox_kernel.workspace import repository_top
 
-from harness import KernelSpecs, start_kernel
+from harness import IMAGE, KernelSpecs, start_kernel
 
 
 def make_repository(root: Path, *, extra_files: int = 0) -> Path:
@@ -113,3 +115,23 @@ def test_the_repository_is_the_nearest_git_folder_but_never_home_or_hidden(
     (home / "work").mkdir()
     monkeypatch.setenv("HOME", str(home))
     assert repository_top(home / "work", hidden=False) is None
+
+
+def test_the_sandbox_api_reads_and_writes_at_the_notebooks_place(tmp_path: Path) -> None:
+    """With a repository copied, ``write_file``/``read_file`` stay relative to the
+    working directory, the folder given, not the repository's top."""
+    folder = make_repository(tmp_path / "repo")
+
+    async def scenario() -> tuple[str, bytes]:
+        async with Sandbox(image=IMAGE, warm_spare=False, validation="off", folder=folder) as sb:
+            await sb.write_file("inputs/w.csv", b"w\n0.5\n")
+            cell = await sb.execute(
+                "import os\nprint(open('inputs/w.csv').read().split()[1], "
+                "open('../../data/rates.csv').read().split()[1])\n"
+                "open('result.txt', 'w').write(os.path.basename(os.getcwd()))"
+            )
+            return cell.stdout, await sb.read_file("result.txt")
+
+    stdout, result = asyncio.run(scenario())
+    assert stdout == "0.5 2024-01-02,0.05\n"
+    assert result == b"momentum"
