@@ -13,7 +13,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from test_workspace import execute, plain_kernel, run_cells
+from test_workspace import execute, run_as_on_a_plain_kernel
 
 from sandbox_kernel import Sandbox
 from sandbox_kernel.workspace import repository_top
@@ -60,16 +60,12 @@ def test_a_notebook_in_a_repository_runs_as_in_a_plain_kernel(
 ) -> None:
     plain_dir = make_repository(tmp_path / "plain")
     sandbox_dir = make_repository(tmp_path / "sandbox")
-    with plain_kernel(plain_dir) as kernel:
-        expected = run_cells(kernel, NOTEBOOK)
+    got = run_as_on_a_plain_kernel(specs, plain_dir, sandbox_dir, NOTEBOOK)
     with start_kernel(specs, cwd=sandbox_dir) as kernel:
-        got = run_cells(kernel, NOTEBOOK)
         hidden = execute(
-            kernel, "print(os.path.exists('../../.git'), os.path.exists('../../.env'))"
+            kernel, "import os\nprint(os.path.exists('../../.git'), os.path.exists('../../.env'))"
         )
         assert hidden.stdout == "False False\n"  # hidden files stay out of the copy
-    for index, (want, have) in enumerate(zip(expected, got, strict=True)):
-        assert have == want, f"cell {index}: {NOTEBOOK[index]!r}"
     assert "FileNotFoundError" in got[-1]  # the comparison can see a failure
     assert (sandbox_dir / "outputs" / "signal.txt").read_text() == "long"
 
