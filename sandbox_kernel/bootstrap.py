@@ -239,6 +239,29 @@ def outer_cell_numbers() -> None:
     kernel.execute_request = _execute_request
 
 
+def apply_patches(pipe: str) -> dict[str, str]:
+    """Apply every patch; ``{name: "applied" or why not}``."""
+    patches: list[tuple[str, Callable[[], None]]] = [
+        ("iopub_pipe_over_ipc", lambda: iopub_pipe_over_ipc(pipe)),
+        ("no_debugger", no_debugger),
+        ("no_busy_or_execute_input", no_busy_or_execute_input),
+        ("no_shell_channel_thread", no_shell_channel_thread),
+        ("quiet_debug_log", quiet_debug_log),
+        ("flush_only_when_written", flush_only_when_written),
+        ("send_by_the_megabyte", send_by_the_megabyte),
+        ("cache_signature_checks", cache_signature_checks),
+        ("outer_cell_numbers", outer_cell_numbers),
+    ]
+    report: dict[str, str] = {}
+    for name, patch in patches:
+        try:
+            patch()
+            report[name] = "applied"
+        except Exception as err:  # an image's ipykernel differs: skip it, and say so
+            report[name] = f"{type(err).__name__}: {err}"
+    return report
+
+
 #: Added to a failed name lookup when the sandbox has no network.
 NO_NETWORK = (
     "the sandbox has no network (sandbox-kernel: network_mode='none'); download the file "
@@ -265,29 +288,6 @@ def explain_no_network() -> None:
             raise socket.gaierror(err.errno, f"{err.strerror}: {NO_NETWORK}") from None
 
     socket.getaddrinfo = _getaddrinfo
-
-
-def apply_patches(pipe: str) -> dict[str, str]:
-    """Apply every patch; ``{name: "applied" or why not}``."""
-    patches: list[tuple[str, Callable[[], None]]] = [
-        ("iopub_pipe_over_ipc", lambda: iopub_pipe_over_ipc(pipe)),
-        ("no_debugger", no_debugger),
-        ("no_busy_or_execute_input", no_busy_or_execute_input),
-        ("no_shell_channel_thread", no_shell_channel_thread),
-        ("quiet_debug_log", quiet_debug_log),
-        ("flush_only_when_written", flush_only_when_written),
-        ("send_by_the_megabyte", send_by_the_megabyte),
-        ("cache_signature_checks", cache_signature_checks),
-        ("outer_cell_numbers", outer_cell_numbers),
-    ]
-    report: dict[str, str] = {}
-    for name, patch in patches:
-        try:
-            patch()
-            report[name] = "applied"
-        except Exception as err:  # an image's ipykernel differs: skip it, and say so
-            report[name] = f"{type(err).__name__}: {err}"
-    return report
 
 
 def main() -> None:
