@@ -131,3 +131,15 @@ def test_the_sandbox_api_reads_and_writes_at_the_notebooks_place(tmp_path: Path)
     stdout, result = asyncio.run(scenario())
     assert stdout == "0.5 2024-01-02,0.05\n"
     assert result == b"momentum"
+
+
+def test_after_the_sandbox_restarts_the_kernel_is_at_the_notebooks_place_again(
+    specs: KernelSpecs, tmp_path: Path
+) -> None:
+    folder = make_repository(tmp_path / "repo")
+    with start_kernel(specs, cwd=folder) as kernel:
+        assert execute(kernel, NOTEBOOK[0]).text == "'notebooks/momentum'"
+        died = kernel.execute("import os; os._exit(3)")
+        assert died.error is not None and died.error["ename"] == "SandboxRestarted"
+        assert execute(kernel, NOTEBOOK[0]).text == "'notebooks/momentum'"
+        assert execute(kernel, NOTEBOOK[5]).stdout == "{'window': 5}\n"
