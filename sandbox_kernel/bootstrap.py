@@ -15,6 +15,7 @@ its HELLO frame, and ``sandbox-kernel doctor --run`` shows.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -143,19 +144,35 @@ def flush_only_when_written() -> None:
     from ipykernel import iostream
 
     stream: Any = iostream.OutStream
-    if not hasattr(stream, "_flush_buffers"):
-        raise AttributeError("OutStream has no _flush_buffers")
+    missing = [n for n in ("_flush_buffers", "_flush") if not hasattr(stream, n)]
+    if missing:
+        raise AttributeError("OutStream has no " + ", ".join(missing))
     flush = stream.flush
+    send = stream._flush
+
+    def _send(self: Any) -> None:
+        # A send under way on the IOPub thread has taken the buffers but not yet
+        # queued its message: a flush now must still wait behind it, or the
+        # request's idle status overtakes the output (the frontend drops it).
+        self._sk_sending = True
+        try:
+            send(self)
+        finally:
+            self._sk_sending = False
 
     def _flush(self: Any) -> None:
+        # _flush_pending is read before _sk_sending: a send clears the first only
+        # after setting the second.
         if (
             self.__dict__.get("_buffers", True)
             or getattr(self, "_flush_pending", True)
+            or self.__dict__.get("_sk_sending", False)
             or getattr(self, "_subprocess_flush_pending", True)
             or getattr(self, "echo", None) is not None
         ):
             flush(self)
 
+    stream._flush = _send
     stream.flush = _flush
 
 
@@ -177,6 +194,7 @@ def send_by_the_megabyte() -> None:
         unsent = self.__dict__.get("_sk_unsent", 0) + len(string)
         if unsent >= SEND_EVERY and self._is_master_process():
             unsent = 0
+            self._flush_pending = True  # so a flush waits for this send (see above)
             self.pub_thread.schedule(self._flush)
         self._sk_unsent = unsent
         return written
@@ -276,9 +294,39 @@ def apply_patches(pipe: str) -> dict[str, str]:
     return report
 
 
+#: Added to a failed name lookup when the sandbox has no network.
+NO_NETWORK = (
+    "the sandbox has no network (sandbox-kernel: network_mode='none'); download the file "
+    "on the host into the notebook's folder and read it from there"
+)
+
+
+def explain_no_network() -> None:
+    """Without a network, ``pd.read_csv(url)`` or ``urlopen`` fails with "Temporary
+    failure in name resolution", which reads like a passing outage of the host's
+    network. Every download resolves a name first (``socket.create_connection`` and
+    urllib3 look ``getaddrinfo`` up on the socket module), so the failure says what
+    it is there. Standard library only; not an ipykernel patch."""
+    import socket
+
+    if os.environ.get("SANDBOX_NETWORK") != "none":
+        return
+    getaddrinfo = socket.getaddrinfo
+
+    def _getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return getaddrinfo(host, *args, **kwargs)
+        except socket.gaierror as err:
+            raise socket.gaierror(err.errno, f"{err.strerror}: {NO_NETWORK}") from None
+
+    socket.getaddrinfo = _getaddrinfo
+
+
 def main() -> None:
     pipe = sys.argv.pop(1)
     report = apply_patches(pipe)
+    with contextlib.suppress(Exception):  # only a clearer message would be lost
+        explain_no_network()
     sys.stdout.write(REPORT_PREFIX + json.dumps(report) + "\n")
     sys.stdout.flush()
     from ipykernel import kernelapp

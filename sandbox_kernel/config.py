@@ -176,6 +176,15 @@ class SandboxConfig(Configurable):
         "the host); 'none' leaves the sandbox's working directory empty. The Sandbox API "
         "copies a folder only when a program passes one (Sandbox(workspace=...)).",
     ).tag(config=True)
+    workspace_root = Enum(
+        ["repository", "folder"],
+        default_value="repository",
+        help="What 'copy' copies: 'repository' the repository the notebook's folder is in "
+        "(its nearest parent folder holding .git, never a home or root folder), with the "
+        "sandbox's working directory at the notebook's place in it, so '../data/x.csv' "
+        "and sys.path.append('..') work as on a plain kernel; the notebook's folder alone "
+        "when there is no repository or it is over a cap. 'folder': the folder alone.",
+    ).tag(config=True)
     workspace_max_size = Unicode(
         "256m",
         help="Largest notebook folder copied into the sandbox (total of its files); a "

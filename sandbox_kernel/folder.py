@@ -9,11 +9,13 @@ or ``''``. All of it talks to the engine, so it runs on a worker thread.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import docker
 
 from .config import SandboxConfig
 from .results import Results
+from .spec import WORKDIR
 from .workspace import Workspace, WorkspaceScan
 
 
@@ -32,12 +34,38 @@ class NotebookFolder:
         self.results = Results(root, config) if config.outputs_dir else None
         self.per_cell = config.workspace_sync == "cell"
 
+    @property
+    def subdir(self) -> str:
+        """The notebook's folder relative to the copy's top ('' when it is the top)."""
+        return self.workspace.subdir if self.workspace is not None else ""
+
+    @property
+    def inside(self) -> str:
+        """The notebook's folder in the sandbox (a repository's copy puts it lower)."""
+        return self.workspace.inside if self.workspace is not None else WORKDIR
+
+    def move_request(self) -> dict[str, Any] | None:
+        """After :meth:`start`: the silent execute_request that moves the kernel inside
+        to the notebook's place in a repository's copy (it started in the copy's top),
+        or None when it is there already. Silent: no history, no execution count."""
+        if self.inside == WORKDIR:
+            return None
+        return {
+            "code": f"__import__('os').chdir({self.inside!r})",
+            "silent": True,
+            "store_history": False,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": False,
+        }
+
     def start(self, client: docker.DockerClient, container_id: str) -> str:
         notice = ""
         if self.workspace is not None:
             notice = self.workspace.start(client, container_id)
         if self.results is not None:
-            self.results.start(self.workspace.sent if self.workspace is not None else {})
+            self.results.path = f"{self.inside}/{self.results.name}"
+            self.results.start(self.workspace.here() if self.workspace is not None else {})
         return notice
 
     def changed_files(self) -> WorkspaceScan | None:
@@ -53,7 +81,7 @@ class NotebookFolder:
         assert self.workspace is not None
         notice = self.workspace.send(client, container_id, changed)
         if self.results is not None:
-            self.results.note(self.workspace.sent)
+            self.results.note(self.workspace.here())
         return notice
 
     @property

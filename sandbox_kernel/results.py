@@ -95,8 +95,11 @@ def fetch(client: docker.DockerClient, container_id: str, path: str) -> IO[bytes
     return cast(IO[bytes], _StreamReader(iter(chunks)))
 
 
-def read_bytes(client: docker.DockerClient, container_id: str, rel: str, limit: int) -> bytes:
-    """One regular file of the sandbox's working directory (``Sandbox.read_file``).
+def read_bytes(
+    client: docker.DockerClient, container_id: str, rel: str, limit: int, base: str = ""
+) -> bytes:
+    """One regular file of the sandbox's working directory (``Sandbox.read_file``);
+    ``base``: where that is below the copy's top.
 
     Raises:
         ValueError: ``rel`` is not a relative path inside the working directory.
@@ -106,7 +109,9 @@ def read_bytes(client: docker.DockerClient, container_id: str, rel: str, limit: 
     name = confined_name(rel)
     if name is None:
         raise ValueError(f"{rel!r} is not a relative path inside the working directory")
-    stream = fetch(client, container_id, f"{WORKDIR}/{name}")
+    stream = fetch(
+        client, container_id, f"{WORKDIR}/{base}/{name}" if base else f"{WORKDIR}/{name}"
+    )
     if stream is None:
         raise FileNotFoundError(f"no file {rel!r} in the sandbox's working directory")
     with stream, tarfile.open(fileobj=stream, mode="r|") as tar:

@@ -768,7 +768,14 @@ class Sandbox:
     async def _copied(self) -> str:
         """Wait for the start's copy of the folder; its notice (once), or ''."""
         copying, self._copying = self._copying, None
-        return await copying if copying is not None else ""
+        if copying is None:
+            return ""
+        notice = await copying
+        move = self.folder.move_request() if self.folder is not None else None
+        if move is not None and self._inner is not None:
+            with contextlib.suppress(SandboxError):  # a dead sandbox says so at the cell
+                await self._inner.request("shell", "execute_request", move)
+        return notice
 
     async def write_file(self, path: str, data: bytes) -> None:
         """Write a file into the sandbox's working directory (``path`` relative to it).
@@ -783,8 +790,9 @@ class Sandbox:
         await self._ensure_running()
         self.notice = "\n".join(filter(None, [self.notice, await self._copied()]))
         assert self.container_id is not None and self._client is not None
+        base = self.folder.subdir if self.folder is not None else ""
         await asyncio.to_thread(
-            write_bytes, self._client, self.container_id, self.config, path, bytes(data)
+            write_bytes, self._client, self.container_id, self.config, path, bytes(data), base
         )
 
     async def read_file(self, path: str, *, limit: int | None = None) -> bytes:
@@ -804,7 +812,10 @@ class Sandbox:
         await self._ensure_running()
         assert self.container_id is not None and self._client is not None
         cap = parse_size(self.config.outputs_max_cell_size) if limit is None else limit
-        return await asyncio.to_thread(read_bytes, self._client, self.container_id, path, cap)
+        base = self.folder.subdir if self.folder is not None else ""
+        return await asyncio.to_thread(
+            read_bytes, self._client, self.container_id, path, cap, base
+        )
 
     def usage_snapshot(self) -> dict[str, Any]:
         """Current container usage, for ``usage_request`` (thread-safe, may block briefly)."""

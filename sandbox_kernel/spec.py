@@ -54,6 +54,7 @@ def sandbox_environment(config: SandboxConfig) -> dict[str, str]:
     env = {
         "HOME": HOME,
         "SANDBOX_WORKDIR": WORKDIR,
+        "SANDBOX_NETWORK": config.network_mode,  # see bootstrap.explain_no_network
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",

@@ -215,16 +215,45 @@ def _reason(err: BaseException) -> str:
     return str(text).strip().splitlines()[0][:300]
 
 
+def repository_top(folder: Path, *, hidden: bool) -> Path | None:
+    """The top of the repository ``folder`` is in: the nearest folder holding ``.git``,
+    ``folder`` itself included. None when there is none, when it is a home or root
+    folder (a dotfiles repository is not a project), or when the way down to ``folder``
+    passes a hidden folder that is not copied."""
+    never = {Path.home().resolve(), Path("/")}
+    for candidate in (folder, *folder.parents):
+        if candidate.resolve() in never:
+            return None
+        if (candidate / ".git").exists():
+            way = folder.relative_to(candidate).parts
+            if not hidden and any(part.startswith(".") for part in way):
+                return None
+            return candidate
+    return None
+
+
 class Workspace:
     """One host folder and what of it the current sandbox already has.
 
+    With ``workspace_root = "repository"`` the folder copied is the repository the
+    notebook's folder is in, and the notebook's folder is at :attr:`inside` in the
+    sandbox, so paths above it (``../data``) resolve as on a plain kernel.
+
     Args:
-        root: the host folder (the kernel's working directory).
-        config: the settings (caps, hidden files).
+        root: the notebook's folder (the kernel's working directory).
+        config: the settings (caps, hidden files, what is copied).
     """
 
     def __init__(self, root: Path, config: SandboxConfig) -> None:
-        self.root = root
+        self.folder = root
+        top = (
+            repository_top(root, hidden=config.workspace_hidden)
+            if config.workspace_root == "repository"
+            else None
+        )
+        self.root = top or root  # what is copied
+        self.subdir = root.relative_to(top).as_posix() if top and top != root else ""
+        self.fallback = ""  # the repository was over a cap: said with the next send
         self.config = config
         self.max_bytes = parse_size(config.workspace_max_size)
         self.uid, self.gid = owner(config)
@@ -256,10 +285,24 @@ class Workspace:
         changed = self.changes()
         return self.send(client, container_id, changed) if changed else ""
 
+    @property
+    def inside(self) -> str:
+        """Where the notebook's folder is in the sandbox (its working directory)."""
+        return f"{WORKDIR}/{self.subdir}" if self.subdir else WORKDIR
+
+    def here(self) -> dict[str, Entry]:
+        """What the sandbox has of the notebook's folder, by path relative to it."""
+        if not self.subdir:
+            return self.sent
+        prefix = self.subdir + "/"
+        return {rel[len(prefix) :]: e for rel, e in self.sent.items() if rel.startswith(prefix)}
+
     def note_written(self, folder: str, names: list[str]) -> None:
-        """Files the outputs door just wrote on the host, as the sandbox has them."""
+        """Files the outputs door just wrote on the host (``folder`` relative to the
+        notebook's folder), as the sandbox has them."""
+        base = f"{self.subdir}/{folder}" if self.subdir else folder
         for name in names:
-            parts = f"{folder}/{name}".split("/")
+            parts = f"{base}/{name}".split("/")
             for depth in range(1, len(parts) + 1):
                 rel = "/".join(parts[:depth])
                 path = os.path.join(self.root, *parts[:depth])
@@ -281,7 +324,7 @@ class Workspace:
             # (Documents, Downloads, ...): that is never what copying its folder meant.
             self.refused = True
             return (
-                f"[sandbox-kernel] The notebook's folder is {self.root}, a home or root "
+                f"[sandbox-kernel] The notebook's folder is {self.folder}, a home or root "
                 "folder, so it was not copied into the sandbox: move the notebook into a "
                 "project folder (or set workspace='none' to silence this)."
             )
@@ -292,6 +335,15 @@ class Workspace:
         try:
             found = self._scan()
         except WorkspaceTooLarge as err:
+            if self.root != self.folder:
+                self.fallback = (
+                    f"[sandbox-kernel] The repository {self.root} {err}, so only the "
+                    "notebook's folder was copied into the sandbox (paths above it, such "
+                    "as ../data, are not there): raise the setting, or set "
+                    "workspace_root='folder' to silence this."
+                )
+                self.root, self.subdir = self.folder, ""
+                return self.changes()
             self.refused = True
             return (
                 f"[sandbox-kernel] The notebook's folder {self.root} {err}, so it was not "
@@ -306,8 +358,9 @@ class Workspace:
 
     def send(self, client: docker.DockerClient, container_id: str, changed: WorkspaceScan) -> str:
         """Copy what :meth:`changes` found; a notice for the notebook, or ''."""
+        fallback, self.fallback = self.fallback, ""
         if isinstance(changed, str):
-            return changed
+            return "\n".join(filter(None, [fallback, changed]))
         archive = pack(changed, self.uid, self.gid)
         try:
             put(client, container_id, archive)
@@ -316,13 +369,19 @@ class Workspace:
         finally:
             archive.close()
         self.sent.update((e.rel, e) for e in changed)
-        return ""
+        return fallback
 
 
 def write_bytes(
-    client: docker.DockerClient, container_id: str, config: SandboxConfig, rel: str, data: bytes
+    client: docker.DockerClient,
+    container_id: str,
+    config: SandboxConfig,
+    rel: str,
+    data: bytes,
+    base: str = "",
 ) -> None:
-    """Write one file into the sandbox's working directory (``Sandbox.write_file``).
+    """Write one file into the sandbox's working directory (``Sandbox.write_file``);
+    ``base``: where that is below the copy's top (:attr:`Workspace.subdir`).
 
     Raises:
         ValueError: ``rel`` is not a relative path inside the working directory.
@@ -331,6 +390,7 @@ def write_bytes(
     name = confined_name(rel)
     if name is None:
         raise ValueError(f"{rel!r} is not a relative path inside the working directory")
+    name = f"{base}/{name}" if base else name
     uid, gid = owner(config)
     with contextlib.closing(io.BytesIO()) as buffer:
         with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:

@@ -232,6 +232,9 @@ EVERYDAY_CELLS = [
     "display(df.style.background_gradient())",
     "import matplotlib.pyplot as plt\n%config InlineBackend.figure_formats = ['svg']\nplt.plot([1, 3, 2]); plt.show()",
     f"display({{'application/vnd.vegalite.v5+json': {_VEGA_LITE!r}, 'text/plain': 'chart'}}, raw=True)",
+    # Drawn by Plotly's own JupyterLab renderer (the labextension of the plotly package)
+    # from its JSON mimetype: no script of the cell runs.
+    "import plotly.express as px\npx.line(x=[1, 2, 3], y=[2, 1, 3], title='<b>PnL</b>')",
     "print('done')",
 ]
 
@@ -336,6 +339,9 @@ def test_everyday_outputs_render_as_on_a_plain_kernel(lab: Lab, browser: Any, sp
             .filter(td => td.style.backgroundColor).length,
         svg: document.querySelectorAll('.jp-OutputArea-output img[src^="data:image/svg+xml"]').length,
         vega: document.querySelectorAll('.jp-OutputArea-output .vega-embed, .jp-OutputArea-output canvas, .jp-OutputArea-output svg.marks').length,
+        plotly: document.querySelectorAll('.jp-RenderedPlotly.js-plotly-plot svg.main-svg').length,
+        plotlyTitle: Array.from(document.querySelectorAll('.jp-RenderedPlotly.js-plotly-plot .gtitle'))
+            .map(t => t.textContent).join('|'),
         notices: Array.from(document.querySelectorAll('.jp-OutputArea-output'))
             .filter(o => o.textContent.includes('[sandbox-kernel:')).length,
     })"""
@@ -348,6 +354,8 @@ def test_everyday_outputs_render_as_on_a_plain_kernel(lab: Lab, browser: Any, sp
     assert found["styled"] >= 3, f"Styler's colours did not survive: {found}"
     assert found["svg"] >= 1, f"the matplotlib SVG is not shown: {found}"
     assert found["vega"] >= 1, f"the Vega-Lite chart is not drawn: {found}"
+    assert found["plotly"] >= 1, f"the plotly figure is not drawn: {found}"
+    assert found["plotlyTitle"] == "PnL", f"the plotly title is not shown: {found}"
     assert found["notices"] == 0, f"everyday outputs reported as cleaned: {found}"
     assert seen["foreign"] == [] and seen["usage_visible"] == seen["cells"], seen
 

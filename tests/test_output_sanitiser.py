@@ -192,3 +192,34 @@ def test_widget_classes_and_icons_cannot_dress_up_as_the_page() -> None:
 def test_tex_cannot_spell_a_macro_by_name() -> None:
     cleaned, _, _ = clean_bundle({"text/latex": r"$\csname href\endcsname{javascript:alert(1)}{x}$"}, {}, Context())
     assert "\\csname" not in cleaned["text/latex"]
+
+
+def test_plotly_express_figures_pass_unchanged_and_their_hover_box_is_cleaned() -> None:
+    """Plotly Express ends every hover template with ``<extra></extra>`` (Plotly's own
+    tag, not HTML): dropping it changed the figure and put a notice under every one."""
+    figure = {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "x": [1, 2, 3],
+                "y": [1, 3, 2],
+                "hovertemplate": "day=%{x}<br>pnl=%{y}<extra></extra>",
+                "line": {"color": "#636efa", "dash": "solid"},
+            }
+        ],
+        "layout": {"title": {"text": "<b>PnL</b>"}, "xaxis": {"title": {"text": "day"}}},
+    }
+    bundle = {"application/vnd.plotly.v1+json": figure}
+    cleaned, _, verdict = clean_bundle(bundle, {}, Context())
+    assert cleaned == bundle and not verdict
+    hostile = {
+        "data": [{"hovertemplate": '%{y}<extra><img src=x onerror="alert(1)">name</extra>'}],
+        "layout": {"title": {"text": '<extra onclick="alert(1)">t</extra>'}},
+    }
+    cleaned, _, verdict = clean_bundle({"application/vnd.plotly.v1+json": hostile}, {}, Context())
+    text = json.dumps(cleaned)
+    assert "onerror" not in text and "onclick" not in text and verdict
+    assert "<extra>" in text  # the tag itself stays; only what it holds was cleaned
+    # Only Plotly's renderer knows the tag: in HTML it is an unknown element, removed.
+    assert "<extra>" not in clean_html("a<extra>b</extra>")

@@ -167,6 +167,25 @@ def test_kernel_over_a_tcp_engine(tls: bool, specs: KernelSpecs, tmp_path: Path)
             assert usage["wall_time_s"] > 0 and usage["memory_limit_bytes"] == 2 * 1024**3
 
 
+def test_a_big_print_followed_by_a_little_work_arrives_before_idle(
+    specs: KernelSpecs,
+) -> None:
+    """Megabytes printed, then a few ms of work: the stream is sent while the cell still
+    runs, and the cell's end must not overtake it (the frontend drops what comes after
+    the idle status)."""
+    with engine_proxy(None) as port:
+        env = {"DOCKER_HOST": f"tcp://127.0.0.1:{port}"}
+        with start_kernel(specs, env=env) as kernel:
+            lost = []
+            for size in (1_100_000, 3_000_000, 8_000_000):
+                for work in ("time.sleep(0.005)", "sum(range(50_000))", "sum(range(500_000))"):
+                    cell = kernel.execute(f"import time\nprint('y' * {size})\n{work}")
+                    assert cell.status == "ok", cell.text
+                    if len(cell.stdout) != size + 1:
+                        lost.append((size, work, len(cell.stdout)))
+            assert not lost
+
+
 @pytest.fixture
 def ssh_engine(tmp_path: Path) -> Iterator[dict[str, str]]:
     """An sshd on loopback that forwards to the engine's socket, and a client HOME for it."""

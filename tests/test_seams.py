@@ -188,6 +188,11 @@ def test_patched_names_exist_in_this_ipykernel() -> None:
         assert hasattr(iostream.IOPubThread, name)
     for name in ("_flush", "_is_master_process", "_flush_buffers"):
         assert hasattr(iostream.OutStream, name)
+    # A flush skips its wait only when no send is pending: the flag ipykernel sets when
+    # it schedules a send and clears when the send starts (bootstrap.py relies on it).
+    source = inspect.getsource(iostream.OutStream._flush)
+    assert "self._flush_pending = False" in source
+    assert "self._flush_pending = True" in inspect.getsource(iostream.OutStream._schedule_flush)
     assert params(kernelbase.Kernel._publish_status)[:3] == ["self", "status", "channel"]
 
 

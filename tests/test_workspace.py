@@ -126,15 +126,24 @@ def plain_kernel(cwd: Path) -> Iterator[Kernel]:
         km.shutdown_kernel(now=True)
 
 
+def run_as_on_a_plain_kernel(
+    specs: KernelSpecs, plain_dir: Path, sandbox_dir: Path, cells: list[str]
+) -> list[str]:
+    """Run ``cells`` on a plain ipykernel in one folder and in the sandbox in a copy of
+    it; every cell must show the same text. Returns the sandbox's."""
+    with plain_kernel(plain_dir) as kernel:
+        expected = run_cells(kernel, cells)
+    with start_kernel(specs, cwd=sandbox_dir) as kernel:
+        got = run_cells(kernel, cells)
+    for index, (want, have) in enumerate(zip(expected, got, strict=True)):
+        assert have == want, f"cell {index}: {cells[index]!r}"
+    return got
+
+
 def test_a_notebook_folder_runs_as_in_a_plain_kernel(specs: KernelSpecs, tmp_path: Path) -> None:
     plain_dir = make_notebook_folder(tmp_path / "plain")
     sandbox_dir = make_notebook_folder(tmp_path / "sandbox")
-    with plain_kernel(plain_dir) as kernel:
-        expected = run_cells(kernel, NOTEBOOK)
-    with start_kernel(specs, cwd=sandbox_dir) as kernel:
-        got = run_cells(kernel, NOTEBOOK)
-    for index, (want, have) in enumerate(zip(expected, got, strict=True)):
-        assert have == want, f"cell {index}: {NOTEBOOK[index]!r}"
+    got = run_as_on_a_plain_kernel(specs, plain_dir, sandbox_dir, NOTEBOOK)
     assert "FileNotFoundError" in got[-1]  # the comparison can see a failure
     assert (sandbox_dir / "outputs" / "ma.json").read_bytes() == (
         plain_dir / "outputs" / "ma.json"

@@ -22,7 +22,7 @@ from typing import Any
 from .html import judge_html, judge_svg
 from .latex import disarm
 from .markdown import clean_markdown
-from .specs import clean_spec
+from .specs import PLOTLY_TAGS, clean_spec
 
 #: This kernel's own mimetypes: never accepted from inside the sandbox.
 KERNEL_MIME_PREFIX = "application/vnd.sandbox-kernel."
@@ -129,11 +129,11 @@ def _json(mime: str) -> Cleaner:
     return clean
 
 
-def _spec(mime: str) -> Cleaner:
+def _spec(mime: str, kept: tuple[str, ...] = ()) -> Cleaner:
     def clean(value: Any, ctx: Context) -> tuple[dict[str, Any], bool] | None:
         if not isinstance(value, dict):
             return None
-        cleaned, changed = clean_spec(value)
+        cleaned, changed = clean_spec(value, kept)
         return {mime: cleaned}, changed
 
     return clean
@@ -162,7 +162,7 @@ MIME_TYPES: dict[str, Cleaner] = {
     "image/bmp": _image("image/bmp"),
     "application/json": _json("application/json"),
     "application/vnd.dataresource+json": _json("application/vnd.dataresource+json"),
-    "application/vnd.plotly.v1+json": _spec("application/vnd.plotly.v1+json"),
+    "application/vnd.plotly.v1+json": _spec("application/vnd.plotly.v1+json", PLOTLY_TAGS),
     WIDGET_VIEW_MIME: _widget_view,
 }
 for _version in range(1, 7):

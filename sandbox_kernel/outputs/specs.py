@@ -11,6 +11,7 @@ sandboxed expression language - is drawn as on a plain kernel.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from . import urls
@@ -21,10 +22,27 @@ _KEPT_KEYS = frozenset({"$schema"})
 #: Keys removed with their value.
 _DROPPED_KEYS = frozenset({"usermeta"})
 
+#: Plotly's own tag in hover templates: ``<extra>...</extra>`` is the text of the box
+#: beside the hover label (every Plotly Express figure ends its templates with an empty
+#: one, to hide the trace name). Not HTML: Plotly cuts it out of the template and draws
+#: its text as SVG. Only these exact tags are kept; what is between them is cleaned.
+PLOTLY_TAGS = ("<extra>", "</extra>")
+_PLOTLY_TAG = re.compile(r"(</?extra>)")
 
-def clean_spec(value: Any) -> tuple[Any, bool]:
+
+def _clean_markup(value: str, kept: tuple[str, ...]) -> str:
+    if not kept:
+        return clean_html(value)
+    return "".join(
+        part if part in kept else clean_html(part) if part else ""
+        for part in _PLOTLY_TAG.split(value)
+    )
+
+
+def clean_spec(value: Any, kept: tuple[str, ...] = ()) -> tuple[Any, bool]:
     """A specification with remote URLs emptied and markup sanitised; whether it changed.
 
+    ``kept``: tags of the renderer's own that are not HTML (``PLOTLY_TAGS``).
     The value was parsed with bounded depth (see :mod:`sandbox_kernel.messages`), so
     the recursion here is bounded too.
     """
@@ -32,11 +50,11 @@ def clean_spec(value: Any) -> tuple[Any, bool]:
         if urls.is_remote(value):
             return "", True
         if "<" in value or "&" in value:
-            cleaned = clean_html(value)
+            cleaned = _clean_markup(value, kept)
             return cleaned, cleaned != value
         return value, False
     if isinstance(value, list):
-        items = [clean_spec(item) for item in value]
+        items = [clean_spec(item, kept) for item in value]
         if any(changed for _, changed in items):
             return [item for item, _ in items], True
         return value, False
@@ -50,7 +68,7 @@ def clean_spec(value: Any) -> tuple[Any, bool]:
             if key in _KEPT_KEYS:
                 out[key] = item
                 continue
-            out[key], item_changed = clean_spec(item)
+            out[key], item_changed = clean_spec(item, kept)
             changed = changed or item_changed
         return (out, True) if changed else (value, False)
     return value, False
