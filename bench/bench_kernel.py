@@ -145,7 +145,7 @@ def remove_spares() -> None:
     selector = [f"{spec.LABEL_ROLE}=spare", f"{spec.LABEL_FINGERPRINT}={mine}"]
     for container in engine.containers(filters={"label": selector}):
         with contextlib.suppress(docker.errors.APIError):
-            engine.remove_container(container["Id"], force=True)
+            engine.remove_container(container["Id"], force=True, v=True)
 
 
 def footprint_mb(km: KernelManager, kc: Any) -> float:
@@ -206,7 +206,7 @@ def cold_floor(km: KernelManager, kc: Any) -> dict[str, float]:
     trivial = engine.create_container(image, command=["true"], network_disabled=True)
     engine.start(trivial["Id"])
     engine_s = time.perf_counter() - started
-    engine.remove_container(trivial["Id"], force=True)
+    engine.remove_container(trivial["Id"], force=True, v=True)
     return {
         "outer_cpu_s": outer,
         "inner_cpu_s": inner,

@@ -137,7 +137,7 @@ def main() -> None:
             results["stats_spaced"]["gap_s"] = args.stats_gap
             results["stats_back_to_back"] = time_cells(meter, args.burst)
     finally:
-        container.remove(force=True)
+        container.remove(force=True, v=True)
 
     print(f"{'path':<22}{'part':<7}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}{'n':>6}")
     for path in ("local", "local_no_reset", "stats_spaced", "stats_back_to_back"):

@@ -152,7 +152,7 @@ def _cmd_doctor(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _cmd_cleanup(args: argparse.Namespace, extra: list[str]) -> int:
-    from .session import connect, list_containers, remove_orphans
+    from .session import connect, list_containers, remove_dangling_volumes, remove_orphans
 
     client = connect(load_settings(extra))
     if args.all:
@@ -164,7 +164,10 @@ def _cmd_cleanup(args: argparse.Namespace, extra: list[str]) -> int:
         names = remove_orphans(client)
     for name in names:
         print(f"removed {name}")
-    print(f"{len(names)} container(s) removed")
+    volumes = remove_dangling_volumes(client)
+    print(
+        f"{len(names)} container(s) removed" + (f", {volumes} unused volume(s)" if volumes else "")
+    )
     return 0
 
 

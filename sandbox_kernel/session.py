@@ -483,6 +483,28 @@ def list_containers(
     return list(found)
 
 
+def remove_dangling_volumes(client: docker.DockerClient) -> int:
+    """Remove the sandbox's tmpfs volumes that no container uses; how many went.
+
+    ``AutoRemove`` and every removal here take a container's volumes with it, but a
+    container removed by hand (``docker rm -f`` without ``-v``) or lost with a crashed
+    engine leaves its anonymous volumes behind. They hold nothing (tmpfs, whose memory
+    went with the mount), only their names.
+    """
+    from .gvisor import VOLUME_LABEL
+
+    removed = 0
+    try:
+        volumes = client.api.volumes(filters={"label": VOLUME_LABEL, "dangling": True})
+    except Exception:
+        return 0
+    for volume in (volumes or {}).get("Volumes") or []:
+        with contextlib.suppress(Exception):  # taken by a container since: it stays
+            client.api.remove_volume(volume["Name"])
+            removed += 1
+    return removed
+
+
 def remove_orphans(
     client: docker.DockerClient, *, include_spares: bool = True, grace: float = 60.0
 ) -> list[str]:

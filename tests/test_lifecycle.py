@@ -154,6 +154,10 @@ def test_cleanup_removes_orphans_but_not_live_kernels(
         network_mode="none",
     )
     orphan.start()
+    # A volume left by a container removed without its volumes, and one not ours.
+    tmpfs = {"type": "tmpfs", "device": "tmpfs", "o": "size=1m"}
+    leftover = docker_client.volumes.create(driver_opts=tmpfs, labels={"sandbox-kernel": "1"})
+    not_ours = docker_client.volumes.create(driver_opts=tmpfs)
     # The live kernel runs in a warm spare that a kernel now gone made and left: the
     # spare's labels name its maker, but it is this live kernel's now.
     name = specs.make(warm_spare=True)
@@ -171,7 +175,11 @@ def test_cleanup_removes_orphans_but_not_live_kernels(
         assert orphan.name in out.stdout
         assert not _exists(docker_client, orphan.id)
         assert _exists(docker_client, live)
-        assert kernel.execute("1").status == "ok"
+        assert kernel.execute("1").status == "ok"  # its own volume is in use: kept
+        volumes = {v.name for v in docker_client.volumes.list()}
+        assert leftover.name not in volumes and "unused volume" in out.stdout
+        assert not_ours.name in volumes
+        not_ours.remove()
 
 
 def test_unreachable_engine_is_one_clear_sentence(specs: KernelSpecs) -> None:
@@ -341,7 +349,7 @@ def test_warm_spare_is_claimed_on_restart(
         assert kernel.execute("print(6 * 7)").stdout.strip() == "42"
     for container in docker_client.api.containers(filters={"label": "sandbox-kernel.role=spare"}):
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            docker_client.api.remove_container(container["Id"], force=True)
+            docker_client.api.remove_container(container["Id"], force=True, v=True)
 
 
 def test_a_frozen_sandbox_is_declared_dead_and_replaced(

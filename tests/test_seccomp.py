@@ -239,7 +239,7 @@ def _run(client: docker.DockerClient, script: str, seccomp: str) -> tuple[int, s
         code = container.wait(timeout=240)["StatusCode"]
         output = container.logs().decode(errors="replace")
     finally:
-        container.remove(force=True)
+        container.remove(force=True, v=True)
     return code, output
 
 

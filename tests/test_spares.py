@@ -60,7 +60,7 @@ def test_kernels_starting_at_once_leave_one_spare(docker_client: docker.DockerCl
     finally:
         for fp in (fingerprint, other_fingerprint):
             for container in list_containers(docker_client, fingerprint=fp):
-                docker_client.api.remove_container(container["Id"], force=True)
+                docker_client.api.remove_container(container["Id"], force=True, v=True)
 
 
 def test_the_container_launched_while_the_kernel_imports_is_the_one_it_uses(

@@ -89,7 +89,7 @@ def start(client: docker.DockerClient, image: str) -> Iterator[Start]:
     yield run
     for container in started:
         with contextlib.suppress(docker.errors.APIError):
-            container.remove(force=True)
+            container.remove(force=True, v=True)
 
 
 def meter_for(client: docker.DockerClient, container: Any, kind: str) -> UsageMeter:
@@ -458,7 +458,7 @@ def test_a_removed_container_is_an_error_not_a_crash(
     container = start()
     with meter_for(client, container, kind) as meter:
         meter.begin_cell()
-        container.remove(force=True)
+        container.remove(force=True, v=True)
         with pytest.raises(SandboxError):
             meter.end_cell()
 
