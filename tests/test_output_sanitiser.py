@@ -223,3 +223,17 @@ def test_plotly_express_figures_pass_unchanged_and_their_hover_box_is_cleaned() 
     assert "<extra>" in text  # the tag itself stays; only what it holds was cleaned
     # Only Plotly's renderer knows the tag: in HTML it is an unknown element, removed.
     assert "<extra>" not in clean_html("a<extra>b</extra>")
+
+
+def test_a_notice_is_said_once_per_session_and_the_output_cleaned_every_time() -> None:
+    guard = _guard()
+    hostile = {"data": {"text/html": '<b>table</b><script>copy()</script>', "text/plain": "t"}}
+    shown = [guard.iopub(_msg("display_data", json.loads(json.dumps(hostile)))) for _ in range(3)]
+    notes = [note for _, note in shown]
+    assert "script" in notes[0] and "once per session" in notes[0]
+    assert notes[1:] == ["", ""]
+    for msg, _ in shown:
+        assert msg is not None and "<script" not in msg["content"]["data"]["text/html"]
+    # another kind of removal is its own notice
+    _, other = guard.iopub(_msg("display_data", {"data": {"application/javascript": "x", "text/plain": "t"}}))
+    assert "application/javascript" in other

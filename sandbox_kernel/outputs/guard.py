@@ -51,6 +51,8 @@ MAX_PROMPT_CHARS = 4096
 #: Longest ``set_next_input`` text (code put into a new cell, never run by itself).
 MAX_NEXT_INPUT_CHARS = 1024 * 1024
 _MAX_DISPLAY_ID = 256
+#: Distinct notices remembered per sandbox (past that, each is shown every time).
+_MAX_NOTICES = 256
 
 
 class OutputGuard:
@@ -65,6 +67,10 @@ class OutputGuard:
     ) -> None:
         self.trust_scripts = trust_scripts
         self.comms = CommGuard(comm_targets, widget_modules)
+        # Notices already shown: an everyday library output that loses a script (the
+        # copy buttons of scikit-learn's estimator diagram) would otherwise put the
+        # same line under every cell that shows one. Said once; cleaned every time.
+        self._said: set[str] = set()
 
     def iopub(self, msg: Message) -> tuple[Message | None, str]:
         """An IOPub message to relay (or None), and a notice for its cell ('' if none)."""
@@ -109,7 +115,14 @@ class OutputGuard:
         msg["content"] = cleaned
         if not data:
             msg = _note_only(msg)
-        return msg, notice(verdict) if verdict else ""
+        return msg, self._once(notice(verdict)) if verdict else ""
+
+    def _once(self, text: str) -> str:
+        if text in self._said:
+            return ""
+        if len(self._said) < _MAX_NOTICES:
+            self._said.add(text)
+        return text.replace("]\n", "; said once per session]\n")
 
     def _comm(self, msg: Message) -> tuple[Message | None, str]:
         msg_type = msg["header"]["msg_type"]
