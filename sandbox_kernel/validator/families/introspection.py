@@ -41,13 +41,16 @@ SYS_DANGEROUS_ATTRIBUTES: dict[str, str] = {
     "excepthook": "replaces how errors are handled",
 }
 
-#: Dunder attributes that lead out of the sandboxed namespace (SK301).
+#: Dunder attributes that lead out of the sandboxed namespace (SK301). The public
+#: ``cls.mro()`` is not among them: teaching notebooks show NumPy's type hierarchy with
+#: it, and the class list alone reaches nothing; the step out of the namespace from
+#: there (``__subclasses__``, ``__globals__``, ...) is judged wherever it is written.
 ESCAPE_DUNDERS = frozenset(
     {
         "__subclasses__", "__globals__", "__builtins__", "__code__", "__closure__",
         "__self__", "__objclass__", "__mro__", "__bases__", "__base__", "__loader__",
         "__spec__", "__getattribute__", "__reduce__", "__reduce_ex__", "__defaults__",
-        "__kwdefaults__", "__import__", "mro",
+        "__kwdefaults__", "__import__",
     }
 )  # fmt: skip
 
