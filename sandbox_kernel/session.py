@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -224,19 +225,30 @@ class ContainerSession:
             ) from err
 
     def _claim_spare(self) -> bool:
-        for container in list_containers(
+        spares = list_containers(
             self.client, role="spare", fingerprint=self.fingerprint, status="running"
-        ):
+        )
+        # Kernels of a class see the same pre-started spares: each tries them in its own
+        # order, so that most first tries are not the same rename.
+        random.shuffle(spares)
+        for container in spares:
             name = container["Names"][0].lstrip("/") if container.get("Names") else ""
             if not name.startswith("sandbox-kernel-spare-"):
                 continue
+            claimed = spec.claimed_name(name)
             try:
-                # A rename is atomic in the engine: of two kernels racing for one spare,
-                # the second gets a name conflict and moves on.
-                self.client.api.rename(container["Id"], spec.claimed_name(name))
-            except docker.errors.APIError:
+                # The claim is a rename to a name the spare alone determines: the engine
+                # turns a rename to the container's own current name down, and a name is
+                # held once, so of kernels racing for one spare (same listing, same
+                # instant) exactly one gets it. (A rename to each kernel's own name would
+                # succeed for every one of them, and all would attach to one container.)
+                # By name, not id: a kernel that lists it later finds no such container.
+                self.client.api.rename(name, spec.claiming_name(container["Id"]))
+                # Then the winner's own name, which records who controls it (cleanup).
+                self.client.api.rename(spec.claiming_name(container["Id"]), claimed)
+                self.container_id = str(self.client.api.inspect_container(claimed)["Id"])
+            except (docker.errors.DockerException, requests.exceptions.RequestException):
                 continue
-            self.container_id = container["Id"]
             try:
                 self._attach()
             except SandboxError:

@@ -289,6 +289,12 @@ def claimed_name(spare_name: str) -> str:
     return f"{claimed}--{controller_host()}--{os.getpid()}"
 
 
+def claiming_name(container_id: str) -> str:
+    """The name a spare takes first when claimed: the same for every claimer, so that
+    the engine lets one of them have it (see ContainerSession._claim_spare)."""
+    return f"sandbox-kernel-claimed-{container_id[:24]}"
+
+
 def controller_of(name: str, labels: dict[str, str]) -> str:
     """``host:pid`` of the process that controls a container (see :func:`claimed_name`)."""
     claimed = _CLAIMED.match(name)

@@ -13,7 +13,7 @@ from sandbox_kernel import prelaunch, spec
 from sandbox_kernel.cli import load_settings
 from sandbox_kernel.config import SandboxConfig
 from sandbox_kernel.install import settings_argv
-from sandbox_kernel.session import connect, launch_spare, list_containers
+from sandbox_kernel.session import ContainerSession, connect, launch_spare, list_containers
 
 from harness import BASE_SETTINGS, IMAGE, KernelSpecs, start_kernel
 
@@ -108,3 +108,53 @@ def test_a_kernel_process_makes_one_container(specs: KernelSpecs) -> None:
             if (c.get("Labels") or {}).get(spec.LABEL_CONTROLLER, "").endswith(f":{pid}")
         ]
         assert [c["Id"] for c in made] == [container]
+
+
+def _wait_running(client: docker.DockerClient, fingerprint: str, count: int) -> None:
+    import time
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if len(list_containers(client, fingerprint=fingerprint, status="running")) >= count:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {count} running containers of {fingerprint}")
+
+
+def test_a_spare_is_claimed_by_one_kernel_only(docker_client: docker.DockerClient) -> None:
+    """Kernels that see the same spare at the same instant: one gets it, the others
+    make their own container (two kernels on one container would share a notebook)."""
+    config = SandboxConfig(image=IMAGE, extra_env={"CLAIM_TEST": uuid.uuid4().hex})
+    image_id = docker_client.images.get(IMAGE).id
+    fingerprint = spec.fingerprint(config, image_id)
+    count = 6
+    sessions = [
+        ContainerSession(config, connect(config), lambda *_: None, lambda _: None)
+        for _ in range(count)
+    ]
+    try:
+        for attempt in range(3):  # the race is narrow: three spares, three rushes
+            launch_spare(docker_client, config, image_id)
+            _wait_running(docker_client, fingerprint, 1)
+            barrier = threading.Barrier(count)
+            claimed: list[str] = []
+
+            def claim(session: ContainerSession) -> None:
+                barrier.wait()
+                if session._claim_spare():
+                    claimed.append(str(session.container_id))
+
+            threads = [threading.Thread(target=claim, args=(s,)) for s in sessions]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+            assert len(claimed) == 1, f"rush {attempt}: {len(claimed)} kernels claimed one spare"
+            for session in sessions:
+                session.container_id, session.claimed_spare = None, False
+                session._socket = session._raw = None
+    finally:
+        for session in sessions:
+            session.cleanup()
+        for container in list_containers(docker_client, fingerprint=fingerprint):
+            docker_client.api.remove_container(container["Id"], force=True)
