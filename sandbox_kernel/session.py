@@ -406,6 +406,8 @@ def create_container(
     fingerprint: str,
     claim_timeout: float,
     warm_delay: float = 0.0,
+    name: str | None = None,
+    extra_labels: dict[str, str] | None = None,
 ) -> str:
     """Create (not start) a sandbox container and return its id.
 
@@ -413,18 +415,19 @@ def create_container(
         ContainerStartError: the engine refused the container.
     """
     options = spec.container_options(config)
-    name = (
-        spec.spare_name(fingerprint)
-        if role == "spare"
-        else f"sandbox-kernel-{role}-{uuid.uuid4().hex[:12]}"
-    )
+    if name is None:
+        name = (
+            spec.spare_name(fingerprint)
+            if role == "spare"
+            else f"sandbox-kernel-{role}-{uuid.uuid4().hex[:12]}"
+        )
     try:
         host_config = client.api.create_host_config(**options["host_config"])
         created = client.api.create_container(
             image_id,
             command=spec.relay_command(config, claim_timeout=claim_timeout, warm_delay=warm_delay),
             name=name,
-            labels=spec.labels(role, fingerprint),
+            labels={**spec.labels(role, fingerprint), **(extra_labels or {})},
             host_config=host_config,
             **options["container"],
         )
@@ -490,7 +493,11 @@ def list_containers(
 
 
 def remove_orphans(
-    client: docker.DockerClient, *, include_spares: bool = True, grace: float = 60.0
+    client: docker.DockerClient,
+    *,
+    include_spares: bool = True,
+    grace: float = 60.0,
+    fingerprint: str | None = None,
 ) -> list[str]:
     """Remove sandbox containers whose controller is gone. Returns their names.
 
@@ -498,12 +505,13 @@ def remove_orphans(
     longer exists, or when it has not been running for ``grace`` seconds since it
     was made (a controller on another host, or one killed between create and start).
     Unclaimed warm spares go too, unless ``include_spares`` is false (they expire by
-    themselves anyway).
+    themselves anyway). Pre-started ones (see prestart.py) are unclaimed spares too.
+    ``fingerprint`` limits it to one configuration.
     """
     host = spec.controller_host()
     now = time.time()
     removed = []
-    for container in list_containers(client):
+    for container in list_containers(client, fingerprint=fingerprint):
         labels = container.get("Labels") or {}
         names = container.get("Names") or [container["Id"][:12]]
         ctl_host, _, ctl_pid = spec.controller_of(names[0], labels).rpartition(":")

@@ -27,6 +27,8 @@ LABEL_ROLE = "sandbox-kernel.role"
 LABEL_FINGERPRINT = "sandbox-kernel.fingerprint"
 LABEL_CONTROLLER = "sandbox-kernel.controller"
 LABEL_CREATED = "sandbox-kernel.created"
+#: When a pre-started sandbox exits unless claimed (epoch seconds; see prestart.py).
+LABEL_EXPIRES = "sandbox-kernel.expires"
 
 #: Inside the container everything writable lives in the tmpfs at /tmp.
 HOME = "/tmp/home"
@@ -275,6 +277,12 @@ def spare_name(fingerprint_: str) -> str:
     so there is never more than one unclaimed spare per configuration.
     """
     return f"sandbox-kernel-spare-{fingerprint_[:24]}"
+
+
+def prestart_name(fingerprint_: str) -> str:
+    """A pre-started spare's name: the spare name plus a random part, so a teacher's
+    N of them are unclaimed spares to every kernel (and to cleanup) but not the one."""
+    return spare_name(fingerprint_) + secrets.token_hex(4)
 
 
 def claimed_name(spare_name: str) -> str:

@@ -139,12 +139,16 @@ def test_a_spare_is_claimed_by_one_kernel_only(docker_client: docker.DockerClien
             barrier = threading.Barrier(count)
             claimed: list[str] = []
 
-            def claim(session: ContainerSession) -> None:
+            def claim(
+                session: ContainerSession, barrier: threading.Barrier, claimed: list[str]
+            ) -> None:
                 barrier.wait()
                 if session._claim_spare():
                     claimed.append(str(session.container_id))
 
-            threads = [threading.Thread(target=claim, args=(s,)) for s in sessions]
+            threads = [
+                threading.Thread(target=claim, args=(s, barrier, claimed)) for s in sessions
+            ]
             for thread in threads:
                 thread.start()
             for thread in threads:
