@@ -146,9 +146,7 @@ def test_a_spare_is_claimed_by_one_kernel_only(docker_client: docker.DockerClien
                 if session._claim_spare():
                     claimed.append(str(session.container_id))
 
-            threads = [
-                threading.Thread(target=claim, args=(s, barrier, claimed)) for s in sessions
-            ]
+            threads = [threading.Thread(target=claim, args=(s, barrier, claimed)) for s in sessions]
             for thread in threads:
                 thread.start()
             for thread in threads:
