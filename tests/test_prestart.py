@@ -4,6 +4,7 @@ removed by cleanup, counted by doctor."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -33,7 +34,8 @@ def settings(docker_client: docker.DockerClient) -> Iterator[dict[str, object]]:
     yield settings
     fingerprint = _fingerprint(docker_client, settings)
     for container in list_containers(docker_client, fingerprint=fingerprint):
-        docker_client.api.remove_container(container["Id"], force=True)
+        with contextlib.suppress(docker.errors.APIError):  # removing itself meanwhile
+            docker_client.api.remove_container(container["Id"], force=True)
 
 
 def _config(settings: dict[str, object]) -> SandboxConfig:
@@ -109,7 +111,8 @@ def test_a_kernel_started_after_prestart_runs_in_a_prestarted_sandbox(
                 docker_client, {**settings, "extra_env": {"PRESTART": "other"}}
             ),
         ):
-            docker_client.api.remove_container(container["Id"], force=True)
+            with contextlib.suppress(docker.errors.APIError):
+                docker_client.api.remove_container(container["Id"], force=True)
 
 
 def test_prestart_is_bounded_and_counts_those_already_waiting(
