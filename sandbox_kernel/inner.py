@@ -85,6 +85,9 @@ class InnerKernel:
         self._replies: dict[str, asyncio.Future[Message]] = {}
         self._idle: dict[str, asyncio.Future[None]] = {}
         self._hello: asyncio.Future[dict[str, Any]] | None = None
+        # Resolved by the first IOPub frame from the current container (see _ready).
+        self._iopub_live: asyncio.Future[None] | None = None
+        self._iopub_heard = False
         self.container: ContainerSession | None = None
         self._generation = 0
         self._inbox: list[tuple[Kind, Message]] = []
@@ -129,6 +132,8 @@ class InnerKernel:
     async def _open_and_wait(self, timeout: float) -> None:
         assert self._loop is not None and self.container is not None
         self._hello = self._loop.create_future()
+        self._iopub_live = self._loop.create_future()
+        self._iopub_heard = False
         self.container.open()
         try:
             await asyncio.wait_for(self._ready(), timeout)
@@ -200,14 +205,24 @@ class InnerKernel:
         # a key; every message is parsed as hostile input instead (see _deserialize).
         # The first kernel_info reply proves the shell socket works; an IOPub status
         # for one of our requests proves the subscription is live (the slow joiner).
+        # Any IOPub message proves it too, and often comes first: ipykernel welcomes a
+        # new subscriber, and the idle of a request sent before the subscription was
+        # through is lost (waiting for it cost a whole round of this loop).
         while True:
             msg_id = self.send("shell", "kernel_info_request", {})
             idle = self._idle_future(msg_id)
             try:
                 reply = await asyncio.wait_for(asyncio.shield(self._reply_future(msg_id)), 0.5)
                 self.kernel_info = reply["content"]
-                await asyncio.wait_for(idle, 0.3)
-                return
+                live = self._iopub_live
+                assert live is not None
+                done, _ = await asyncio.wait(
+                    {idle, live}, timeout=0.3, return_when=asyncio.FIRST_COMPLETED
+                )
+                if done:
+                    self._idle.pop(msg_id, None)
+                    return
+                raise asyncio.TimeoutError
             except asyncio.TimeoutError:
                 self._replies.pop(msg_id, None)
                 self._idle.pop(msg_id, None)
@@ -352,6 +367,9 @@ class InnerKernel:
             self._exit_status = decode_json(parts[0]) if parts else {}
             self._on_closed("kernel exited")
         elif kind in (Kind.SHELL, Kind.CONTROL, Kind.STDIN, Kind.IOPUB):
+            if kind == Kind.IOPUB and not self._iopub_heard and self._iopub_live is not None:
+                self._iopub_heard = True
+                loop.call_soon_threadsafe(_resolve, self._iopub_live)
             messages = self._deserialize(kind, parts)
             if messages:
                 # Messages come in bursts (reply, result, idle): one loop wake-up each
@@ -528,6 +546,11 @@ def _notice_message(parts: list[bytes], text: str) -> Message:
     except (ValueError, ProtocolError):
         pass
     return _stream(parent, text)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _future_for(

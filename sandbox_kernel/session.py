@@ -193,11 +193,12 @@ class ContainerSession:
         self.fingerprint = spec.fingerprint(config, self.image.id)
 
     # -- lifecycle ----------------------------------------------------------------------
-    def launch(self, *, use_spare: bool = True) -> None:
+    def launch(self, *, use_spare: bool = True, asking: threading.Event | None = None) -> None:
         """Get a running container (a claimed spare, else a new one), attached.
 
         The relay says nothing until :meth:`open`, so the caller can launch early (on
-        any thread) and open once it is ready to receive.
+        any thread) and open once it is ready to receive. ``asking`` is set once the
+        engine has been asked to make the container (the rest is the engine's work).
 
         Raises:
             ContainerStartError: the engine refused to create or start it.
@@ -205,6 +206,8 @@ class ContainerSession:
         """
         if use_spare and self.config.warm_spare and self._claim_spare():
             return
+        if asking is not None:
+            asking.set()
         container_id = create_container(
             self.client,
             self.config,
