@@ -24,11 +24,14 @@ results go to bench/results/kernel-runsc.json. Usage: python bench/bench_kernel.
 [--starts 5] [--cells 200] [--runs 1] [--runtime runsc] [--class N]
 
 ``--class N`` measures a class instead (bench/results/class.json): N kernels started
-at once (one thread each through jupyter_client, as a server does), plain and
-sandbox in turn, each wave ``--runs`` times; all ready, a trivial cell's p50 with the
-N up, idle wake-ups and threads per kernel (host processes, container processes,
-the engine's shim), memory per kernel with every part counted (RSS and PSS), and
-the unclaimed spares left after the N shut down.
+at once (one thread each through jupyter_client, as a server does) in three waves,
+each ``--runs`` times: plain; sandbox with no spare to start with (at most one is
+claimed); sandbox after ``sandbox-kernel prestart N`` (run before the wave and not
+timed in it: its own time is reported apart). For each: all ready, the start's CPU
+per kernel (host process, container; the engine's daemons as an upper bound), a
+trivial cell's p50 with the N up, idle wake-ups and threads per kernel (host
+processes, container processes, the engine's shim), memory per kernel with every
+part counted (RSS and PSS), the spares claimed and those left after the N shut down.
 """
 
 from __future__ import annotations
@@ -414,26 +417,90 @@ def _unclaimed_spares(fingerprints: set[str]) -> int:
     )
 
 
+def _cgroup_cpu_s(container: str) -> float:
+    """A container's whole CPU so far (cgroup v1 cpuacct, or v2 cpu.stat), or NaN."""
+    for root in ("/sys/fs/cgroup/cpuacct/docker", "/sys/fs/cgroup/system.slice"):
+        for name in (container, f"docker-{container}.scope"):
+            v1, v2 = Path(root) / name / "cpuacct.usage", Path(root) / name / "cpu.stat"
+            if v1.exists():
+                return int(v1.read_text()) / 1e9
+            if v2.exists():
+                return int(v2.read_text().split()[1]) / 1e6
+    return float("nan")
+
+
+def _engine_cpu_s() -> float:
+    """CPU so far of the engine's daemons (dockerd, containerd): shared with anything
+    else using the engine, so a wave's difference is an upper bound."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (proc / "comm").read_text().strip() in ("dockerd", "containerd"):
+                    total += _cpu_s(int(proc.name))
+    return total
+
+
+def _prestart_class(specs: KernelSpecManager, count: int) -> float:
+    """``sandbox-kernel prestart count`` for the class's kernelspec; its wall time."""
+    from sandbox_kernel.cli import load_settings
+    from sandbox_kernel.prestart import kernelspec_settings, prestart
+    from sandbox_kernel.session import connect
+
+    config = load_settings(kernelspec_settings(specs.get_kernel_spec("sandbox").argv))
+    started = time.perf_counter()
+    done = prestart(connect(config), config, count, 600)
+    took = time.perf_counter() - started
+    print(f"prestart {count}: {len(done.started)} started, settled={done.settled}, {took:.1f} s")
+    return took
+
+
+#: The class's waves: (label, kernelspec, pre-started beforehand).
+WAVES = (
+    ("plain", "plain", False),
+    ("sandbox", "sandbox", False),
+    ("sandbox_prestarted", "sandbox", True),
+)
+
+
 def measure_class(specs: KernelSpecManager, count: int, cells: int) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
-    for name in ("plain", "sandbox"):
+    for label, name, prestarted in WAVES:
         remove_spares()
         time.sleep(2)
+        prestart_s = _prestart_class(specs, count) if prestarted else 0.0
+        if prestarted:
+            time.sleep(2)
+        engine_before = _engine_cpu_s()
         kernels, all_ready = _start_at_once(name, specs, count)
+        engine_s = (_engine_cpu_s() - engine_before) / count
+        # The CPU each kernel's start took, read right after all are ready: the host
+        # process, and the container (for pre-started ones mostly spent before).
+        shims = _shim_pids()
+        processes = [_kernel_processes(km, kc, shims) for km, kc in kernels]
+        host_cpu = statistics.mean(_cpu_s(p["host"][0]) for p in processes)
+        containers = [cid for p in processes for cid in p.get("container_id", [])]
+        container_cpu = statistics.mean(_cgroup_cpu_s(c) for c in containers) if containers else 0.0
+        claimed = sum(
+            1
+            for c in containers
+            if "-claimed-" in docker.from_env().api.inspect_container(c)["Name"]
+        )
         for _km, kc in kernels:
             run_cell(kc, "1")
         _, busy_kc = kernels[0]
         trips = sorted(run_cell(busy_kc, "1") for _ in range(cells))
-        shims = _shim_pids()
-        processes = [_kernel_processes(km, kc, shims) for km, kc in kernels]
         engine = docker.from_env().api
         fingerprints = {
             engine.inspect_container(c)["Config"]["Labels"]["sandbox-kernel.fingerprint"]
-            for c in {cid for parts in processes for cid in parts.get("container_id", [])}
+            for c in containers
         }
         time.sleep(3)  # idle: let the start's work settle
         every = [
-            pid for parts in processes for part, pids in parts.items() if part != "container_id"
+            pid
+            for parts in processes
+            for part, pids in parts.items()
+            if part != "container_id"
             for pid in pids
         ]
         before = {pid: _proc_status(pid) for pid in every}
@@ -458,35 +525,60 @@ def measure_class(specs: KernelSpecManager, count: int, cells: int) -> dict[str,
         for km, kc in kernels:
             stop(km, kc)
         time.sleep(2)
-        results[name] = {
+        results[label] = {
             "all_ready_s": all_ready,
+            "prestart_s_not_in_all_ready": prestart_s,
+            "claimed_spares": claimed,
+            "start_cpu_s_per_kernel": {
+                "host": host_cpu,
+                "container": container_cpu,
+                "engine_upper_bound": engine_s,
+            },
             "trivial_p50_ms": 1000 * trips[len(trips) // 2],
             "idle_wakeups_per_s_per_kernel": wakeups,
             "threads_per_kernel": threads,
             "memory_per_kernel": memory,
             "memory_rss_mib_per_kernel": sum(m["rss_mib"] for m in memory.values()),
             "memory_pss_mib_per_kernel": sum(m["pss_mib"] for m in memory.values()),
-            "unclaimed_spares_after": _unclaimed_spares(fingerprints) if name == "sandbox" else 0,
+            "unclaimed_spares_after": _unclaimed_spares(fingerprints) if containers else 0,
         }
     return results
 
 
 def report_class(runs: list[dict[str, dict[str, Any]]], count: int) -> None:
     print(f"a class of {count} kernels started at once ({len(runs)} runs)")
+    labels = [label for label, _, _ in WAVES if label != "plain"]
+    print(f"{'':<28}{'plain':>9}" + "".join(f"{label:>20}" for label in labels))
     for key in (
         "all_ready_s",
         "trivial_p50_ms",
         "memory_rss_mib_per_kernel",
         "memory_pss_mib_per_kernel",
     ):
-        ratios = [run["sandbox"][key] / run["plain"][key] for run in runs]
+        cells = []
+        for label in labels:
+            ratios = [run[label][key] / run["plain"][key] for run in runs]
+            cells.append(f"{runs[-1][label][key]:>7.2f} ({min(ratios):.2f}-{max(ratios):.2f}x)")
+        print(f"{key:<28}{runs[-1]['plain'][key]:>9.2f}" + "".join(f"{c:>20}" for c in cells))
+    for key in (
+        "start_cpu_s_per_kernel",
+        "idle_wakeups_per_s_per_kernel",
+        "threads_per_kernel",
+        "memory_per_kernel",
+    ):
+        print(f"{key}:")
+        for label, _, _ in WAVES:
+            print(f"  {label:<20}{runs[-1][label][key]}")
+    for label in labels:
         print(
-            f"{key:<28}{runs[-1]['plain'][key]:>9.2f}{runs[-1]['sandbox'][key]:>9.2f}"
-            f"  ratio {min(ratios):.2f}-{max(ratios):.2f}"
+            f"{label}: claimed spares {[run[label]['claimed_spares'] for run in runs]}, "
+            f"unclaimed after {[run[label]['unclaimed_spares_after'] for run in runs]}"
         )
-    for key in ("idle_wakeups_per_s_per_kernel", "threads_per_kernel", "memory_per_kernel"):
-        print(f"{key}: plain {runs[-1]['plain'][key]}  sandbox {runs[-1]['sandbox'][key]}")
-    print("unclaimed spares after:", [run["sandbox"]["unclaimed_spares_after"] for run in runs])
+    print(
+        "prestart (done before the wave, not in its all_ready_s):",
+        [round(run["sandbox_prestarted"]["prestart_s_not_in_all_ready"], 1) for run in runs],
+        "s",
+    )
 
 
 def main() -> int:
@@ -512,7 +604,9 @@ def main() -> int:
                 runs.append(measure_class(specs, args.klass, min(args.cells, 100)))
         report_class(runs, args.klass)
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "class.json").write_text(json.dumps({"count": args.klass, "runs": runs}, indent=2))
+        (RESULTS / "class.json").write_text(
+            json.dumps({"count": args.klass, "runs": runs}, indent=2)
+        )
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         specs = make_specs(Path(tmp), args.runtime)
