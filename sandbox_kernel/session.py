@@ -238,17 +238,13 @@ class ContainerSession:
             name = container["Names"][0].lstrip("/") if container.get("Names") else ""
             if not name.startswith("sandbox-kernel-spare-"):
                 continue
-            claimed = spec.claimed_name(name)
+            claimed = spec.claimed_name(container["Id"])
             try:
-                # The claim is a rename to a name the spare alone determines: the engine
-                # turns a rename to the container's own current name down, and a name is
-                # held once, so of kernels racing for one spare (same listing, same
-                # instant) exactly one gets it. (A rename to each kernel's own name would
-                # succeed for every one of them, and all would attach to one container.)
-                # By name, not id: a kernel that lists it later finds no such container.
-                self.client.api.rename(name, spec.claiming_name(container["Id"]))
-                # Then the winner's own name, which records who controls it (cleanup).
-                self.client.api.rename(spec.claiming_name(container["Id"]), claimed)
+                # The claim (see spec.claimed_name): exactly one kernel of a rush gets
+                # it. By name, not id: a kernel that lists it later finds no such
+                # container rather than a rename to make.
+                self.client.api.rename(name, claimed)
+                # The name may meanwhile belong to a newer spare: claim what was renamed.
                 self.container_id = str(self.client.api.inspect_container(claimed)["Id"])
             except (docker.errors.DockerException, requests.exceptions.RequestException):
                 continue

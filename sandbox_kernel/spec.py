@@ -252,7 +252,7 @@ def fingerprint(config: SandboxConfig, image_id: str) -> str:
 
 
 def controller_host() -> str:
-    """This host's name as container names and controller ids carry it."""
+    """This host's name as controller ids carry it."""
     return _name_safe(socket.gethostname())
 
 
@@ -262,11 +262,8 @@ def controller_id() -> str:
 
 
 def _name_safe(host: str) -> str:
-    # Container names allow [a-zA-Z0-9_.-]; a claimed spare's name carries the host.
+    # The characters container names allow ([a-zA-Z0-9_.-]), as labels are read back.
     return re.sub(r"[^a-zA-Z0-9_.-]", "-", host)
-
-
-_CLAIMED = re.compile(r"^/?sandbox-kernel-claimed-[0-9a-f]+--(?P<host>.+)--(?P<pid>[0-9]+)$")
 
 
 def spare_name(fingerprint_: str) -> str:
@@ -285,29 +282,26 @@ def prestart_name(fingerprint_: str) -> str:
     return spare_name(fingerprint_) + secrets.token_hex(4)
 
 
-def claimed_name(spare_name: str) -> str:
-    """The name a warm spare takes when this process claims it.
+def claimed_name(container_id: str) -> str:
+    """The name a warm spare takes when claimed: one rename, to a name the spare alone
+    determines.
 
-    Labels are fixed when a container is made, so a spare's controller label names
-    the process that made it; the claim, an atomic rename, records the new one (and
-    frees the spare's name for the next spare). The random part keeps two claims by
-    one process apart (a restart claims the spare while its last one is removed).
+    The engine turns down a rename to a container's own current name, and gives a name
+    to one container at a time, so of kernels racing for one spare exactly one gets it.
+    (A name per claimer, naming its host and pid, let a second claimer rename the
+    spare again, from the first one's name to its own: both attached to it.) So the
+    name cannot say who claimed it: a claimed container ends when its controller does
+    (its attach connection closes: the relay's stdin ends; or its lease runs out).
+    The rename frees the spare's name for the next spare.
     """
-    claimed = spare_name.replace("-spare-", "-claimed-", 1) + secrets.token_hex(4)
-    return f"{claimed}--{controller_host()}--{os.getpid()}"
-
-
-def claiming_name(container_id: str) -> str:
-    """The name a spare takes first when claimed: the same for every claimer, so that
-    the engine lets one of them have it (see ContainerSession._claim_spare)."""
     return f"sandbox-kernel-claimed-{container_id[:24]}"
 
 
 def controller_of(name: str, labels: dict[str, str]) -> str:
-    """``host:pid`` of the process that controls a container (see :func:`claimed_name`)."""
-    claimed = _CLAIMED.match(name)
-    if claimed:
-        return f"{claimed['host']}:{claimed['pid']}"
+    """``host:pid`` of the process that made a container; "" for a claimed spare (see
+    :func:`claimed_name`: it ends with its controller, whoever that is)."""
+    if name.lstrip("/").startswith("sandbox-kernel-claimed-"):
+        return ""
     return labels.get(LABEL_CONTROLLER, "")
 
 

@@ -130,6 +130,7 @@ def test_a_spare_is_claimed_by_one_kernel_only(docker_client: docker.DockerClien
     fingerprint = spec.fingerprint(config, image_id)
     count = 6
     sessions: list[ContainerSession] = []
+    won = 0
 
     def claim(session: ContainerSession, barrier: threading.Barrier, claimed: list[str]) -> None:
         barrier.wait()
@@ -152,7 +153,10 @@ def test_a_spare_is_claimed_by_one_kernel_only(docker_client: docker.DockerClien
                 thread.start()
             for thread in threads:
                 thread.join(60)
-            assert len(claimed) == 1, f"rush {attempt}: {len(claimed)} kernels claimed one spare"
+            assert len(claimed) <= 1, f"rush {attempt}: {len(claimed)} kernels claimed one spare"
+            won += len(claimed)
+        # Not none either (on a shared engine a spare may be removed under a rush).
+        assert won >= 1
     finally:
         for session in sessions:
             session.cleanup()
