@@ -448,19 +448,44 @@ def _class_config(specs: KernelSpecManager) -> Any:
     return load_settings(kernelspec_settings(specs.get_kernel_spec("sandbox").argv))
 
 
-def _remove_class_spares(specs: KernelSpecManager) -> None:
-    """Remove the spares of the class's own configuration (a value of its own in the
-    environment: other users of a shared engine keep theirs, and its kernels claim
-    none of theirs)."""
+def _class_fingerprint(specs: KernelSpecManager) -> str:
     from sandbox_kernel import spec
-    from sandbox_kernel.session import connect, list_containers
 
     config = _class_config(specs)
-    client = connect(config)
-    fingerprint = spec.fingerprint(config, client.images.get(config.image).id)
-    for container in list_containers(client, role="spare", fingerprint=fingerprint):
-        with contextlib.suppress(docker.errors.APIError):
-            client.api.remove_container(container["Id"], force=True)
+    return spec.fingerprint(config, docker.from_env().images.get(config.image).id)
+
+
+def _class_spares(specs: KernelSpecManager, *, remove: bool = False) -> int:
+    """The unclaimed spares of the class's own configuration (a value of its own in the
+    environment: other users of a shared engine keep theirs, and its kernels claim
+    none of theirs); ``remove``: remove them (and any claimed one left)."""
+    from sandbox_kernel.prestart import waiting
+    from sandbox_kernel.session import connect, list_containers
+
+    client = connect(_class_config(specs))
+    fingerprint = _class_fingerprint(specs)
+    if remove:
+        for container in list_containers(client, role="spare", fingerprint=fingerprint):
+            with contextlib.suppress(docker.errors.APIError):
+                client.api.remove_container(container["Id"], force=True)
+    return len(waiting(client, fingerprint))
+
+
+def _container_events(since: float, fingerprint: str) -> dict[str, int]:
+    """How many sandbox containers the engine created, renamed (claims), killed and
+    removed from ``since`` until now: a claimed spare dropped for a new container
+    shows as a rename and a removal more than the kernels need."""
+    found: dict[str, int] = {}
+    for event in docker.from_env().api.events(
+        since=int(since),
+        until=int(time.time()) + 1,
+        filters={"type": "container", "label": f"sandbox-kernel.fingerprint={fingerprint}"},
+        decode=True,
+    ):
+        status = str(event.get("status") or event.get("Action"))
+        if status in ("create", "rename", "kill", "destroy"):
+            found[status] = found.get(status, 0) + 1
+    return found
 
 
 def _prestart_class(specs: KernelSpecManager, count: int) -> float:
@@ -487,14 +512,19 @@ WAVES = (
 def measure_class(specs: KernelSpecManager, count: int, cells: int) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
     for label, name, prestarted in WAVES:
-        _remove_class_spares(specs)
+        _class_spares(specs, remove=True)
         time.sleep(2)
         prestart_s = _prestart_class(specs, count) if prestarted else 0.0
         if prestarted:
             time.sleep(2)
+        waiting_at_start = _class_spares(specs)
         engine_before = _engine_cpu_s()
+        wave_began = time.time()
         kernels, all_ready = _start_at_once(name, specs, count)
         engine_s = (_engine_cpu_s() - engine_before) / count
+        events = (
+            _container_events(wave_began, _class_fingerprint(specs)) if name == "sandbox" else {}
+        )
         # The CPU each kernel's start took, read right after all are ready: the host
         # process, and the container (for pre-started ones mostly spent before).
         shims = _shim_pids()
@@ -549,6 +579,8 @@ def measure_class(specs: KernelSpecManager, count: int, cells: int) -> dict[str,
         results[label] = {
             "all_ready_s": all_ready,
             "prestart_s_not_in_all_ready": prestart_s,
+            "spares_waiting_at_start": waiting_at_start,
+            "engine_events_while_starting": events,
             "claimed_spares": claimed,
             "start_cpu_s_per_kernel": {
                 "host": host_cpu,
@@ -592,7 +624,9 @@ def report_class(runs: list[dict[str, dict[str, Any]]], count: int) -> None:
             print(f"  {label:<20}{runs[-1][label][key]}")
     for label in labels:
         print(
-            f"{label}: claimed spares {[run[label]['claimed_spares'] for run in runs]}, "
+            f"{label}: spares waiting at the start "
+            f"{[run[label]['spares_waiting_at_start'] for run in runs]}, "
+            f"claimed {[run[label]['claimed_spares'] for run in runs]}, "
             f"unclaimed after {[run[label]['unclaimed_spares_after'] for run in runs]}"
         )
     print(
@@ -621,7 +655,7 @@ def main() -> int:
     if args.klass:
         with tempfile.TemporaryDirectory() as tmp:
             specs = make_specs(Path(tmp))
-            write_kernel_spec(  # a configuration of its own (see _remove_class_spares)
+            write_kernel_spec(  # a configuration of its own (see _class_spares)
                 Path(tmp) / "kernels" / "sandbox",
                 settings={
                     "warm_spare": True,

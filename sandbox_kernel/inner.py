@@ -42,7 +42,8 @@ Message = dict[str, Any]
 T = TypeVar("T")
 MessageHandler = Callable[[Message], None]
 
-#: Seconds a claimed warm spare may take to answer before a new container is used.
+#: Seconds a claimed warm spare's relay may take to say HELLO before a new container is
+#: used (see InnerKernel._open_and_wait).
 SPARE_ANSWER_TIMEOUT = 5.0
 
 _CHANNEL_KINDS = {"shell": Kind.SHELL, "control": Kind.CONTROL, "stdin": Kind.STDIN}
@@ -120,7 +121,10 @@ class InnerKernel:
             await asyncio.to_thread(self.container.launch)
         if self.container.claimed_spare:
             try:
-                await self._open_and_wait(min(SPARE_ANSWER_TIMEOUT, self.config.startup_timeout))
+                await self._open_and_wait(
+                    self.config.startup_timeout,
+                    hello_timeout=min(SPARE_ANSWER_TIMEOUT, self.config.startup_timeout),
+                )
                 return
             except SandboxError as err:
                 log.info("warm spare did not answer (%s); starting a new container", err)
@@ -129,17 +133,29 @@ class InnerKernel:
                 await asyncio.to_thread(self.container.launch, use_spare=False)
         await self._open_and_wait(self.config.startup_timeout)
 
-    async def _open_and_wait(self, timeout: float) -> None:
+    async def _open_and_wait(self, timeout: float, *, hello_timeout: float | None = None) -> None:
+        """Open the channel and wait for the kernel's first answer.
+
+        ``hello_timeout``: seconds the relay may take to say HELLO (a claimed spare's
+        relay is up already: silence means it is broken); once it has, the kernel gets
+        the whole ``timeout``, as a busy host (a class starting) may be slow to read
+        what a healthy spare says, and a new container would only be slower.
+        """
         assert self._loop is not None and self.container is not None
         self._hello = self._loop.create_future()
         self._iopub_live = self._loop.create_future()
         self._iopub_heard = False
         self.container.open()
+        waited = timeout
         try:
+            if hello_timeout is not None:
+                waited = hello_timeout
+                await asyncio.wait_for(asyncio.shield(self._hello), hello_timeout)
+                waited = timeout
             await asyncio.wait_for(self._ready(), timeout)
             return
         except asyncio.TimeoutError:
-            what, death = f"did not become ready within {timeout:.0f} s", None
+            what, death = f"did not become ready within {waited:.0f} s", None
         except SandboxDiedError as err:
             what, death = "ended while starting", err
         await asyncio.to_thread(self.container.cleanup)
