@@ -1,7 +1,7 @@
 """The ``sandbox-kernel`` command (also ``python -m sandbox_kernel``).
 
 Subcommands: ``kernel`` (what the kernelspec runs), ``install``, ``image build``,
-``doctor``, ``cleanup``, ``validate``, ``usage`` and ``reproduce``. Settings come, in rising priority, from the
+``doctor``, ``cleanup``, ``prestart``, ``validate``, ``usage`` and ``reproduce``. Settings come, in rising priority, from the
 trait defaults, ``sandbox_kernel_config.py`` in a Jupyter config folder, and
 ``--SandboxConfig.NAME=VALUE`` or the named options on the command line.
 """
@@ -18,7 +18,7 @@ from traitlets.config import Application
 
 from . import __version__
 from .config import SandboxConfig
-from .errors import SandboxError
+from .errors import ConfigError, SandboxError
 
 #: install options that are plain SandboxConfig traits, with their types.
 _SETTING_OPTIONS: dict[str, tuple[type, str]] = {
@@ -171,6 +171,36 @@ def _cmd_cleanup(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def _cmd_prestart(args: argparse.Namespace, extra: list[str]) -> int:
+    from .prestart import kernelspec_settings, parse_ttl, prestart
+    from .session import connect
+
+    ttl = parse_ttl(args.ttl)
+    overrides: list[str] = []
+    if args.kernel:
+        from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+        try:
+            kernelspec = KernelSpecManager().get_kernel_spec(args.kernel)
+        except NoSuchKernel as err:
+            raise ConfigError(
+                f"No kernelspec named {args.kernel!r}; install it (`sandbox-kernel install`) "
+                "or name another with --kernel."
+            ) from err
+        overrides = kernelspec_settings(kernelspec.argv)
+    config = load_settings([*overrides, *extra])
+    done = prestart(connect(config), config, args.count, ttl, wait=not args.no_wait, out=print)
+    import time
+
+    print(
+        f"{done.waiting_before + len(done.started)} sandbox(es) wait for the next kernels of "
+        f"{args.kernel or 'these settings'} ({len(done.started)} started now); unclaimed, the "
+        f"new ones exit at {time.strftime('%H:%M', time.localtime(done.expires))}"
+        + ("" if done.settled or not done.started or args.no_wait else " (still starting)")
+    )
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace, extra: list[str]) -> int:
     from . import validate_cli
 
@@ -249,6 +279,32 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup = sub.add_parser("cleanup", help="remove sandbox containers left behind")
     cleanup.add_argument("--all", action="store_true", help="remove every sandbox container")
     cleanup.set_defaults(handler=_cmd_cleanup)
+
+    pre = sub.add_parser(
+        "prestart",
+        help="start N sandboxes before a class; the next N kernels claim them",
+    )
+    pre.add_argument(
+        "count",
+        type=int,
+        help="how many sandboxes should wait (at most the "
+        "prestart_limit setting, 40 by default), counting those already waiting",
+    )
+    pre.add_argument(
+        "--ttl",
+        default="1h",
+        help="unclaimed, they exit after this long (90s, 45m, 2h; at most 12h)",
+    )
+    pre.add_argument(
+        "--kernel",
+        default="sandbox",
+        help="the kernelspec whose settings the class uses (default: sandbox; '' for the "
+        "config files and --SandboxConfig flags alone)",
+    )
+    pre.add_argument(
+        "--no-wait", action="store_true", help="return once started, before their kernels are up"
+    )
+    pre.set_defaults(handler=_cmd_prestart)
 
     validate = sub.add_parser("validate", help="judge .py files and notebooks like the kernel")
     from . import validate_cli

@@ -239,6 +239,11 @@ class SandboxConfig(Configurable):
     spare_idle_timeout = Float(
         600.0, help="Seconds an unclaimed spare container waits before it exits."
     ).tag(config=True)
+    prestart_limit = Int(
+        40,
+        help="Most sandboxes `sandbox-kernel prestart` keeps waiting for one configuration "
+        "(each holds an idle kernel's memory until claimed or expired).",
+    ).tag(config=True)
 
     # -- policy and display ---------------------------------------------------------------
     validation = Enum(

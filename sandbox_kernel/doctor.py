@@ -7,6 +7,7 @@ problems the command that fixes them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -87,6 +88,12 @@ def run_doctor(
             report.ok("packages", f"{len(packages)}: {' '.join(packages)}")
         else:
             report.warn("packages", "the image does not record its package list")
+        from . import spec
+        from .prestart import describe_waiting
+
+        with contextlib.suppress(SandboxError):  # a bad setting is reported below
+            fingerprint = spec.fingerprint(config, image.id)
+            report.ok("spares", describe_waiting(client, fingerprint))
     try:
         from .runtime import is_gvisor
         from .seccomp import load_profile

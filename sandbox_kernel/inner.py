@@ -43,7 +43,8 @@ Message = dict[str, Any]
 T = TypeVar("T")
 MessageHandler = Callable[[Message], None]
 
-#: Seconds a claimed warm spare may take to answer before a new container is used.
+#: Seconds a claimed warm spare's relay may take to say HELLO before a new container is
+#: used (see InnerKernel._open_and_wait).
 SPARE_ANSWER_TIMEOUT = 5.0
 
 #: Requests remembered as ours (so a reply to one is kept when nobody waits for it yet),
@@ -95,6 +96,9 @@ class InnerKernel:
         self._unclaimed: OrderedDict[str, Message] = OrderedDict()
         self._idle: dict[str, asyncio.Future[None]] = {}
         self._hello: asyncio.Future[dict[str, Any]] | None = None
+        # Resolved by the first IOPub frame from the current container (see _ready).
+        self._iopub_live: asyncio.Future[None] | None = None
+        self._iopub_heard = False
         self.container: ContainerSession | None = None
         self._generation = 0
         self._inbox: list[tuple[Kind, Message]] = []
@@ -127,7 +131,10 @@ class InnerKernel:
             await asyncio.to_thread(self.container.launch)
         if self.container.claimed_spare:
             try:
-                await self._open_and_wait(min(SPARE_ANSWER_TIMEOUT, self.config.startup_timeout))
+                await self._open_and_wait(
+                    self.config.startup_timeout,
+                    hello_timeout=min(SPARE_ANSWER_TIMEOUT, self.config.startup_timeout),
+                )
                 return
             except SandboxError as err:
                 log.info("warm spare did not answer (%s); starting a new container", err)
@@ -136,15 +143,29 @@ class InnerKernel:
                 await asyncio.to_thread(self.container.launch, use_spare=False)
         await self._open_and_wait(self.config.startup_timeout)
 
-    async def _open_and_wait(self, timeout: float) -> None:
+    async def _open_and_wait(self, timeout: float, *, hello_timeout: float | None = None) -> None:
+        """Open the channel and wait for the kernel's first answer.
+
+        ``hello_timeout``: seconds the relay may take to say HELLO (a claimed spare's
+        relay is up already: silence means it is broken); once it has, the kernel gets
+        the whole ``timeout``, as a busy host (a class starting) may be slow to read
+        what a healthy spare says, and a new container would only be slower.
+        """
         assert self._loop is not None and self.container is not None
         self._hello = self._loop.create_future()
+        self._iopub_live = self._loop.create_future()
+        self._iopub_heard = False
         self.container.open()
+        waited = timeout
         try:
+            if hello_timeout is not None:
+                waited = hello_timeout
+                await asyncio.wait_for(asyncio.shield(self._hello), hello_timeout)
+                waited = timeout
             await asyncio.wait_for(self._ready(), timeout)
             return
         except asyncio.TimeoutError:
-            what, death = f"did not become ready within {timeout:.0f} s", None
+            what, death = f"did not become ready within {waited:.0f} s", None
         except SandboxDiedError as err:
             what, death = "ended while starting", err
         await asyncio.to_thread(self.container.cleanup)
@@ -210,14 +231,24 @@ class InnerKernel:
         # a key; every message is parsed as hostile input instead (see _deserialize).
         # The first kernel_info reply proves the shell socket works; an IOPub status
         # for one of our requests proves the subscription is live (the slow joiner).
+        # Any IOPub message proves it too, and often comes first: ipykernel welcomes a
+        # new subscriber, and the idle of a request sent before the subscription was
+        # through is lost (waiting for it cost a whole round of this loop).
         while True:
             msg_id = self.send("shell", "kernel_info_request", {})
             idle = self._idle_future(msg_id)
             try:
                 reply = await asyncio.wait_for(asyncio.shield(self._reply_future(msg_id)), 0.5)
                 self.kernel_info = reply["content"]
-                await asyncio.wait_for(idle, 0.3)
-                return
+                live = self._iopub_live
+                assert live is not None
+                done, _ = await asyncio.wait(
+                    {idle, live}, timeout=0.3, return_when=asyncio.FIRST_COMPLETED
+                )
+                if done:
+                    self._idle.pop(msg_id, None)
+                    return
+                raise asyncio.TimeoutError
             except asyncio.TimeoutError:
                 self._replies.pop(msg_id, None)
                 self._idle.pop(msg_id, None)
@@ -413,6 +444,9 @@ class InnerKernel:
             self._exit_status = decode_json(parts[0]) if parts else {}
             self._on_closed("kernel exited")
         elif kind in (Kind.SHELL, Kind.CONTROL, Kind.STDIN, Kind.IOPUB):
+            if kind == Kind.IOPUB and not self._iopub_heard and self._iopub_live is not None:
+                self._iopub_heard = True
+                loop.call_soon_threadsafe(_resolve, self._iopub_live)
             messages = self._deserialize(kind, parts)
             if messages:
                 # Messages come in bursts (reply, result, idle): one loop wake-up each
@@ -595,6 +629,11 @@ def _notice_message(parts: list[bytes], text: str) -> Message:
     except (ValueError, ProtocolError):
         pass
     return _stream(parent, text)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _future_for(

@@ -28,17 +28,30 @@ _thread: threading.Thread | None = None
 _launched: ContainerSession | None = None
 
 
+#: Seconds :func:`begin` waits for the launch to reach the engine, at most.
+ASKING_WAIT = 2.0
+
+
 def begin(argv: Sequence[str]) -> None:
-    """Launch this kernel's container on a thread (errors are left to the real start)."""
+    """Launch this kernel's container on a thread (errors are left to the real start).
+
+    Returns once the thread has asked the engine for the container (or failed): its
+    imports and settings before that are on the cold start's critical path (the
+    container, then the inner kernel's start, take longer than the outer kernel's
+    imports), and Python's imports on two threads would share one interpreter lock.
+    The engine's work then overlaps this process's imports.
+    """
     global _thread
     overrides = [arg for arg in argv if arg.startswith("--SandboxConfig.")]
+    asking = threading.Event()
     _thread = threading.Thread(
-        target=_launch, args=(overrides,), name="sandbox-prelaunch", daemon=True
+        target=_launch, args=(overrides, asking), name="sandbox-prelaunch", daemon=True
     )
     _thread.start()
+    asking.wait(ASKING_WAIT)
 
 
-def _launch(overrides: list[str]) -> None:
+def _launch(overrides: list[str], asking: threading.Event) -> None:
     global _launched
     try:
         from .cli import load_settings
@@ -48,10 +61,12 @@ def _launch(overrides: list[str]) -> None:
         session = ContainerSession(
             config, connect(config), on_frame=lambda *_: None, on_closed=lambda _: None
         )
-        session.launch()
+        session.launch(asking=asking)
     except Exception as err:  # the real start reports it, as one sentence
         log.debug("no early container: %s", err)
         return
+    finally:
+        asking.set()
     with _lock:
         _launched = session
 

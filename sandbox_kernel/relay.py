@@ -39,8 +39,10 @@ import struct
 import subprocess
 import sys
 import time
+import types
 
-import zmq
+#: pyzmq, imported once the kernel process is started (see Relay.start_kernel).
+zmq = types.ModuleType("zmq")
 
 # Frame kinds. Keep in sync with sandbox_kernel/wire.py.
 SHELL, CONTROL, STDIN, IOPUB = 1, 2, 3, 4
@@ -195,7 +197,6 @@ def raise_oom_score():
 class Relay:
     def __init__(self, opts):
         self.opts = opts
-        self.ctx = zmq.Context()
         # The inner kernel's messages are not signed: its sockets are in this
         # container's private tmpfs, where the only other code is the sandboxed code
         # itself, which runs inside that kernel anyway and could read any key from it.
@@ -289,6 +290,13 @@ class Relay:
         self.kernel_log_fd = self.kernel.stdout.fileno()  # type: ignore[union-attr]
         os.set_blocking(self.kernel_log_fd, False)
 
+        # Imported only now: the import (about 50 ms) overlaps the kernel's start, the
+        # longest part of a cold start, instead of delaying it.
+        global zmq
+        import zmq
+
+        self.ctx = zmq.Context()
+
         # The kernel routes input_request to the identity that sent execute_request,
         # so the stdin socket must share the shell socket's identity (as
         # jupyter_client's clients do).
@@ -335,7 +343,11 @@ class Relay:
         if kind in (SHELL, CONTROL, STDIN):
             self.sockets[kind].send_multipart(parts, copy=False)
         elif kind == OPEN:
-            if not self.opened:
+            if self.opened:
+                # A second OPEN: two controllers attached to one container (two kernels
+                # claimed one spare). It must serve neither: each starts a new one.
+                self.stop(5)
+            else:
                 self.opened = True
                 # HELLO says which patches applied: it waits for the kernel's first
                 # line, written before ipykernel starts (the host waits for the

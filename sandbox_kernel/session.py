@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -192,11 +193,12 @@ class ContainerSession:
         self.fingerprint = spec.fingerprint(config, self.image.id)
 
     # -- lifecycle ----------------------------------------------------------------------
-    def launch(self, *, use_spare: bool = True) -> None:
+    def launch(self, *, use_spare: bool = True, asking: threading.Event | None = None) -> None:
         """Get a running container (a claimed spare, else a new one), attached.
 
         The relay says nothing until :meth:`open`, so the caller can launch early (on
-        any thread) and open once it is ready to receive.
+        any thread) and open once it is ready to receive. ``asking`` is set once the
+        engine has been asked to make the container (the rest is the engine's work).
 
         Raises:
             ContainerStartError: the engine refused to create or start it.
@@ -204,6 +206,8 @@ class ContainerSession:
         """
         if use_spare and self.config.warm_spare and self._claim_spare():
             return
+        if asking is not None:
+            asking.set()
         container_id = create_container(
             self.client,
             self.config,
@@ -224,19 +228,26 @@ class ContainerSession:
             ) from err
 
     def _claim_spare(self) -> bool:
-        for container in list_containers(
+        spares = list_containers(
             self.client, role="spare", fingerprint=self.fingerprint, status="running"
-        ):
+        )
+        # Kernels of a class see the same pre-started spares: each tries them in its own
+        # order, so that most first tries are not the same rename.
+        random.shuffle(spares)
+        for container in spares:
             name = container["Names"][0].lstrip("/") if container.get("Names") else ""
             if not name.startswith("sandbox-kernel-spare-"):
                 continue
+            claimed = spec.claimed_name(container["Id"])
             try:
-                # A rename is atomic in the engine: of two kernels racing for one spare,
-                # the second gets a name conflict and moves on.
-                self.client.api.rename(container["Id"], spec.claimed_name(name))
-            except docker.errors.APIError:
+                # The claim (see spec.claimed_name): exactly one kernel of a rush gets
+                # it. By name, not id: a kernel that lists it later finds no such
+                # container rather than a rename to make.
+                self.client.api.rename(name, claimed)
+                # The name may meanwhile belong to a newer spare: claim what was renamed.
+                self.container_id = str(self.client.api.inspect_container(claimed)["Id"])
+            except (docker.errors.DockerException, requests.exceptions.RequestException):
                 continue
-            self.container_id = container["Id"]
             try:
                 self._attach()
             except SandboxError:
@@ -400,6 +411,8 @@ def create_container(
     fingerprint: str,
     claim_timeout: float,
     warm_delay: float = 0.0,
+    name: str | None = None,
+    extra_labels: dict[str, str] | None = None,
 ) -> str:
     """Create (not start) a sandbox container and return its id.
 
@@ -407,18 +420,19 @@ def create_container(
         ContainerStartError: the engine refused the container.
     """
     options = spec.container_options(config)
-    name = (
-        spec.spare_name(fingerprint)
-        if role == "spare"
-        else f"sandbox-kernel-{role}-{uuid.uuid4().hex[:12]}"
-    )
+    if name is None:
+        name = (
+            spec.spare_name(fingerprint)
+            if role == "spare"
+            else f"sandbox-kernel-{role}-{uuid.uuid4().hex[:12]}"
+        )
     try:
         host_config = client.api.create_host_config(**options["host_config"])
         created = client.api.create_container(
             image_id,
             command=spec.relay_command(config, claim_timeout=claim_timeout, warm_delay=warm_delay),
             name=name,
-            labels=spec.labels(role, fingerprint),
+            labels={**spec.labels(role, fingerprint), **(extra_labels or {})},
             host_config=host_config,
             **options["container"],
         )
@@ -506,7 +520,11 @@ def remove_dangling_volumes(client: docker.DockerClient) -> int:
 
 
 def remove_orphans(
-    client: docker.DockerClient, *, include_spares: bool = True, grace: float = 60.0
+    client: docker.DockerClient,
+    *,
+    include_spares: bool = True,
+    grace: float = 60.0,
+    fingerprint: str | None = None,
 ) -> list[str]:
     """Remove sandbox containers whose controller is gone. Returns their names.
 
@@ -514,12 +532,13 @@ def remove_orphans(
     longer exists, or when it has not been running for ``grace`` seconds since it
     was made (a controller on another host, or one killed between create and start).
     Unclaimed warm spares go too, unless ``include_spares`` is false (they expire by
-    themselves anyway).
+    themselves anyway). Pre-started ones (see prestart.py) are unclaimed spares too.
+    ``fingerprint`` limits it to one configuration.
     """
     host = spec.controller_host()
     now = time.time()
     removed = []
-    for container in list_containers(client):
+    for container in list_containers(client, fingerprint=fingerprint):
         labels = container.get("Labels") or {}
         names = container.get("Names") or [container["Id"][:12]]
         ctl_host, _, ctl_pid = spec.controller_of(names[0], labels).rpartition(":")

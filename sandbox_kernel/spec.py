@@ -28,6 +28,8 @@ LABEL_ROLE = "sandbox-kernel.role"
 LABEL_FINGERPRINT = "sandbox-kernel.fingerprint"
 LABEL_CONTROLLER = "sandbox-kernel.controller"
 LABEL_CREATED = "sandbox-kernel.created"
+#: When a pre-started sandbox exits unless claimed (epoch seconds; see prestart.py).
+LABEL_EXPIRES = "sandbox-kernel.expires"
 
 #: Inside the container everything writable lives in the tmpfs at /tmp.
 HOME = "/tmp/home"
@@ -265,7 +267,7 @@ def fingerprint(config: SandboxConfig, image_id: str) -> str:
 
 
 def controller_host() -> str:
-    """This host's name as container names and controller ids carry it."""
+    """This host's name as controller ids carry it."""
     return _name_safe(socket.gethostname())
 
 
@@ -275,11 +277,8 @@ def controller_id() -> str:
 
 
 def _name_safe(host: str) -> str:
-    # Container names allow [a-zA-Z0-9_.-]; a claimed spare's name carries the host.
+    # The characters container names allow ([a-zA-Z0-9_.-]), as labels are read back.
     return re.sub(r"[^a-zA-Z0-9_.-]", "-", host)
-
-
-_CLAIMED = re.compile(r"^/?sandbox-kernel-claimed-[0-9a-f]+--(?P<host>.+)--(?P<pid>[0-9]+)$")
 
 
 def spare_name(fingerprint_: str) -> str:
@@ -292,23 +291,32 @@ def spare_name(fingerprint_: str) -> str:
     return f"sandbox-kernel-spare-{fingerprint_[:24]}"
 
 
-def claimed_name(spare_name: str) -> str:
-    """The name a warm spare takes when this process claims it.
+def prestart_name(fingerprint_: str) -> str:
+    """A pre-started spare's name: the spare name plus a random part, so a teacher's
+    N of them are unclaimed spares to every kernel (and to cleanup) but not the one."""
+    return spare_name(fingerprint_) + secrets.token_hex(4)
 
-    Labels are fixed when a container is made, so a spare's controller label names
-    the process that made it; the claim, an atomic rename, records the new one (and
-    frees the spare's name for the next spare). The random part keeps two claims by
-    one process apart (a restart claims the spare while its last one is removed).
+
+def claimed_name(container_id: str) -> str:
+    """The name a warm spare takes when claimed: one rename, to a name the spare alone
+    determines.
+
+    The engine turns down a rename to a container's own current name, and gives a name
+    to one container at a time, so of kernels racing for one spare exactly one gets it.
+    (A name per claimer, naming its host and pid, let a second claimer rename the
+    spare again, from the first one's name to its own: both attached to it.) So the
+    name cannot say who claimed it: a claimed container ends when its controller does
+    (its attach connection closes: the relay's stdin ends; or its lease runs out).
+    The rename frees the spare's name for the next spare.
     """
-    claimed = spare_name.replace("-spare-", "-claimed-", 1) + secrets.token_hex(4)
-    return f"{claimed}--{controller_host()}--{os.getpid()}"
+    return f"sandbox-kernel-claimed-{container_id[:24]}"
 
 
 def controller_of(name: str, labels: dict[str, str]) -> str:
-    """``host:pid`` of the process that controls a container (see :func:`claimed_name`)."""
-    claimed = _CLAIMED.match(name)
-    if claimed:
-        return f"{claimed['host']}:{claimed['pid']}"
+    """``host:pid`` of the process that made a container; "" for a claimed spare (see
+    :func:`claimed_name`: it ends with its controller, whoever that is)."""
+    if name.lstrip("/").startswith("sandbox-kernel-claimed-"):
+        return ""
     return labels.get(LABEL_CONTROLLER, "")
 
 

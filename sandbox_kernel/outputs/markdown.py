@@ -13,12 +13,15 @@ output; the bundle then carries that HTML instead of the Markdown.
 
 from __future__ import annotations
 
+import functools
 import re
-
-from markdown_it import MarkdownIt
+from typing import TYPE_CHECKING
 
 from .html import judge_html, looks_active
 from .latex import disarm
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 #: Markdown that may hold HTML, a character reference, a link or an image.
 _NOT_PLAIN = re.compile(r"[<&]|\]\s*[(\[:]|!\[")
@@ -26,7 +29,14 @@ _NOT_PLAIN = re.compile(r"[<&]|\]\s*[(\[:]|!\[")
 #: Display and inline math, as JupyterLab's Markdown renderer finds it.
 _MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+?\$|\\\[.+?\\\]|\\\(.+?\\\)", re.DOTALL)
 
-_RENDERER = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+
+@functools.cache
+def _renderer() -> MarkdownIt:
+    # Made at the first Markdown that needs it: importing markdown-it is 20 ms of CPU
+    # that every kernel's start would pay.
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 
 
 def is_plain(text: str) -> bool:
@@ -45,7 +55,7 @@ def clean_markdown(text: str) -> tuple[str, str, bool]:
         maths.append(match.group(0))
         return f"@@SANDBOXMATH{len(maths) - 1}@@"
 
-    rendered = _RENDERER.render(_MATH.sub(hold, text))
+    rendered = _renderer().render(_MATH.sub(hold, text))
     restored = re.sub(
         r"@@SANDBOXMATH(\d+)@@",
         lambda m: _escape(maths[int(m.group(1))]) if int(m.group(1)) < len(maths) else "",
