@@ -73,8 +73,10 @@ class CellRun:
         on_output: OutputHandler | None,
         input_handler: InputHandler | None,
         collect: bool = True,
+        max_file_size: str = "",
     ):
         self.budget = OutputBudget(limit)
+        self.max_file_size = max_file_size
         self.on_output = on_output
         self.input_handler = input_handler
         self.asking: asyncio.Future[None] | None = None  # the one input() being answered
@@ -95,6 +97,8 @@ class CellRun:
         msg_type = msg["header"]["msg_type"]
         if msg_type == "error" and self.timed_out is not None:
             msg = {**msg, "content": timeout_error(msg["content"], self.timed_out)}
+        elif msg_type == "error" and self.max_file_size:
+            msg = {**msg, "content": file_size_error(msg["content"], self.max_file_size)}
         budget = self.budget
         size = message_size(msg)
         if budget.exhausted or size > budget.room:
@@ -151,6 +155,31 @@ def timeout_error(content: Any, evalue: str) -> Any:
         "ename": TIMEOUT_ENAME,
         "evalue": evalue,
         "traceback": [*frames, f"{TIMEOUT_ENAME}: {evalue}"],
+    }
+
+
+#: How Python words a write past RLIMIT_FSIZE (EFBIG; Python ignores SIGXFSZ).
+_FILE_TOO_LARGE = "[Errno 27]"
+
+
+def file_size_error(content: Any, max_file_size: str) -> Any:
+    """An error from a write past the sandbox's file-size limit, naming the setting.
+
+    On a plain kernel the same write succeeds, so "File too large" alone reads like a
+    fault of the disk or the library; the sandbox's own limit is what said no.
+    """
+    if not isinstance(content, dict) or _FILE_TOO_LARGE not in str(content.get("evalue", "")):
+        return content
+    hint = (
+        f"the sandbox lets no file grow past max_file_size ({max_file_size}); raise it "
+        "with --SandboxConfig.max_file_size=2g (files in the working area also share "
+        "the tmp_size space)"
+    )
+    lines = [str(line) for line in content.get("traceback") or []]
+    return {
+        **content,
+        "evalue": f"{content.get('evalue')}: {hint}",
+        "traceback": [*lines, f"sandbox-kernel: {hint}"],
     }
 
 

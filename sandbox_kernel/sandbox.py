@@ -411,7 +411,13 @@ class Sandbox:
                 await self._warming
         inner = self._inner
         assert inner is not None
-        run = CellRun(self.config.max_output_bytes, on_output, input_handler, collect_outputs)
+        run = CellRun(
+            self.config.max_output_bytes,
+            on_output,
+            input_handler,
+            collect_outputs,
+            max_file_size=self.config.max_file_size,
+        )
         if self.folder is not None and self.container_id is not None:
             notices = [self.notice, await self._copied()]
             # The scan is a few lstat calls (3 ms for 1,000 files): a thread hop would

@@ -82,3 +82,19 @@ def test_with_a_network_a_failed_download_is_not_blamed_on_the_sandbox(
         cell = kernel.execute(DOWNLOAD)
         assert cell.status == "error"
         assert "the sandbox has no network" not in cell.text, cell.text
+
+
+def test_a_file_past_the_size_limit_names_the_setting(specs: KernelSpecs) -> None:
+    """Found on a public notebook (an 800 MB ``np.memmap``): "File too large" alone
+    reads like a fault of the disk; on a plain kernel the write works, so the error
+    names the sandbox's setting and how to raise it."""
+    with start_kernel(specs, max_file_size="1m", validation="off") as kernel:
+        under = kernel.execute("open('small.bin', 'wb').write(b'x' * 500_000)")
+        assert under.status == "ok", under.text  # control: the limit is what says no
+        over = kernel.execute(
+            "import numpy as np\nnp.memmap('big.dat', mode='w+', shape=(2_000_000,))"
+        )
+        assert over.status == "error" and over.error is not None
+        assert "File too large" in over.error["evalue"]
+        assert "max_file_size (1m)" in over.error["evalue"]
+        assert "--SandboxConfig.max_file_size=" in over.text
