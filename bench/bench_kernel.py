@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import statistics
 import sys
@@ -111,6 +112,21 @@ def run_cell(kc: Any, code: str, timeout: float = 300) -> float:
             return time.perf_counter() - started
 
 
+def run_checked(kc: Any, code: str, timeout: float = 300) -> tuple[float, bool]:
+    """:func:`run_cell`, also saying whether the cell raised."""
+    started = time.perf_counter()
+    msg_id = kc.execute(code)
+    failed = False
+    while True:
+        msg = kc.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "error":
+            failed = True
+        elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return time.perf_counter() - started, failed
+
+
 def run_streams(kc: Any, code: str, timeout: float = 300) -> tuple[float, int]:
     """:func:`run_cell`, also counting the cell's stream messages."""
     started = time.perf_counter()
@@ -126,10 +142,16 @@ def run_streams(kc: Any, code: str, timeout: float = 300) -> tuple[float, int]:
             return time.perf_counter() - started, streams
 
 
+#: Where every kernel starts, as Jupyter starts it in the notebook's folder: a folder of
+#: its own, so the sandbox copies nothing (run from a checkout, the sandbox would copy
+#: the whole repository the bench runs in; the folder copy has its own tests).
+NOTEBOOK_FOLDER = tempfile.mkdtemp(prefix="sk-bench-notebook-")
+
+
 def start(name: str, specs: KernelSpecManager) -> tuple[KernelManager, Any, float]:
     km = KernelManager(kernel_name=name, kernel_spec_manager=specs)
     started = time.perf_counter()
-    km.start_kernel()
+    km.start_kernel(cwd=NOTEBOOK_FOLDER)
     kc = km.client()
     kc.start_channels()
     kc.wait_for_ready(timeout=120)
@@ -281,7 +303,10 @@ def measure(
             messages[name].append(streams)
     for _ in range(5):
         for name, (_km, kc) in kernels.items():
-            workloads[name].append(run_cell(kc, WORKLOAD))
+            took, failed = run_checked(kc, WORKLOAD)
+            # numpy and pandas may be missing beside a plain kernel (the host's venv):
+            # a cell that failed fast is not a figure
+            workloads[name].append(math.nan if failed else took)
     for _ in range(starts):
         time.sleep(6)
         for name, (km, kc) in kernels.items():
@@ -303,7 +328,11 @@ def measure(
             "output_20mb_write_s": statistics.median(writes[name]),
             "output_20mb_messages": statistics.median(messages[name]),
             "restart_s": statistics.median(restarts[name]),
-            "workload_s": statistics.median(workloads[name]),
+            "workload_s": (
+                None
+                if any(math.isnan(t) for t in workloads[name])
+                else statistics.median(workloads[name])
+            ),
             "restart_soon_s": statistics.median(soon[name]),
             "memory_mb": memory[name],
         }
@@ -339,7 +368,14 @@ def report(runs: list[dict[str, dict[str, Any]]], kernel: str = "sandbox") -> li
             )
         )
     for key, value in last["plain"].items():
-        ratios = [run[kernel][key] / run["plain"][key] for run in runs if run["plain"][key]]
+        if value is None or last[kernel].get(key) is None:
+            print(f"{key:<18}{'n/a (the cell failed on one side)':>40}")
+            continue
+        ratios = [
+            run[kernel][key] / run["plain"][key]
+            for run in runs
+            if run["plain"][key] and run[kernel].get(key) is not None
+        ]
         target = TARGETS.get(key)
         met = sum(ratio <= target for ratio in ratios) if target else None
         rows.append(
@@ -434,7 +470,7 @@ def _start_at_once(
         barrier.wait()
         for attempt in (1, 2):
             km = KernelManager(kernel_name=name, kernel_spec_manager=specs)
-            km.start_kernel()
+            km.start_kernel(cwd=NOTEBOOK_FOLDER)
             kc = km.client()
             kc.start_channels()
             try:
