@@ -1,6 +1,6 @@
 """The escape suite: attacks a notebook cell can try, each shown to fail in the sandbox.
 
-Every attack in ``tests/escape/attacks.py`` runs twice, through the real kernel as a
+Every attack in ``tests/escape/attacks.py`` (a table by family) runs twice, through the real kernel as a
 notebook cell runs (jupyter_client, validation off — the container must hold without
 the validator):
 
