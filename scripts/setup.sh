@@ -34,7 +34,7 @@ log "sandbox-kernel doctor"
 
 log "example: examples/backtest.ipynb through the sandbox kernel"
 .venv/bin/python examples/run_example.py
-log "example: the saved notebook reproduces in the environment it records"
+log "example: the saved notebook reproduces in the image it records"
 .venv/bin/sandbox-kernel reproduce examples/backtest.executed.ipynb
 
 if ! [ -x /usr/bin/chromium ]; then
