@@ -167,6 +167,14 @@ def redundant(parts):
     return topic.endswith(b".status") and b'"busy"' in parts[-1].bytes[:64]
 
 
+def drain(fd):
+    try:
+        while os.read(fd, 4096):
+            pass
+    except OSError:  # empty (EAGAIN)
+        pass
+
+
 def exit_code(status):
     if os.WIFSIGNALED(status):
         return -os.WTERMSIG(status)
@@ -463,6 +471,20 @@ class Relay:
                 pass
         os._exit(code)
 
+    def wake_on_child_exit(self):
+        """A pipe that becomes readable when a process of ours exits (SIGCHLD).
+
+        Orphans are reaped as soon as they exit, as an init does, not at the loop's
+        next wake-up (up to 2 s later): a burst of short-lived orphans must not pile up
+        as zombies against the pids limit. The handler does nothing itself; Python
+        writes the signal's number to the pipe, which wakes the poll."""
+        read_end, write_end = os.pipe()
+        os.set_blocking(read_end, False)
+        os.set_blocking(write_end, False)
+        signal.set_wakeup_fd(write_end)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        return read_end
+
     def reap_children(self):
         """As PID 1, collect every exited process: orphans are re-parented to us."""
         while True:
@@ -487,6 +509,9 @@ class Relay:
         poller = self.poller = zmq.Poller()
         poller.register(0, zmq.POLLIN)
         poller.register(self.kernel_log_fd, zmq.POLLIN)
+        child_died = self.wake_on_child_exit() if self.reap else None
+        if child_died is not None:
+            poller.register(child_died, zmq.POLLIN)
         for sock in self.sockets.values():
             poller.register(sock, zmq.POLLIN)
         started = time.monotonic()
@@ -499,6 +524,8 @@ class Relay:
             for source in events:
                 if source == 0:
                     self.read_stdin()
+                elif source == child_died:
+                    drain(child_died)  # reaped below
                 elif isinstance(source, int):
                     self.forward_kernel_log()
                 else:
