@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .sandbox import ExecutionResult, Sandbox
+    from .cellrun import ExecutionResult
+    from .sandbox import Sandbox
 
 __all__ = ["ExecutionResult", "Sandbox", "__version__"]
 

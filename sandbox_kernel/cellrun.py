@@ -1,9 +1,11 @@
-"""One cell's outputs on their way out: the output budget, collection, and renaming.
+"""One cell's outputs on their way out: the output budget, collection, renaming, and
+what the host itself writes into a cell (its notices, a refusal, an error, the result).
 
 :class:`CellRun` receives every message a running cell causes (already judged by
 :mod:`.outputs.guard`), charges it to the cell's :class:`OutputBudget`, collects what
-the ``Sandbox`` API returns and hands each message to the kernel. Split from
-:mod:`.sandbox`, which owns the sandbox's lifecycle and the order of a cell's steps.
+the ``Sandbox`` API returns (:class:`ExecutionResult`) and hands each message to the
+kernel. Split from :mod:`.sandbox`, which owns the sandbox's lifecycle and the order
+of a cell's steps.
 """
 
 from __future__ import annotations
@@ -11,10 +13,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from .config import format_size
 from .inner import Message
+
+if TYPE_CHECKING:
+    from .usage import CellUsage
+    from .validator import ValidationResult
 
 #: Receives each output message of a running cell: (msg_type, content, metadata,
 #: buffers). Stream content may be packed JSON bytes, ready to send on as it is.
@@ -212,3 +219,92 @@ def _unpacked(content: dict[str, Any] | bytes) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+# -- the cell's result, and what the host writes into a cell ------------------------
+
+
+@dataclass
+class ErrorInfo:
+    """The exception a cell raised (or the sandbox's own failure)."""
+
+    ename: str
+    evalue: str
+    traceback: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ExecutionResult:
+    """Everything one :meth:`Sandbox.execute` produced.
+
+    ``status`` is ``"ok"``, ``"error"`` (the code raised, or the sandbox failed) or
+    ``"blocked"`` (the validator refused the cell; nothing ran).
+    """
+
+    status: str
+    stdout: str = ""
+    stderr: str = ""
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    error: ErrorInfo | None = None
+    validation: ValidationResult | None = None
+    usage: CellUsage | None = None
+    execution_count: int | None = None
+    restarted: bool = False
+    truncated: bool = False
+    reply: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def success(self) -> bool:
+        return self.status == "ok"
+
+
+def stream_message(name: str, text: str, parent: dict[str, Any] | None = None) -> Message:
+    return {
+        "header": {"msg_type": "stream"},
+        "parent_header": parent or {},
+        "content": {"name": name, "text": text},
+        "metadata": {},
+        "buffers": [],
+    }
+
+
+def error_message(error: ErrorInfo) -> Message:
+    return {
+        "header": {"msg_type": "error"},
+        "content": {
+            "ename": error.ename,
+            "evalue": error.evalue,
+            "traceback": [f"{error.ename}: {error.evalue}"],
+        },
+        "metadata": {},
+        "buffers": [],
+    }
+
+
+VALIDATION_MIME_TYPE = "application/vnd.sandbox-kernel.validation+json"
+
+
+def refusal(verdict: ValidationResult) -> ErrorInfo:
+    """The error of a refused cell: the answer for ``%pip install x`` or ``!wget URL``
+    (so Run All stops where the package or file is missing, saying how to add it),
+    else the findings' summary."""
+    answer = verdict.answer()
+    if answer is not None:  # an install or a download: what to do instead
+        name, sentence = answer
+        return ErrorInfo(name, sentence, [f"{name}: {sentence}"])
+    report = verdict.format_report().splitlines()
+    return ErrorInfo("SandboxValidationError", report[-1] if report else "blocked", report)
+
+
+def validation_bundle(verdict: ValidationResult) -> dict[str, Any]:
+    """The validator's verdict as a display bundle (text + structured JSON)."""
+    return {"text/plain": verdict.format_report(), VALIDATION_MIME_TYPE: verdict.to_json()}
+
+
+def validation_message(verdict: ValidationResult) -> Message:
+    return {
+        "header": {"msg_type": "display_data"},
+        "content": {"data": validation_bundle(verdict), "metadata": {}, "transient": {}},
+        "metadata": {},
+        "buffers": [],
+    }

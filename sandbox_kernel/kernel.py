@@ -29,11 +29,12 @@ from ipykernel.kernelbase import Kernel
 from traitlets import Instance, default
 
 from . import __version__
+from .cellrun import ErrorInfo, ExecutionResult, validation_bundle
 from .config import SandboxConfig
 from .errors import SandboxError
 from .inner import Message
 from .record import ENVIRONMENT_MIME_TYPE, LANGUAGE_INFO_KEY, environment
-from .sandbox import ErrorInfo, ExecutionResult, Sandbox, validation_bundle
+from .sandbox import Sandbox
 from .seams import KernelAppSeams, KernelSeams, stop_control_thread
 from .validator.results import ANSWERED_RULES
 

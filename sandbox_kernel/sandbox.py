@@ -23,7 +23,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,19 +37,25 @@ from .session import connect, image_reference, launch_spare
 if TYPE_CHECKING:
     # Imported when first needed (see Sandbox._warm_up): the kernel's process is
     # ready sooner without the validator's tables and the meter at start.
-    from .attribution import BackgroundLedger
-    from .usage import CellUsage, SessionUsage, UsageMeter
-    from .validator import Policy, ValidationResult
+    from .usage import CellUsage, SessionUsage
+    from .validator import Policy
 
 from .cellrun import (
     TIMEOUT_ENAME,
     CellRun,
+    ErrorInfo,
+    ExecutionResult,
     InputHandler,
     OutputBudget,
     OutputHandler,
+    error_message,
     message_size,
+    refusal,
+    stream_message,
     timeout_error,
+    validation_message,
 )
+from .metering import CellMetering
 
 log = logging.getLogger(__name__)
 
@@ -62,40 +67,6 @@ SPARE_JOIN_TIMEOUT = 15.0
 
 #: The comm target the end-of-cell probe asks about (no such target exists).
 PROBE_TARGET = "sandbox-kernel.probe"
-
-@dataclass
-class ErrorInfo:
-    """The exception a cell raised (or the sandbox's own failure)."""
-
-    ename: str
-    evalue: str
-    traceback: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ExecutionResult:
-    """Everything one :meth:`Sandbox.execute` produced.
-
-    ``status`` is ``"ok"``, ``"error"`` (the code raised, or the sandbox failed) or
-    ``"blocked"`` (the validator refused the cell; nothing ran).
-    """
-
-    status: str
-    stdout: str = ""
-    stderr: str = ""
-    outputs: list[dict[str, Any]] = field(default_factory=list)
-    error: ErrorInfo | None = None
-    validation: ValidationResult | None = None
-    usage: CellUsage | None = None
-    execution_count: int | None = None
-    restarted: bool = False
-    truncated: bool = False
-    reply: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def success(self) -> bool:
-        return self.status == "ok"
-
 
 class Sandbox:
     """A persistent, locked-down Python kernel in a Docker container.
@@ -132,7 +103,7 @@ class Sandbox:
         self.folder = (
             NotebookFolder(Path(folder).absolute(), self.config) if folder is not None else None
         )
-        self._usage_history: SessionUsage | None = None
+        self.metering = CellMetering()
         self.kernel_info: dict[str, Any] = {}
         # Which of the inner kernel's patches applied (see bootstrap.py), from HELLO.
         self.inner_patches: dict[str, str] = {}
@@ -144,15 +115,12 @@ class Sandbox:
         self.notice = ""  # said before the next cell's output (e.g. why state was lost)
         self._client: docker.DockerClient | None = None
         self._inner: InnerKernel | None = None
-        self._meter: UsageMeter | None = None
-        self._ledger: BackgroundLedger | None = None  # local engines: per-thread CPU
         self._starting: asyncio.Task[None] | None = None
         self._runs: dict[str, CellRun] = {}
         self._finished: OrderedDict[str, OutputBudget] = OrderedDict()
         self._background = OutputBudget(self.config.max_output_bytes)
         self._closed = False
         self._policy: Policy | None = None
-        self._pending_usage: asyncio.Future[None] | None = None
         self._spare_thread: threading.Thread | None = None
         self._warming: asyncio.Future[None] | None = None
         self._copying: asyncio.Future[str] | None = None
@@ -223,28 +191,13 @@ class Sandbox:
 
     def _warm_up(self, client: docker.DockerClient, container_id: str) -> None:
         """After the sandbox is ready: the policy and the usage meter, off the loop."""
-        from .runtime import is_gvisor
-        from .usage import UsageMeter
-
         self.policy()
-        self._meter = UsageMeter(
-            client,
-            container_id,
-            self.config.memory_bytes,
-            self.config.pids,
-            gvisor=is_gvisor(self.config.runtime),
-        )
-        if self._meter.is_local:
-            self._ledger = _background_ledger(client, container_id)
+        self.metering.attach(client, container_id, self.config)
 
     @property
     def usage_history(self) -> SessionUsage:
         """Every measured cell of this sandbox's lifetime (for ``%sandbox usage``)."""
-        if self._usage_history is None:
-            from .usage import SessionUsage
-
-            self._usage_history = SessionUsage()
-        return self._usage_history
+        return self.metering.history
 
     async def stop(self) -> None:
         """Remove the container. Safe to call twice; never raises."""
@@ -260,10 +213,7 @@ class Sandbox:
 
     async def _drop_inner(self) -> None:
         inner, self._inner = self._inner, None
-        if self._meter is not None:
-            self._meter.close()
-            self._meter = None
-        self._ledger = None  # it followed that container's threads
+        self.metering.detach()
         if inner is not None:
             await inner.shutdown()
 
@@ -402,7 +352,7 @@ class Sandbox:
             return ExecutionResult(
                 status="blocked",
                 validation=verdict,
-                error=_refusal(verdict),
+                error=refusal(verdict),
             )
         await self.outputs_copied()
         restarted_before = await self._ensure_running()
@@ -431,11 +381,11 @@ class Sandbox:
                 )
             self.notice = "\n".join(filter(None, notices))
         if self.notice:
-            run.accept(_stream_message("stderr", self.notice + "\n"))
+            run.accept(stream_message("stderr", self.notice + "\n"))
             self.notice = ""
         if verdict is not None and verdict.violations:
             # warn mode: the findings show above the cell's own output.
-            run.accept(_validation_message(verdict))
+            run.accept(validation_message(verdict))
         content = {
             "code": code,
             "silent": silent,
@@ -452,15 +402,8 @@ class Sandbox:
         limit = self.config.timeout if timeout is None else timeout
         # %sandbox usage lists the notebook's cells, not a tool's helper requests.
         listed = code if store_history and not silent else None
-        if self._pending_usage is not None:
-            await self._pending_usage  # the meter measures one cell at a time
-        meter = self._meter
+        meter = await self.metering.begin(execution_count)
         started = time.perf_counter()
-        if meter is not None:
-            meter.begin_cell()
-            # Before the cell is sent: a thread that works for the cell from its first
-            # instant must not be seen working before it (attribution.py).
-            self._ledger_call("begin", execution_count)
         # Right behind the cell, in the same write: the probe that proves its end (see
         # _settled_reply), so that it costs no round trip of its own.
         msg_id, probe = inner.send_together(
@@ -488,7 +431,7 @@ class Sandbox:
             if meter is not None and (meter.is_local or on_usage is None):
                 # The cell's code is done: measure now, while the inner kernel is
                 # still sending its last outputs and idle status.
-                result.usage = await self._finish_usage(meter, listed, result.execution_count)
+                result.usage = await self.metering.finish(meter, listed, result.execution_count)
                 measured = True
             # Outputs travel on IOPub; the reply may overtake them. The idle status
             # for this request comes after its last output.
@@ -499,7 +442,7 @@ class Sandbox:
                 self._late_notice = ""
                 await self.outputs_copied()
                 if self._late_notice:
-                    run.accept(_stream_message("stderr", self._late_notice + "\n"))
+                    run.accept(stream_message("stderr", self._late_notice + "\n"))
             if reply["content"].get("status") != "ok":
                 result.status = "error"
                 result.error = ErrorInfo(
@@ -517,11 +460,11 @@ class Sandbox:
                 "evalue": str(died),
                 "traceback": [],
             }
-            run.accept(_error_message(result.error))
+            run.accept(error_message(result.error))
             # What the fatal cell cost (its peak, the OOM kill) is read before the
             # dead container goes away.
             if not measured:
-                result.usage = await self._finish_usage(meter, listed, None)
+                result.usage = await self.metering.finish(meter, listed, None)
             await self._replace_after_death()
         finally:
             self._runs.pop(msg_id, None)
@@ -532,11 +475,7 @@ class Sandbox:
             while len(self._finished) > _FINISHED_BUDGETS:
                 self._finished.popitem(last=False)
         if meter is not None and on_usage is not None and not measured and not result.restarted:
-            # A remote engine's stats can take up to a second: the reply and the next
-            # cell do not wait for them, the usage line follows when it comes.
-            self._pending_usage = asyncio.ensure_future(
-                self._late_usage(meter, listed, result.execution_count, on_usage)
-            )
+            self.metering.finish_later(meter, listed, result.execution_count, on_usage)
         log.debug("cell took %.3f s", time.perf_counter() - started)
         result.stdout = "".join(run.stdout)
         result.stderr = "".join(run.stderr)
@@ -578,7 +517,7 @@ class Sandbox:
         if later is None:
             return reply
         run.accept(
-            _stream_message(
+            stream_message(
                 "stderr",
                 "[sandbox-kernel: code in this cell sent an execute_reply of its own; the "
                 "kernel's real reply and the cell's whole run are what count]\n",
@@ -588,70 +527,6 @@ class Sandbox:
         if run.timed_out is not None:  # the probe waited past the limit and interrupted
             real = {**real, "content": timeout_error(real["content"], run.timed_out)}
         return real
-
-    async def _finish_usage(
-        self, meter: UsageMeter | None, code: str | None, execution_count: int | None
-    ) -> CellUsage | None:
-        """Measure the cell just run; list it in ``usage_history`` unless ``code`` is None."""
-        if meter is None:
-            return None
-        try:
-            usage = meter.end_cell() if meter.is_local else await asyncio.to_thread(meter.end_cell)
-        except Exception as err:  # usage is a display; it must never fail a cell
-            log.debug("no usage for this cell: %s", err)
-            return None
-        background, cells = self._ledger_call("end") if meter.is_local else (0.0, [])
-        if self._ledger is not None:
-            from .attribution import SETTLE_S
-
-            asyncio.get_running_loop().call_later(
-                SETTLE_S, self._ledger_settle, self._ledger, self._ledger.ends
-            )
-        if background:
-            # Threads an earlier cell left busy worked during this cell: theirs, not its.
-            usage.cpu_time_s = max(usage.cpu_time_s - background, 0.0)
-            usage.background_cpu_s += background
-        usage.background_cells = cells  # who started the threads busy before this cell
-        if code is not None:
-            self.usage_history.add(execution_count, code, usage)
-        return usage
-
-    def _ledger_settle(self, ledger: BackgroundLedger, ends: int) -> None:
-        if ledger is self._ledger:
-            try:
-                ledger.settle(ends)
-            except (OSError, ValueError) as err:
-                log.debug("no per-thread attribution any more: %s", err)
-                self._ledger = None
-
-    def _ledger_call(
-        self, step: str, execution_count: int | None = None
-    ) -> tuple[float, list[int]]:
-        """Run the ledger's ``begin`` or ``end``; a failure switches it off, never the cell."""
-        ledger = self._ledger
-        if ledger is None:
-            return 0.0, []
-        try:
-            if step == "begin":
-                ledger.begin(execution_count)
-                return 0.0, []
-            return ledger.end()
-        except (OSError, ValueError) as err:
-            log.debug("no per-thread attribution any more: %s", err)
-            self._ledger = None
-            return 0.0, []
-
-    async def _late_usage(
-        self,
-        meter: UsageMeter,
-        code: str | None,
-        execution_count: int | None,
-        on_usage: Callable[[CellUsage], None],
-    ) -> None:
-        usage = await self._finish_usage(meter, code, execution_count)
-        self._pending_usage = None
-        if usage is not None:
-            on_usage(usage)
 
     async def _await_reply(
         self, future: asyncio.Future[Message], limit: float, run: CellRun
@@ -675,7 +550,7 @@ class Sandbox:
         notice = (
             f"\n[sandbox-kernel: this cell ran past the {limit:g} s timeout and was interrupted]\n"
         )
-        run.accept(_stream_message("stderr", notice))
+        run.accept(stream_message("stderr", notice))
         return {**reply, "content": timeout_error(reply["content"], run.timed_out)}
 
     async def _ensure_running(self) -> bool:
@@ -825,8 +700,7 @@ class Sandbox:
 
     def usage_snapshot(self) -> dict[str, Any]:
         """Current container usage, for ``usage_request`` (thread-safe, may block briefly)."""
-        meter = self._meter
-        return meter.snapshot() if meter is not None else {}
+        return self.metering.snapshot()
 
     # -- routing of inner messages -------------------------------------------------------
     def _route_iopub(self, msg: Message) -> None:
@@ -846,7 +720,7 @@ class Sandbox:
         size = message_size(msg)
         if size > budget.room:
             budget.exhausted = True
-            self.on_message(_stream_message("stderr", budget.notice(), msg.get("parent_header")))
+            self.on_message(stream_message("stderr", budget.notice(), msg.get("parent_header")))
             return
         budget.spent += size
         self.on_message(msg)
@@ -905,67 +779,3 @@ def _died_ename(died: SandboxDiedError) -> str:
         "timeout": TIMEOUT_ENAME,
         "stopped": "KernelShutdown",
     }.get(died.reason, "SandboxRestarted")
-
-
-def _stream_message(name: str, text: str, parent: dict[str, Any] | None = None) -> Message:
-    return {
-        "header": {"msg_type": "stream"},
-        "parent_header": parent or {},
-        "content": {"name": name, "text": text},
-        "metadata": {},
-        "buffers": [],
-    }
-
-
-def _error_message(error: ErrorInfo) -> Message:
-    return {
-        "header": {"msg_type": "error"},
-        "content": {
-            "ename": error.ename,
-            "evalue": error.evalue,
-            "traceback": [f"{error.ename}: {error.evalue}"],
-        },
-        "metadata": {},
-        "buffers": [],
-    }
-
-
-VALIDATION_MIME_TYPE = "application/vnd.sandbox-kernel.validation+json"
-
-
-def _refusal(verdict: ValidationResult) -> ErrorInfo:
-    """The error of a refused cell: the answer for ``%pip install x`` or ``!wget URL``
-    (so Run All stops where the package or file is missing, saying how to add it),
-    else the findings' summary."""
-    answer = verdict.answer()
-    if answer is not None:  # an install or a download: what to do instead
-        name, sentence = answer
-        return ErrorInfo(name, sentence, [f"{name}: {sentence}"])
-    report = verdict.format_report().splitlines()
-    return ErrorInfo("SandboxValidationError", report[-1] if report else "blocked", report)
-
-
-def validation_bundle(verdict: ValidationResult) -> dict[str, Any]:
-    """The validator's verdict as a display bundle (text + structured JSON)."""
-    return {"text/plain": verdict.format_report(), VALIDATION_MIME_TYPE: verdict.to_json()}
-
-
-def _validation_message(verdict: ValidationResult) -> Message:
-    return {
-        "header": {"msg_type": "display_data"},
-        "content": {"data": validation_bundle(verdict), "metadata": {}, "transient": {}},
-        "metadata": {},
-        "buffers": [],
-    }
-
-
-def _background_ledger(client: docker.DockerClient, container_id: str) -> BackgroundLedger | None:
-    """The per-thread ledger of a local container, or None where /proc cannot see it."""
-    from .attribution import BackgroundLedger
-
-    try:
-        info = client.api.inspect_container(container_id)
-        return BackgroundLedger.for_container(int(info["State"]["Pid"]), str(info["Id"]))
-    except Exception as err:  # a remote or rootless engine: no attribution, no failure
-        log.debug("no per-thread attribution: %s", err)
-        return None
