@@ -86,9 +86,11 @@ def _stricter(
     if recorded in order and order.index(recorded) > order.index(configured):
         replay.settings[trait] = recorded
     else:
+        # the flag that asks for the recorded value, when it is one the setting takes
+        value = recorded if recorded in order else "|".join(order)
         replay.not_used.append(
             f"{trait} {str(recorded)[:40]!r} (this machine's {configured!r} kept; "
-            f"pass --SandboxConfig.{trait}=... to change it)"
+            f"pass --SandboxConfig.{trait}={value} to use it)"
         )
 
 
