@@ -75,6 +75,11 @@ class BackgroundLedger:
         # for the kernel's own threads and those born while no cell ran.
         self._born: dict[int, int | None] = {}
         self._cell: int | None = None
+        # Each thread's schedstat kept open and re-read with pread at offset 0 (procfs
+        # regenerates its text there): one read per thread on every cell's path, not an
+        # open, a read and a close. Not the tasks file: cgroup v1 serves a reopened
+        # descriptor the thread list it built up to a second before.
+        self._schedstat: dict[int, int] = {}
 
     @classmethod
     def for_container(
@@ -104,15 +109,38 @@ class BackgroundLedger:
 
     def _snapshot(self) -> _Snapshot:
         snapshot = _Snapshot(time.monotonic())
-        for tid in _read_ids(self._tasks_file):
+        tids = _read_ids(self._tasks_file)
+        for tid in set(self._schedstat) - set(tids):
+            os.close(self._schedstat.pop(tid))  # an ended thread: its id may come back
+        for tid in tids:
             if tid in self._excluded:
                 continue
-            with (
-                contextlib.suppress(OSError, ValueError, IndexError),  # a thread that ended
-                open(f"{self._proc}/{tid}/schedstat", "rb") as file,
-            ):
-                snapshot.cpu_ns[tid] = int(file.read().split()[0])
+            ns = self._schedstat_ns(tid)
+            if ns is not None:
+                snapshot.cpu_ns[tid] = ns
         return snapshot
+
+    def _schedstat_ns(self, tid: int) -> int | None:
+        """The thread's CPU time in ns, or None if it ended meanwhile."""
+        fd = self._schedstat.get(tid)
+        for _ in range(2):  # a kept descriptor of an ended thread whose id was reused
+            try:
+                if fd is None:
+                    fd = os.open(f"{self._proc}/{tid}/schedstat", os.O_RDONLY | os.O_CLOEXEC)
+                    self._schedstat[tid] = fd
+                return int(os.pread(fd, 128, 0).split()[0])
+            except (OSError, ValueError, IndexError):
+                if fd is not None:
+                    os.close(self._schedstat.pop(tid))
+                    fd = None
+        return None
+
+    def close(self) -> None:
+        """Close the kept descriptors (safe twice; the ledger reopens them if used)."""
+        fds, self._schedstat = list(self._schedstat.values()), {}
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def begin(self, execution_count: int | None = None) -> None:
         """At a cell's start: which threads kept busy since the previous cell ended."""
@@ -203,8 +231,14 @@ class BackgroundLedger:
 
 
 def _read_ids(path: str) -> list[int]:
-    with open(path, encoding="ascii") as file:
-        return [int(line) for line in file if line.strip()]
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = [os.read(fd, 65536)]
+        while chunks[-1]:  # thousands of threads: read the rest
+            chunks.append(os.read(fd, 65536))
+    finally:
+        os.close(fd)
+    return [int(word) for word in b"".join(chunks).split()]
 
 
 def _tgid(proc: str, tid: int) -> int:

@@ -62,7 +62,7 @@ class CellMetering:
         if self.meter is not None:
             self.meter.close()
             self.meter = None
-        self.ledger = None  # it followed that container's threads
+        self._drop_ledger()  # it followed that container's threads
 
     async def begin(self, execution_count: int | None) -> UsageMeter | None:
         """Before a cell is sent: the meter that measures it, or None."""
@@ -137,7 +137,7 @@ class CellMetering:
                 ledger.settle(ends)
             except (OSError, ValueError) as err:
                 log.debug("no per-thread attribution any more: %s", err)
-                self.ledger = None
+                self._drop_ledger()
 
     def _ledger_call(
         self, step: str, execution_count: int | None = None
@@ -153,8 +153,13 @@ class CellMetering:
             return ledger.end()
         except (OSError, ValueError) as err:
             log.debug("no per-thread attribution any more: %s", err)
-            self.ledger = None
+            self._drop_ledger()
             return 0.0, []
+
+    def _drop_ledger(self) -> None:
+        ledger, self.ledger = self.ledger, None
+        if ledger is not None:
+            ledger.close()
 
 
 def _background_ledger(client: docker.DockerClient, container_id: str) -> BackgroundLedger | None:
