@@ -53,6 +53,9 @@ HEADER = struct.Struct(">BI")
 LENGTH = struct.Struct(">I")
 MAX_PART = 256 * 1024 * 1024
 IOV_MAX = 1024
+#: Most messages, and bytes, taken from one socket before they are written out.
+DRAIN_MESSAGES = 64
+DRAIN_BYTES = 4 * 1024 * 1024
 RUNTIME_DIR = "/tmp/.sandbox-kernel"
 
 
@@ -223,11 +226,16 @@ class Relay:
         self.kernel_ids = None
 
     def write_frame(self, kind, parts):
-        chunks = [memoryview(HEADER.pack(kind, len(parts)))]
-        for part in parts:
-            view = memoryview(part).cast("B")
-            chunks.append(memoryview(LENGTH.pack(view.nbytes)))
-            chunks.append(view)
+        self.write_frames([(kind, parts)])
+
+    def write_frames(self, frames):
+        chunks = []
+        for kind, parts in frames:
+            chunks.append(memoryview(HEADER.pack(kind, len(parts))))
+            for part in parts:
+                view = memoryview(part).cast("B")
+                chunks.append(memoryview(LENGTH.pack(view.nbytes)))
+                chunks.append(view)
         # One gathered write, no copies; a pipe may take only part of a large frame.
         try:
             while chunks:
@@ -239,6 +247,22 @@ class Relay:
                     chunks[0] = chunks[0][written:]
         except OSError:  # the host is gone (as PID 1, SIGPIPE does not end us)
             self.stop(0)
+
+    def drain_socket(self, source, out):
+        """Take what the kernel has queued on one socket (a reply, its outputs and the
+        idle status come together), within bounds, so they leave in one write."""
+        kind = self.kind_of[source]
+        size = 0
+        for _ in range(DRAIN_MESSAGES):
+            try:
+                parts = source.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            if self.opened and not (kind == IOPUB and self.drop_redundant and redundant(parts)):
+                out.append((kind, [p.buffer for p in parts]))
+                size += sum(len(p.buffer) for p in parts)
+                if size >= DRAIN_BYTES:
+                    return  # the rest waits for the next turn (the poll is level-triggered)
 
     def start_kernel(self):
         os.makedirs(RUNTIME_DIR, mode=0o700, exist_ok=True)
@@ -517,6 +541,7 @@ class Relay:
         started = time.monotonic()
         claim_timeout = self.opts["claim-timeout"]
         lease = self.opts["lease"]
+        out: list[tuple[int, list[memoryview]]] = []
         while True:
             # Every frame, log line and PING (every 2 s) wakes this loop; the timeout
             # only bounds how late a lease, a claim timeout or an orphan is noticed.
@@ -529,12 +554,10 @@ class Relay:
                 elif isinstance(source, int):
                     self.forward_kernel_log()
                 else:
-                    parts = source.recv_multipart(copy=False)
-                    kind = self.kind_of[source]
-                    if self.opened and not (
-                        kind == IOPUB and self.drop_redundant and redundant(parts)
-                    ):
-                        self.write_frame(kind, [p.buffer for p in parts])
+                    self.drain_socket(source, out)
+            if out:
+                self.write_frames(out)
+                out = []
             if self.reap:
                 self.reap_children()
             returncode = None if self.kernel_done else self.kernel.poll()
