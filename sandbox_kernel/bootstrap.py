@@ -31,6 +31,9 @@ SEND_EVERY = 1 << 20
 #: The OS name of the kernel's Python threads (see name_python_threads).
 THREAD_NAME = "sk-py-thread"
 
+#: The execute_request content key that asks for an end marker (see end_marker).
+END_MARKER_KEY = "sandbox_end_marker"
+
 
 def iopub_pipe_over_ipc(pipe: str) -> None:
     """Move ipykernel's IOPub pipe (the channel of forked children's output, e.g.
@@ -45,7 +48,9 @@ def iopub_pipe_over_ipc(pipe: str) -> None:
 
     thread: Any = iostream.IOPubThread
     missing = [
-        n for n in ("_setup_pipe_in", "_setup_pipe_out", "_handle_pipe_msg") if not hasattr(thread, n)
+        n
+        for n in ("_setup_pipe_in", "_setup_pipe_out", "_handle_pipe_msg")
+        if not hasattr(thread, n)
     ]
     if missing:
         raise AttributeError("IOPubThread has no " + ", ".join(missing))
@@ -242,6 +247,34 @@ def outer_cell_numbers() -> None:
     kernel.execute_request = _execute_request
 
 
+def end_marker() -> None:
+    """The host proves a cell's end with a reply that only ipykernel's own handler
+    sends, once it has returned (so after the cell's real execute_reply): an empty
+    comm_info_reply to the id the request brought under :data:`END_MARKER_KEY`. The
+    id is taken out of the request before the cell runs, so the cell never sees it in
+    ``get_parent()``. Without this patch the host sends a second request behind the
+    cell for the same proof, which costs the kernel another dispatch and idle status
+    after every cell (see ``Sandbox._settled_reply``)."""
+    from ipykernel import kernelbase
+
+    kernel: Any = kernelbase.Kernel
+    execute_request = kernel.execute_request
+
+    async def _execute_request(self: Any, stream: Any, ident: Any, parent: Any) -> Any:
+        content = parent.get("content")
+        marker = content.pop(END_MARKER_KEY, None) if isinstance(content, dict) else None
+        try:
+            return await execute_request(self, stream, ident, parent)
+        finally:
+            if type(marker) is str:
+                header = {**parent["header"], "msg_id": marker, "msg_type": "comm_info_request"}
+                self.session.send(
+                    stream, "comm_info_reply", {"status": "ok", "comms": {}}, header, ident=ident
+                )
+
+    kernel.execute_request = _execute_request
+
+
 def name_python_threads() -> None:
     """Name every Python thread :data:`THREAD_NAME` for the OS (``/proc/<tid>/comm``).
 
@@ -283,6 +316,7 @@ def apply_patches(pipe: str) -> dict[str, str]:
         ("cache_signature_checks", cache_signature_checks),
         ("outer_cell_numbers", outer_cell_numbers),
         ("name_python_threads", name_python_threads),
+        ("end_marker", end_marker),
     ]
     report: dict[str, str] = {}
     for name, patch in patches:

@@ -320,10 +320,22 @@ class InnerKernel:
         frames = self.session.serialize(msg)
         frames.extend(bytes(b) for b in buffers or [])
         sent = str(msg["header"]["msg_id"])
-        self._asked[sent] = None
+        self._expect(sent)
+        return sent, frames
+
+    def _expect(self, msg_id: str) -> None:
+        self._asked[msg_id] = None
         if len(self._asked) > _ASKED_KEPT:
             self._asked.popitem(last=False)
-        return sent, frames
+
+    def new_request_id(self) -> str:
+        """An id whose replies are kept until claimed, as those of sent requests are
+        (for a reply the inner kernel sends under an id the host chose: see
+        bootstrap.end_marker)."""
+        assert self.session is not None
+        msg_id = str(self.session.msg_id)
+        self._expect(msg_id)
+        return msg_id
 
     async def request(
         self,
@@ -478,7 +490,11 @@ class InnerKernel:
             self._bad_messages.warning("dropped a message from the sandbox: %s", err)
             if kind != Kind.IOPUB:
                 return []
-            return [_notice_message(parts, f"[sandbox-kernel: a message from the sandbox was dropped: {err}]\n")]
+            return [
+                _notice_message(
+                    parts, f"[sandbox-kernel: a message from the sandbox was dropped: {err}]\n"
+                )
+            ]
         except Exception as err:  # never let a message end the reader thread
             self._bad_messages.warning("dropped a message the host could not judge: %r", err)
             return []

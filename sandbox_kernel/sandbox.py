@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import docker
 
+from .bootstrap import END_MARKER_KEY
 from .config import SandboxConfig
 from .errors import SandboxDiedError, SandboxError
 from .folder import NotebookFolder
@@ -67,6 +68,7 @@ SPARE_JOIN_TIMEOUT = 15.0
 
 #: The comm target the end-of-cell probe asks about (no such target exists).
 PROBE_TARGET = "sandbox-kernel.probe"
+
 
 class Sandbox:
     """A persistent, locked-down Python kernel in a Docker container.
@@ -174,7 +176,9 @@ class Sandbox:
 
         self.packages = image_packages(inner.container.image.labels)
         self.image_id = str(inner.container.image.id)
-        self.image_labels = dict((inner.container.image.attrs.get("Config") or {}).get("Labels") or {})
+        self.image_labels = dict(
+            (inner.container.image.attrs.get("Config") or {}).get("Labels") or {}
+        )
         self._warming = asyncio.ensure_future(
             asyncio.to_thread(self._warm_up, self._client, inner.container.container_id)
         )
@@ -404,14 +408,7 @@ class Sandbox:
         listed = code if store_history and not silent else None
         meter = await self.metering.begin(execution_count)
         started = time.perf_counter()
-        # Right behind the cell, in the same write: the probe that proves its end (see
-        # _settled_reply), so that it costs no round trip of its own.
-        msg_id, probe = inner.send_together(
-            [
-                ("shell", "execute_request", content, msg_id),
-                ("shell", "comm_info_request", {"target_name": PROBE_TARGET}, None),
-            ]
-        )
+        msg_id, probe = self._send_cell(inner, content, msg_id)
         self._runs[msg_id] = run
         if on_submit is not None:
             on_submit()
@@ -435,8 +432,9 @@ class Sandbox:
                 measured = True
             # Outputs travel on IOPub; the reply may overtake them. The idle status
             # for this request comes after its last output.
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(idle_future, 10)
+            if not idle_future.done():  # it usually came with the reply
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(idle_future, 10)
             if on_notice is None:
                 # No one to tell later: the result waits for the copy, its notice in stderr.
                 self._late_notice = ""
@@ -483,6 +481,28 @@ class Sandbox:
         result.truncated = run.truncated
         return result
 
+    def _send_cell(
+        self, inner: InnerKernel, content: dict[str, Any], msg_id: str | None
+    ) -> tuple[str, str]:
+        """Send the cell's execute_request with what proves its end (see
+        :meth:`_settled_reply`); the request's id and the proof's."""
+        if self.inner_patches.get("end_marker") == "applied":
+            # The inner kernel answers the marker once the cell's handler returned.
+            probe = inner.new_request_id()
+            (sent,) = inner.send_together(
+                [("shell", "execute_request", {**content, END_MARKER_KEY: probe}, msg_id)]
+            )
+            return sent, probe
+        # Else a probe right behind the cell, in the same write, so that it costs no
+        # round trip of its own.
+        sent, probe = inner.send_together(
+            [
+                ("shell", "execute_request", content, msg_id),
+                ("shell", "comm_info_request", {"target_name": PROBE_TARGET}, None),
+            ]
+        )
+        return sent, probe
+
     async def _settled_reply(
         self,
         inner: InnerKernel,
@@ -502,6 +522,9 @@ class Sandbox:
         answered only after the cell's handler has returned. So the host waits for its
         answer; a later reply to the cell before it is the kernel's own, the first was
         forged. (Replies that come while nobody waits are kept by the InnerKernel.)
+        Where the inner kernel has the ``end_marker`` patch, the handler itself sends
+        that answer when it returns, to an id the cell never sees; the proof is the
+        same and costs the kernel no second request.
         """
         # What is left of the cell's time limit; a cell already interrupted at its limit
         # has the interrupt's grace to let its handler return, not a second interrupt.
@@ -694,9 +717,7 @@ class Sandbox:
         assert self.container_id is not None and self._client is not None
         cap = parse_size(self.config.outputs_max_cell_size) if limit is None else limit
         base = self.folder.subdir if self.folder is not None else ""
-        return await asyncio.to_thread(
-            read_bytes, self._client, self.container_id, path, cap, base
-        )
+        return await asyncio.to_thread(read_bytes, self._client, self.container_id, path, cap, base)
 
     def usage_snapshot(self) -> dict[str, Any]:
         """Current container usage, for ``usage_request`` (thread-safe, may block briefly)."""

@@ -86,7 +86,9 @@ def test_private_attributes_read_exist() -> None:
 def test_execute_request_counts_every_non_silent_cell() -> None:
     """_uncount_unstored_cell undoes a count ipykernel makes whatever store_history says."""
     source = inspect.getsource(Kernel.execute_request)
-    counting = source[source.index("execution_count += 1") - 200 : source.index("execution_count += 1")]
+    counting = source[
+        source.index("execution_count += 1") - 200 : source.index("execution_count += 1")
+    ]
     assert "if not silent" in counting
     assert "store_history" not in counting.splitlines()[-2]
 
@@ -156,7 +158,7 @@ def test_every_bootstrap_patch_applies_to_this_ipykernel() -> None:
         ).stdout
     report = json.loads(out.strip().splitlines()[-1])
     assert report == dict.fromkeys(report, "applied")
-    assert len(report) == 10
+    assert len(report) == 11
 
 
 def test_python_threads_are_named_for_the_host() -> None:

@@ -16,12 +16,7 @@ from harness import Kernel, KernelSpecs, start_kernel
 
 pytestmark = pytest.mark.docker
 
-_BURN = (
-    "import time\n"
-    "t = time.process_time()\n"
-    "while time.process_time() - t < 1.0:\n"
-    "    pass\n"
-)
+_BURN = "import time\nt = time.process_time()\nwhile time.process_time() - t < 1.0:\n    pass\n"
 
 _FORGE = (
     "k = get_ipython().kernel\n"
@@ -51,6 +46,32 @@ def test_control_an_honest_cell_has_no_notice_and_the_same_span(kernel: Kernel) 
     assert usage is not None and usage["cpu_time_s"] >= 0.9
     assert cell.status == "ok"
     assert _NOTICE not in cell.stderr
+
+
+#: Looks for the id that proves the cell's end where a cell can see its request
+#: (bootstrap.end_marker), and answers it the way the kernel would.
+_FORGE_END = (
+    "k = get_ipython().kernel\n"
+    "p = k.get_parent('shell')\n"
+    "marker = p['content'].get('sandbox_end_marker') or p['metadata'].get('sandbox_end_marker')\n"
+    "print('marker seen:', marker is not None)\n"
+    "if marker:\n"
+    "    k.session.send(k.shell_stream.socket, 'comm_info_reply', {'status': 'ok', 'comms': {}},\n"
+    "        parent={**p['header'], 'msg_id': marker, 'msg_type': 'comm_info_request'},\n"
+    "        ident=k._get_shell_context_var(k._shell_parent_ident))\n"
+)
+
+
+def test_a_cell_cannot_answer_for_its_own_end(kernel: Kernel) -> None:
+    """With a forged reply and the end's proof forged too, if the cell could see it."""
+    cell = kernel.execute(_FORGE + _FORGE_END + _BURN)
+    assert "marker seen: False" in cell.stdout, cell.stdout
+    usage = cell.usage
+    assert usage is not None and usage["cpu_time_s"] >= 0.9, usage
+    assert cell.status == "ok", cell.reply["content"]
+    # Control: the same cell's forged execute_reply reached the host (the notice), so
+    # the forging works; only the id was out of its reach.
+    assert _NOTICE in cell.stderr
 
 
 def _container_cpu_s(kernel: Kernel) -> float:
@@ -107,7 +128,9 @@ def test_control_a_quiet_pause_shows_no_background(kernel: Kernel) -> None:
     _wait_until_quiet(kernel)
     usage = kernel.execute("x = 2").usage
     assert usage is not None and usage["background_cpu_s"] < 0.05
-    assert "background" not in kernel.execute("x = 3").usage_message["content"]["data"]["text/plain"]  # type: ignore[index]
+    assert (
+        "background" not in kernel.execute("x = 3").usage_message["content"]["data"]["text/plain"]
+    )  # type: ignore[index]
 
 
 _THREAD = (
