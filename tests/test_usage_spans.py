@@ -225,3 +225,27 @@ def test_a_forged_reply_does_not_escape_the_timeout(specs: KernelSpecs) -> None:
         assert plain.reply["content"]["ename"] == "SandboxTimeout"
         assert plain.stderr.count("was interrupted") == 1, plain.stderr
         assert timed.execute("print(6 * 7)").stdout.strip() == "42"
+
+
+def test_without_the_end_marker_the_probe_request_proves_the_end() -> None:
+    """An image whose ipykernel does not take bootstrap.end_marker: the host sends the
+    trivial request behind the cell instead, and a forged reply still cannot end the
+    span (the fallback path, forced here on the real image)."""
+    import asyncio
+    import os
+
+    from sandbox_kernel import Sandbox
+
+    image = os.environ.get("SANDBOX_KERNEL_TEST_IMAGE", "sandbox-kernel:latest")
+
+    async def run() -> tuple[float, str]:
+        async with Sandbox(image=image, warm_spare=False, validation="off") as sandbox:
+            assert sandbox.inner_patches.get("end_marker") == "applied"
+            sandbox.inner_patches["end_marker"] = "not applied (forced by the test)"
+            result = await sandbox.execute(_FORGE + _BURN)
+            assert result.usage is not None
+            return result.usage.cpu_time_s, result.stderr
+
+    cpu, stderr = asyncio.run(run())
+    assert cpu >= 0.9, cpu
+    assert _NOTICE in stderr
