@@ -222,14 +222,21 @@ def parse_message(parts: list[bytes], *, iopub: bool, limits: JsonLimits) -> Mes
         "wire_bytes": len(content) + len(metadata_part) + sum(len(b) for b in buffers),
     }
     if iopub and msg_type == "stream":
-        stream = _parse(content) if _one_string(content) else loads_object(content, limits)
-        if not isinstance(stream, dict) or set(stream) != {"name", "text"} or stream["name"] not in _STREAM_NAMES:
-            raise MessageError("stream content is not {name, text}")
-        if not isinstance(stream["text"], str):
-            raise MessageError("stream text is not a string")
-        # Relayed as it came (a large part arrives as a bytearray; the frontend's
-        # session wants bytes).
-        msg["content"] = content if isinstance(content, bytes) else bytes(content)
+        # A large part arrives as a bytearray; the frontend's session wants bytes (and
+        # the checks below are quicker on them).
+        content = content if isinstance(content, bytes) else bytes(content)
+        one_string = _one_string(content)
+        if not (one_string and _plain_string_body(content)):
+            stream = _parse(content) if one_string else loads_object(content, limits)
+            if (
+                not isinstance(stream, dict)
+                or set(stream) != {"name", "text"}
+                or stream["name"] not in _STREAM_NAMES
+            ):
+                raise MessageError("stream content is not {name, text}")
+            if not isinstance(stream["text"], str):
+                raise MessageError("stream text is not a string")
+        msg["content"] = content  # relayed as it came
     else:
         msg["content"] = loads_object(content, limits)
     return msg
@@ -247,11 +254,39 @@ def _one_string(content: bytes) -> bool:
     writes it, with no quote in the text: then its parse makes three values at depth
     one, whatever it holds, and needs no bound (one pass over the bytes instead of
     :func:`check_cost`'s four; printed megabytes are the bulk of what comes out)."""
-    return (
-        content.endswith(b'"}')
-        and content.startswith(_STREAM_PREFIXES)
-        and content.count(b'"') == 8  # seven in the prefix, one closing the text
-    )
+    if not content.endswith(b'"}'):
+        return False
+    for prefix in _STREAM_PREFIXES:
+        if content.startswith(prefix):
+            # The prefix's seven quotes, then only the one closing the text.
+            return content.find(b'"', len(prefix)) == len(content) - 2
+    return False
+
+
+#: A backslash that does not start one of JSON's escapes. The text has no quote, so
+#: one before the closing quote is a false alarm or that quote escaped; so is the
+#: second backslash of an escaped one (``\\\\x``): never a miss, and the full parse
+#: then decides.
+_BAD_ESCAPE = re.compile(rb"\\(?![\\/bfnrt]|u[0-9a-fA-F]{4})")
+_NOT_CONTROL = bytes(range(0x20, 0x100))
+
+
+def _plain_string_body(content: bytes) -> bool:
+    """For a :func:`_one_string` content: whether its text is a valid JSON string body,
+    checked without building the string (its parse is most of what printed megabytes
+    cost the host, which only passes them on). Exactly what ``json.loads`` accepts:
+    no raw control character, only JSON's escapes, UTF-8 (with surrogates, as
+    ``json.loads`` decodes bytes). False sends the content to the full parse."""
+    if content.translate(None, _NOT_CONTROL):
+        return False
+    if b"\\" in content and _BAD_ESCAPE.search(content) is not None:
+        return False
+    if not content.isascii():
+        try:
+            content.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            return False
+    return True
 
 
 class RateLimitedLog:

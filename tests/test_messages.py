@@ -141,7 +141,8 @@ _STREAM_START = (b'{"name": "stdout", "text": "', b'{"name":"stderr","text":"', 
     st.sampled_from(_STREAM_START),
     st.lists(
         st.sampled_from(
-            [b"a", b"\\", b"n", b"u", b"0", b"f", b"\x00", b"\x1f", b"\xc3\xa9", b"\xff", b"}", b"{", b"[", b":", b",", b'"']
+            [b"a", b"\\", b"n", b"u", b"0", b"f", b"\x00", b"\x1f", b"\xc3\xa9", b"\xff", b"}", b"{", b"[", b":", b",", b'"',
+             b"/", b"t", b"b", b"r", b"A", b"x", b"\x7f", b"\xed\xa0\x80", b"\xc3"]
         ),
         max_size=12,
     ),
@@ -150,8 +151,9 @@ _STREAM_START = (b'{"name": "stdout", "text": "', b'{"name":"stderr","text":"', 
 def test_the_stream_shortcut_accepts_what_the_general_parse_accepts(
     start: bytes, body: list[bytes], end: bytes
 ) -> None:
-    # Streams without a quote in their text skip the cost bound (see messages._one_string):
-    # every such content must be judged exactly as the bounded parse judges it.
+    # Streams without a quote in their text skip the cost bound (see messages._one_string)
+    # and most skip the parse (messages._plain_string_body): every such content must be
+    # judged exactly as the bounded parse judges it.
     content = start + b"".join(body) + end
     parts = _parts({"msg_type": "stream"}, content)
     try:
@@ -169,3 +171,16 @@ def test_the_stream_shortcut_accepts_what_the_general_parse_accepts(
     else:
         with pytest.raises(MessageError):
             parse_message(parts, iopub=True, limits=LIMITS)
+
+
+def test_printed_text_skips_the_parse() -> None:
+    """The shortcut is taken for what cells print (lines, tabs, non-ASCII, escapes),
+    and not where only the full parse can tell (an escaped backslash before a letter)."""
+    from sandbox_kernel.messages import _plain_string_body
+
+    for text in ["x" * 999 + "\n", "a\tb\r\n", "é ü 中 \U0001f600", "\x1b[31mred\x1b[0m"]:
+        content = json.dumps({"name": "stdout", "text": text}).encode()
+        assert _plain_string_body(content), text
+        content = json.dumps({"name": "stdout", "text": text}, ensure_ascii=False).encode()
+        assert _plain_string_body(content), text
+    assert not _plain_string_body(json.dumps({"name": "stdout", "text": "C:\\x"}).encode())
