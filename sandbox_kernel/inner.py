@@ -320,7 +320,10 @@ class InnerKernel:
         frames = self.session.serialize(msg)
         frames.extend(bytes(b) for b in buffers or [])
         sent = str(msg["header"]["msg_id"])
-        self._expect(sent)
+        if msg_type.endswith("_request"):
+            # Only requests are answered: a storm of input_replies (a cell's flood of
+            # input_requests, each refused) must not push out a request still waiting.
+            self._expect(sent)
         return sent, frames
 
     def _expect(self, msg_id: str) -> None:

@@ -410,6 +410,8 @@ class Sandbox:
         started = time.perf_counter()
         msg_id, probe = self._send_cell(inner, content, msg_id)
         self._runs[msg_id] = run
+        # The proof often comes in the same burst as the reply: waited for from now.
+        proof = inner.reply_future(probe)
         if on_submit is not None:
             on_submit()
         reply_future = inner.reply_future(msg_id)
@@ -418,7 +420,9 @@ class Sandbox:
         measured = False
         try:
             reply = await self._await_reply(reply_future, limit, run)
-            reply = await self._settled_reply(inner, msg_id, probe, reply, limit, started, run)
+            reply = await self._settled_reply(
+                inner, msg_id, probe, proof, reply, limit, started, run
+            )
             result.reply = reply["content"]
             result.execution_count = reply["content"].get("execution_count")
             if self.folder is not None and self.folder.results is not None:
@@ -508,6 +512,7 @@ class Sandbox:
         inner: InnerKernel,
         msg_id: str,
         probe: str,
+        proof: asyncio.Future[Message],
         reply: Message,
         limit: float,
         started: float,
@@ -520,7 +525,7 @@ class Sandbox:
         early and burn on unmeasured). The inner kernel handles shell requests one at a
         time, in order: the ``probe``, a trivial request sent right behind the cell, is
         answered only after the cell's handler has returned. So the host waits for its
-        answer; a later reply to the cell before it is the kernel's own, the first was
+        answer (``proof``, the future made when it was sent); a later reply to the cell before it is the kernel's own, the first was
         forged. (Replies that come while nobody waits are kept by the InnerKernel.)
         Where the inner kernel has the ``end_marker`` patch, the handler itself sends
         that answer when it returns, to an id the cell never sees; the proof is the
@@ -532,7 +537,7 @@ class Sandbox:
         if limit:
             remaining = max(remaining, self.config.interrupt_grace)
         try:
-            await self._await_reply(inner.reply_future(probe), remaining, run)
+            await self._await_reply(proof, remaining, run)
             later = inner.unclaimed_reply(msg_id)
         finally:
             inner.forget_reply(msg_id)

@@ -67,3 +67,19 @@ def test_what_is_kept_is_bounded() -> None:
         kernel._asked[f"mine-{number}"] = None
         kernel._dispatch(Kind.SHELL, _reply(f"mine-{number}"))
     assert len(kernel._unclaimed) == inner._UNCLAIMED_KEPT
+
+
+def test_a_storm_of_input_replies_does_not_push_out_a_waiting_request() -> None:
+    """A cell that floods input_requests gets each refused with an input_reply; those
+    are replies, not requests: the end-of-cell proof asked before them is still kept
+    when its answer comes first (tests/test_escape_host.py has the real storm)."""
+    from jupyter_client.session import Session
+
+    kernel = _client()
+    kernel.session = Session(key=b"")
+    kernel.container = object()  # type: ignore[assignment]  # _pack only checks it is there
+    probe = kernel.new_request_id()
+    for _ in range(1000):
+        kernel._pack("stdin", "input_reply", {"value": "\x04"}, None, None, None, None)
+    kernel._dispatch(Kind.SHELL, _reply(probe))
+    assert kernel.reply_future(probe).done()
