@@ -8,16 +8,22 @@ heavy imports; it launches the container (or claims a spare) on a thread, and th
 sandbox's first start adopts it with :func:`take` when its configuration turns out
 the same (the fingerprint: the settings the kernel ends up with may differ from the
 ones read here, and then the early container is removed unused).
+
+Before even the Docker SDK is imported, the thread sends the create request cached
+at the last start (coldcache.py), and keeps that container only if the request
+equals the one the SDK builds for these settings now.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .coldcache import RawLaunch
     from .config import SandboxConfig
     from .session import ContainerSession
 
@@ -42,6 +48,8 @@ def begin(argv: Sequence[str]) -> None:
     The engine's work then overlaps this process's imports.
     """
     global _thread
+    if _thread is not None:
+        return  # begun already: ``python -m sandbox_kernel`` begins before the CLI's imports
     overrides = [arg for arg in argv if arg.startswith("--SandboxConfig.")]
     asking = threading.Event()
     _thread = threading.Thread(
@@ -53,7 +61,15 @@ def begin(argv: Sequence[str]) -> None:
 
 def _launch(overrides: list[str], asking: threading.Event) -> None:
     global _launched
+    raw = _raw_launch(overrides)
     try:
+        from .dockersdk import import_without_ssh
+
+        # A quicker start; ssh:// engines load the transport later. Before the kernel
+        # process imports anything that imports the SDK (it waits for ``asking``).
+        import_without_ssh()
+        if raw is not None:
+            asking.set()
         from .cli import load_settings
         from .session import ContainerSession, connect
 
@@ -61,14 +77,86 @@ def _launch(overrides: list[str], asking: threading.Event) -> None:
         session = ContainerSession(
             config, connect(config), on_frame=lambda *_: None, on_closed=lambda _: None
         )
-        session.launch(asking=asking)
+        if raw is None or not _adopted(session, raw):
+            raw = None
+            session.launch(asking=asking)
+            _remember(overrides, session)
     except Exception as err:  # the real start reports it, as one sentence
         log.debug("no early container: %s", err)
+        if raw is not None:
+            raw.remove()
         return
     finally:
         asking.set()
     with _lock:
         _launched = session
+
+
+def _raw_launch(overrides: list[str]) -> RawLaunch | None:
+    """The container made from the cached request, if there is one (never raises)."""
+    from . import coldcache
+
+    try:
+        entry = coldcache.load(overrides)
+        return None if entry is None else coldcache.launch(entry)
+    except Exception as err:
+        log.debug("no raw first request: %s", err)
+        return None
+
+
+def _adopted(session: ContainerSession, raw: RawLaunch) -> bool:
+    """Whether the session took the raw request's container: only when that request
+    is the one the SDK builds for these settings now, to the same engine. Otherwise
+    the container is removed.
+
+    Raises:
+        EngineHTTPError: it did not start (it is removed by the caller).
+        ContainerStartError: it could not be attached (it is removed).
+    """
+    from . import spec
+    from .session import local_socket
+
+    expected = session.kernel_request()
+    # The second the labels were made is the one value that may differ.
+    expected["Labels"][spec.LABEL_CREATED] = raw.body["Labels"][spec.LABEL_CREATED]
+    if raw.body != expected or local_socket(session.config) != raw.socket:
+        log.debug("the cached create request is not today's; its container is removed")
+        raw.remove()
+        return False
+    raw.started()
+    session.adopt(raw.container_id)
+    log.debug("the early container was made by the cached create request")
+    return True
+
+
+def _remember(overrides: list[str], session: ContainerSession) -> None:
+    """Cache the request the SDK sent, for the next start's raw request (never raises)."""
+    if not session.sent:
+        return  # a claimed spare
+    try:
+        from jupyter_core.paths import jupyter_config_path
+
+        from . import coldcache, spec
+        from .session import local_socket
+
+        socket = local_socket(session.config)
+        if socket is None:
+            return
+        coldcache.store(
+            overrides,
+            socket=socket,
+            host=spec.controller_host(),
+            config_files=[
+                os.path.join(folder, f"sandbox_kernel_config{ext}")
+                for folder in jupyter_config_path()
+                for ext in (".py", ".json")
+            ],
+            fingerprint=session.fingerprint,
+            warm_spare=session.config.warm_spare,
+            body=session.sent["body"],
+        )
+    except Exception as err:
+        log.debug("the create request was not cached: %s", err)
 
 
 def take(config: SandboxConfig) -> ContainerSession | None:
