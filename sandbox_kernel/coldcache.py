@@ -27,7 +27,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from . import __version__
@@ -247,16 +247,19 @@ class RawLaunch:
         _remove(self.socket, self.container_id)
 
 
-def launch(entry: dict[str, Any], *, timeout: float = 10.0) -> RawLaunch | None:
+def launch(
+    entry: dict[str, Any], *, asking: Callable[[], object], timeout: float = 10.0
+) -> RawLaunch | None:
     """Create and start a kernel container from the entry; None when a warm spare of
     its configuration is waiting (claiming it is quicker, and it must not be wasted).
+
+    ``asking`` is called before the first request leaves: the rest is waiting for the
+    engine, which the kernel process's imports can overlap.
 
     Raises:
         EngineHTTPError: the engine could not be asked or refused (nothing is left).
     """
     socket = entry["socket"]
-    if entry["warm_spare"] and _spare_waiting(socket, entry["fingerprint"], timeout):
-        return None
     body = dict(entry["body"])
     body["Labels"] = {
         **body["Labels"],
@@ -264,6 +267,9 @@ def launch(entry: dict[str, Any], *, timeout: float = 10.0) -> RawLaunch | None:
         LABEL_CREATED: str(int(time.time())),
     }
     name = f"sandbox-kernel-kernel-{os.urandom(6).hex()}"
+    asking()
+    if entry["warm_spare"] and _spare_waiting(socket, entry["fingerprint"], timeout):
+        return None
     status, created = request(
         socket, "POST", f"{API}/containers/create?name={name}", body, timeout=timeout
     )

@@ -10,8 +10,9 @@ the same (the fingerprint: the settings the kernel ends up with may differ from 
 ones read here, and then the early container is removed unused).
 
 Before even the Docker SDK is imported, the thread sends the create request cached
-at the last start (coldcache.py), and keeps that container only if the request
-equals the one the SDK builds for these settings now.
+at the last start (coldcache.py) and starts that container; then it is done. The
+kernel adopts that container in :func:`take`, with its own settings and engine
+client, only if the request equals the one the SDK builds for them now.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import docker
+
     from .coldcache import RawLaunch
     from .config import SandboxConfig
     from .session import ContainerSession
@@ -32,6 +35,9 @@ log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _launched: ContainerSession | None = None
+_raw: RawLaunch | None = None
+#: The kernel's --SandboxConfig flags, which key the cached request.
+_overrides: list[str] = []
 
 
 #: Seconds :func:`begin` waits for the launch to reach the engine, at most.
@@ -60,16 +66,20 @@ def begin(argv: Sequence[str]) -> None:
 
 
 def _launch(overrides: list[str], asking: threading.Event) -> None:
-    global _launched
-    raw = _raw_launch(overrides)
+    global _launched, _raw, _overrides
+    _overrides = overrides
+    raw = _raw_launch(overrides, asking)
+    if raw is not None:
+        # Nothing more here: the kernel adopts it with its own settings and engine
+        # client (take), which it makes anyway; loading them here too would only
+        # compete with the kernel's imports for this process's one interpreter lock.
+        with _lock:
+            _raw = raw
+        return
     try:
         from .dockersdk import import_without_ssh
 
-        # A quicker start; ssh:// engines load the transport later. Before the kernel
-        # process imports anything that imports the SDK (it waits for ``asking``).
-        import_without_ssh()
-        if raw is not None:
-            asking.set()
+        import_without_ssh()  # a quicker start; ssh:// engines load the transport later
         from .cli import load_settings
         from .session import ContainerSession, connect
 
@@ -77,56 +87,100 @@ def _launch(overrides: list[str], asking: threading.Event) -> None:
         session = ContainerSession(
             config, connect(config), on_frame=lambda *_: None, on_closed=lambda _: None
         )
-        if raw is None or not _adopted(session, raw):
-            raw = None
-            session.launch(asking=asking)
-            _remember(overrides, session)
+        session.launch(asking=asking)
     except Exception as err:  # the real start reports it, as one sentence
         log.debug("no early container: %s", err)
-        if raw is not None:
-            raw.remove()
         return
     finally:
         asking.set()
+    _remember(overrides, session)
     with _lock:
         _launched = session
 
 
-def _raw_launch(overrides: list[str]) -> RawLaunch | None:
-    """The container made from the cached request, if there is one (never raises)."""
+def _raw_launch(overrides: list[str], asking: threading.Event) -> RawLaunch | None:
+    """The container made from the cached request, if there is one (never raises).
+
+    The kernel process goes on (``asking``) once the request is ready to leave:
+    without the SDK there is nothing its imports could slow down but a few small
+    JSON answers, and it need not idle while the engine works.
+    """
     from . import coldcache
 
     try:
         entry = coldcache.load(overrides)
-        return None if entry is None else coldcache.launch(entry)
+        return None if entry is None else coldcache.launch(entry, asking=asking.set)
     except Exception as err:
         log.debug("no raw first request: %s", err)
         return None
 
 
-def _adopted(session: ContainerSession, raw: RawLaunch) -> bool:
-    """Whether the session took the raw request's container: only when that request
-    is the one the SDK builds for these settings now, to the same engine. Otherwise
-    the container is removed.
+def take(
+    config: SandboxConfig, client: docker.DockerClient | None = None
+) -> ContainerSession | None:
+    """The early container, if it was launched for this very configuration.
 
-    Raises:
-        EngineHTTPError: it did not start (it is removed by the caller).
-        ContainerStartError: it could not be attached (it is removed).
+    Waits for the launch to finish; returns it at most once. A container launched
+    for other settings is removed. ``client``: the kernel's engine client, for a
+    container the cached request made (else one is connected).
     """
+    global _launched, _thread, _raw
+    thread, _thread = _thread, None
+    if thread is not None:
+        thread.join()
+    with _lock:
+        session, _launched = _launched, None
+        raw, _raw = _raw, None
+    if raw is not None:
+        return _adopt(config, client, raw)
+    if session is None:
+        return None
     from . import spec
-    from .session import local_socket
+
+    if session.fingerprint != spec.fingerprint(config, session.image.id):
+        log.debug("the early container was made for other settings; removing it")
+        session.cleanup(wait=False)
+        return None
+    return session
+
+
+def _adopt(
+    config: SandboxConfig, client: docker.DockerClient | None, raw: RawLaunch
+) -> ContainerSession | None:
+    """The session of the container the cached request made, when that request is the
+    one the SDK builds for these settings now, to the same engine. Otherwise that
+    container is removed and the session launches as usual (and caches its request).
+    None when anything fails (the kernel's own start then runs)."""
+    from .session import ContainerSession, connect, local_socket
+
+    try:
+        session = ContainerSession(
+            config, client or connect(config), on_frame=lambda *_: None, on_closed=lambda _: None
+        )
+        if _same_request(session, raw) and local_socket(config) == raw.socket:
+            raw.started()
+            session.adopt(raw.container_id)
+            log.debug("the early container was made by the cached create request")
+            return session
+        log.debug("the cached create request is not today's; its container is removed")
+        raw.remove()
+        session.launch()
+    except Exception as err:
+        log.debug("no early container: %s", err)
+        raw.remove()
+        return None
+    _remember(_overrides, session)
+    return session
+
+
+def _same_request(session: ContainerSession, raw: RawLaunch) -> bool:
+    """Whether the request sent is the one the session would send now (spec.py's)."""
+    from . import spec
 
     expected = session.kernel_request()
     # The second the labels were made is the one value that may differ.
     expected["Labels"][spec.LABEL_CREATED] = raw.body["Labels"][spec.LABEL_CREATED]
-    if raw.body != expected or local_socket(session.config) != raw.socket:
-        log.debug("the cached create request is not today's; its container is removed")
-        raw.remove()
-        return False
-    raw.started()
-    session.adopt(raw.container_id)
-    log.debug("the early container was made by the cached create request")
-    return True
+    return raw.body == expected
 
 
 def _remember(overrides: list[str], session: ContainerSession) -> None:
@@ -157,26 +211,3 @@ def _remember(overrides: list[str], session: ContainerSession) -> None:
         )
     except Exception as err:
         log.debug("the create request was not cached: %s", err)
-
-
-def take(config: SandboxConfig) -> ContainerSession | None:
-    """The early container, if it was launched for this very configuration.
-
-    Waits for the launch to finish; returns it at most once. A container launched
-    for other settings is removed.
-    """
-    global _launched, _thread
-    thread, _thread = _thread, None
-    if thread is not None:
-        thread.join()
-    with _lock:
-        session, _launched = _launched, None
-    if session is None:
-        return None
-    from . import spec
-
-    if session.fingerprint != spec.fingerprint(config, session.image.id):
-        log.debug("the early container was made for other settings; removing it")
-        session.cleanup(wait=False)
-        return None
-    return session
