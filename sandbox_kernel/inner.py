@@ -129,6 +129,7 @@ class InnerKernel:
         self.container = await asyncio.to_thread(self._make_container, early)
         if early is None:
             await asyncio.to_thread(self.container.launch)
+            prelaunch.remember(self.container)  # for the next start's first request
         if self.container.claimed_spare:
             try:
                 await self._open_and_wait(

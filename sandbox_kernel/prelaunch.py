@@ -36,8 +36,8 @@ _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _launched: ContainerSession | None = None
 _raw: RawLaunch | None = None
-#: The kernel's --SandboxConfig flags, which key the cached request.
-_overrides: list[str] = []
+#: The kernel's --SandboxConfig flags, which key the cached request (None: no kernel).
+_overrides: list[str] | None = None
 
 
 #: Seconds :func:`begin` waits for the launch to reach the engine, at most.
@@ -53,10 +53,10 @@ def begin(argv: Sequence[str]) -> None:
     imports), and Python's imports on two threads would share one interpreter lock.
     The engine's work then overlaps this process's imports.
     """
-    global _thread
+    global _thread, _overrides
     if _thread is not None:
         return  # begun already: ``python -m sandbox_kernel`` begins before the CLI's imports
-    overrides = [arg for arg in argv if arg.startswith("--SandboxConfig.")]
+    _overrides = overrides = [arg for arg in argv if arg.startswith("--SandboxConfig.")]
     asking = threading.Event()
     _thread = threading.Thread(
         target=_launch, args=(overrides, asking), name="sandbox-prelaunch", daemon=True
@@ -66,8 +66,7 @@ def begin(argv: Sequence[str]) -> None:
 
 
 def _launch(overrides: list[str], asking: threading.Event) -> None:
-    global _launched, _raw, _overrides
-    _overrides = overrides
+    global _launched, _raw
     raw = _raw_launch(overrides, asking)
     if raw is not None:
         # Nothing more here: the kernel adopts it with its own settings and engine
@@ -149,8 +148,7 @@ def _adopt(
 ) -> ContainerSession | None:
     """The session of the container the cached request made, when that request is the
     one the SDK builds for these settings now, to the same engine. Otherwise that
-    container is removed and the session launches as usual (and caches its request).
-    None when anything fails (the kernel's own start then runs)."""
+    container is removed: None (the kernel's own start runs, see :func:`remember`)."""
     from .session import ContainerSession, connect, local_socket
 
     try:
@@ -163,14 +161,10 @@ def _adopt(
             log.debug("the early container was made by the cached create request")
             return session
         log.debug("the cached create request is not today's; its container is removed")
-        raw.remove()
-        session.launch()
     except Exception as err:
         log.debug("no early container: %s", err)
-        raw.remove()
-        return None
-    _remember(_overrides, session)
-    return session
+    raw.remove()
+    return None
 
 
 def _same_request(session: ContainerSession, raw: RawLaunch) -> bool:
@@ -181,6 +175,13 @@ def _same_request(session: ContainerSession, raw: RawLaunch) -> bool:
     # The second the labels were made is the one value that may differ.
     expected["Labels"][spec.LABEL_CREATED] = raw.body["Labels"][spec.LABEL_CREATED]
     return raw.body == expected
+
+
+def remember(session: ContainerSession) -> None:
+    """Cache the request of a container the kernel launched itself, when this process
+    began with :func:`begin` (a kernel process: the one that reads the cache)."""
+    if _overrides is not None:
+        _remember(_overrides, session)
 
 
 def _remember(overrides: list[str], session: ContainerSession) -> None:

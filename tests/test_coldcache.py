@@ -26,7 +26,7 @@ from sandbox_kernel import coldcache, enginehttp, prelaunch, session, spec
 from sandbox_kernel.cli import load_settings
 from sandbox_kernel.config import SandboxConfig
 from sandbox_kernel.install import settings_argv
-from sandbox_kernel.session import ContainerSession, launch_spare, list_containers
+from sandbox_kernel.session import ContainerSession, connect, launch_spare, list_containers
 
 from harness import BASE_SETTINGS, start_kernel
 
@@ -215,8 +215,13 @@ def _start(settings: dict[str, Any]) -> ContainerSession:
     """What ``sandbox-kernel kernel`` does: begin first thing, take at the sandbox's start."""
     argv = settings_argv(settings)
     prelaunch.begin(["-f", "connection.json", *argv])
-    session = prelaunch.take(load_settings(argv))
-    assert session is not None and session.container_id is not None
+    config = load_settings(argv)
+    session = prelaunch.take(config)
+    if session is None:  # as InnerKernel.start goes on
+        session = ContainerSession(config, connect(config), lambda *_: None, lambda _: None)
+        session.launch()
+        prelaunch.remember(session)
+    assert session.container_id is not None
     return session
 
 
