@@ -252,8 +252,15 @@ def _gone(client: docker.DockerClient, container_id: str) -> bool:
     return False
 
 
+@pytest.fixture
+def prelaunch_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """What the kernel process's start says, at debug level (where the paths are told)."""
+    caplog.set_level(logging.DEBUG, logger="sandbox_kernel.prelaunch")
+    return caplog
+
+
 def _raw_taken(caplog: pytest.LogCaptureFixture) -> bool:
-    return "made by the cached create request" in caplog.text
+    return "made by the cached create request" in prelaunch_log.text
 
 
 @pytest.mark.docker
@@ -261,19 +268,18 @@ def test_the_second_cold_start_sends_the_cached_request_and_gets_the_same_sandbo
     docker_client: docker.DockerClient,
     settings: dict[str, Any],
     cache: Path,
-    caplog: pytest.LogCaptureFixture,
+    prelaunch_log: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="sandbox_kernel.prelaunch")
     first = _start(settings)  # no entry yet: the SDK's request, then cached
     try:
-        assert not _raw_taken(caplog)
+        assert not _raw_taken(prelaunch_log)
         assert _entry(cache).exists()
         second = _start(settings)
     finally:
         made = docker_client.api.inspect_container(first.container_id)
         first.cleanup()
     try:
-        assert _raw_taken(caplog)
+        assert _raw_taken(prelaunch_log)
         raw = docker_client.api.inspect_container(second.container_id)
         assert raw["State"]["Running"]
         for field in HOST_FIELDS:
@@ -306,11 +312,10 @@ def test_a_tampered_cached_request_never_yields_a_kernel_in_its_container(
     docker_client: docker.DockerClient,
     settings: dict[str, Any],
     cache: Path,
-    caplog: pytest.LogCaptureFixture,
+    prelaunch_log: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
     tamper: str,
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="sandbox_kernel.prelaunch")
     _start(settings).cleanup()
     _edit(cache, TAMPERING[tamper])
     config = load_settings(settings_argv(settings))
@@ -323,7 +328,7 @@ def test_a_tampered_cached_request_never_yields_a_kernel_in_its_container(
     finally:
         adopted.cleanup()
     # The tampered request did make a container (the attack was tried) ...
-    assert "is not today's" in caplog.text
+    assert "is not today's" in prelaunch_log.text
     assert len(made) == 2 and adopted.container_id == made[-1]
     # ... which was removed, and the kernel's is spec.py's.
     assert _gone(docker_client, made[0])
@@ -331,14 +336,14 @@ def test_a_tampered_cached_request_never_yields_a_kernel_in_its_container(
     assert host["ReadonlyRootfs"] and host["CapDrop"] == ["ALL"]
 
     # Negative control: without the comparison the tampered container is the kernel's.
-    caplog.clear()
+    prelaunch_log.clear()
     _start(settings).cleanup()  # the entry is rewritten by that start: tamper again
     _edit(cache, TAMPERING[tamper])
     monkeypatch.setattr(prelaunch, "_same_request", lambda *_: True)
     loose = _start(settings)
     try:
         host = docker_client.api.inspect_container(loose.container_id)["HostConfig"]
-        assert _raw_taken(caplog)
+        assert _raw_taken(prelaunch_log)
         assert (
             host["NetworkMode"] == "host"
             or host["Privileged"]
@@ -355,9 +360,8 @@ def test_settings_changed_in_a_config_file_do_not_reuse_the_old_request(
     cache: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    prelaunch_log: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="sandbox_kernel.prelaunch")
     monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(tmp_path / "jupyter"))
     config_file = tmp_path / "jupyter" / "sandbox_kernel_config.py"
     config_file.parent.mkdir()
@@ -374,7 +378,7 @@ def test_settings_changed_in_a_config_file_do_not_reuse_the_old_request(
     session = _start(settings)
     try:
         assert memory_of(session) == 768 * 1024 * 1024
-        assert not _raw_taken(caplog)
+        assert not _raw_taken(prelaunch_log)
     finally:
         session.cleanup()
 
@@ -385,10 +389,10 @@ def test_settings_changed_in_a_config_file_do_not_reuse_the_old_request(
     )
     _start(settings).cleanup()  # cached with 1g
     monkeypatch.setenv("COLD_TEST_MEMORY", "768m")
-    caplog.clear()
+    prelaunch_log.clear()
     session = _start(settings)
     try:
-        assert "is not today's" in caplog.text and not _raw_taken(caplog)
+        assert "is not today's" in prelaunch_log.text and not _raw_taken(prelaunch_log)
         assert memory_of(session) == 768 * 1024 * 1024
     finally:
         session.cleanup()
@@ -399,9 +403,8 @@ def test_a_waiting_spare_is_claimed_and_no_raw_container_made(
     docker_client: docker.DockerClient,
     settings: dict[str, Any],
     cache: Path,
-    caplog: pytest.LogCaptureFixture,
+    prelaunch_log: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="sandbox_kernel.prelaunch")
     settings = {**settings, "warm_spare": True}
     config = load_settings(settings_argv(settings))
     image_id = docker_client.images.get(config.image).id
@@ -420,7 +423,7 @@ def test_a_waiting_spare_is_claimed_and_no_raw_container_made(
     claimed = _start(settings)
     try:
         assert claimed.claimed_spare
-        assert not _raw_taken(caplog)
+        assert not _raw_taken(prelaunch_log)
         assert _created_since(docker_client, since, fingerprint) == []
     finally:
         claimed.cleanup()
@@ -430,7 +433,7 @@ def test_a_waiting_spare_is_claimed_and_no_raw_container_made(
             docker_client.api.remove_container(container["Id"], force=True, v=True)
     cold = _start(settings)
     cold.cleanup()
-    assert _raw_taken(caplog)
+    assert _raw_taken(prelaunch_log)
 
 
 @pytest.mark.docker
@@ -438,14 +441,13 @@ def test_a_corrupt_cache_falls_back_to_the_sdks_request(
     docker_client: docker.DockerClient,
     settings: dict[str, Any],
     cache: Path,
-    caplog: pytest.LogCaptureFixture,
+    prelaunch_log: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="sandbox_kernel.prelaunch")
     _start(settings).cleanup()
     _entry(cache).write_text('{"schema": 1, "body": ')
     session = _start(settings)
     try:
-        assert not _raw_taken(caplog)
+        assert not _raw_taken(prelaunch_log)
         assert docker_client.api.inspect_container(session.container_id)["State"]["Running"]
         assert coldcache.load(settings_argv(settings)) is not None  # written anew
     finally:
