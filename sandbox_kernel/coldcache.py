@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -89,12 +90,20 @@ def _path(key_: str) -> str:
 
 
 def _digest(path: str) -> str | None:
-    """The file's sha256, or None when there is no file there."""
+    """The file's sha256, or None when there is no file there.
+
+    Raises:
+        OSError: it is not a regular file (an entry naming a FIFO must not hang the
+            start), it is too large, or it cannot be read.
+    """
     try:
-        with open(path, "rb") as file:
-            data = file.read(MAX_ENTRY + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        data = file.read(MAX_ENTRY + 1)
     if len(data) > MAX_ENTRY:
         raise OSError(f"{path} is too large to compare")
     return hashlib.sha256(data).hexdigest()
@@ -157,19 +166,25 @@ def load(overrides: Sequence[str]) -> dict[str, Any] | None:
     engine = os.environ.get("DOCKER_HOST")
     if engine and not engine.startswith("unix://"):
         return None
+    key_ = key(overrides)
     try:
-        fd = os.open(_path(key(overrides)), os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(_path(key_), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
     try:
         info = os.fstat(fd)
         # The user's own file, which no one else can have written.
-        if info.st_uid != os.getuid() or info.st_mode & 0o022 or info.st_size > MAX_ENTRY:
+        if (
+            not stat.S_ISREG(info.st_mode)
+            or info.st_uid != os.getuid()
+            or info.st_mode & 0o022
+            or info.st_size > MAX_ENTRY
+        ):
             return None
         with os.fdopen(fd, "rb") as file:
             fd = -1
             entry = json.loads(file.read(MAX_ENTRY + 1))
-        if not _valid(entry, key(overrides)):
+        if not _valid(entry, key_):
             return None
         for path, digest in entry["files"].items():
             if _digest(path) != digest:

@@ -175,6 +175,24 @@ def test_an_entry_is_read_only_as_written_by_this_user_for_these_inputs(
         assert coldcache.load(flags) is None, bad
 
 
+def test_a_fifo_named_by_the_cache_does_not_hang_the_start(cache: Path, tmp_path: Path) -> None:
+    flags = ["--SandboxConfig.memory=1g"]
+    config_file = tmp_path / "sandbox_kernel_config.py"
+    config_file.write_text("c.SandboxConfig.memory = '1g'\n")
+    _store([str(config_file)])
+    assert coldcache.load(flags) is not None  # the control
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    path = _entry(cache)
+    entry = json.loads(path.read_text())
+    entry["files"][str(fifo)] = "0" * 64
+    path.write_text(json.dumps(entry))
+    assert coldcache.load(flags) is None  # read, it would block for ever
+    path.unlink()
+    os.mkfifo(path, 0o600)
+    assert coldcache.load(flags) is None
+
+
 def test_entries_are_bounded(cache: Path, tmp_path: Path) -> None:
     for index in range(coldcache.MAX_ENTRIES + 5):
         fingerprint = f"{index:02x}" * 16
