@@ -268,8 +268,9 @@ def launch(
     """Create and start a kernel container from the entry; None when a warm spare of
     its configuration is waiting (claiming it is quicker, and it must not be wasted).
 
-    ``asking`` is called before the first request leaves: the rest is waiting for the
-    engine, which the kernel process's imports can overlap.
+    ``asking`` is called before the create request leaves: the rest is waiting for
+    the engine, which the kernel process's imports can overlap. (Not when a spare is
+    claimed instead: that start goes on as without the cache.)
 
     Raises:
         EngineHTTPError: the engine could not be asked or refused (nothing is left).
@@ -282,9 +283,9 @@ def launch(
         LABEL_CREATED: str(int(time.time())),
     }
     name = f"sandbox-kernel-kernel-{os.urandom(6).hex()}"
-    asking()
     if entry["warm_spare"] and _spare_waiting(socket, entry["fingerprint"], timeout):
         return None
+    asking()
     status, created = request(
         socket, "POST", f"{API}/containers/create?name={name}", body, timeout=timeout
     )
