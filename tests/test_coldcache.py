@@ -277,8 +277,8 @@ def prelaunch_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     return caplog
 
 
-def _raw_taken(caplog: pytest.LogCaptureFixture) -> bool:
-    return "made by the cached create request" in prelaunch_log.text
+def _raw_taken(log: pytest.LogCaptureFixture) -> bool:
+    return "made by the cached create request" in log.text
 
 
 @pytest.mark.docker
