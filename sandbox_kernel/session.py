@@ -226,7 +226,7 @@ class ContainerSession:
             return
         if asking is not None:
             asking.set()
-        self.container_id = container_id = create_container(
+        container_id = create_container(
             self.client,
             self.config,
             self.image.id,
@@ -235,6 +235,7 @@ class ContainerSession:
             claim_timeout=self.config.startup_timeout,
             sent=self.sent,
         )
+        self.container_id = container_id
         self._attach()
         self._launched_at = time.time()
         try:
