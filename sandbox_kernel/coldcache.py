@@ -6,10 +6,10 @@ waited for the kernel process to import the Docker SDK and load its settings (ab
 the kernel process caches the create request the SDK sent (spec.create_body) in the
 user's cache folder, keyed by what decides it; at the next start it sends that request
 at once over the engine's unix socket (enginehttp.py), with a fresh name and the
-labels that carry this process and the time, and starts the container. Then it
-imports the SDK and loads the settings as before, and keeps the container only when
-the request it sent equals the one the SDK builds now, for the same engine
-(prelaunch.py); anything else removes it and the normal start runs.
+labels that carry this process and the time, and starts the container. The kernel
+then imports and starts as before, and keeps that container (prelaunch.take) only
+when the request sent equals the one spec.py builds for its settings now, to the
+same engine; anything else removes it and the normal start runs.
 
 So the cache decides nothing about what the container is: spec.py does. A stale,
 corrupt or edited entry costs one container made and removed, never a kernel in it.
@@ -37,7 +37,7 @@ from .enginehttp import EngineHTTPError, Pending, request, send
 #: The engine API version the SDK is pinned to (session.API_VERSION).
 API = "/v1.41"
 SCHEMA = 1
-#: The largest entry read (a body is about 60 kB: the relay's and bootstrap's text).
+#: The largest entry read (a body is about 85 kB: the relay's and bootstrap's text).
 MAX_ENTRY = 1 << 20
 #: The most entries kept (one per configuration the user starts kernels with).
 MAX_ENTRIES = 16
@@ -286,25 +286,25 @@ def launch(
     if entry["warm_spare"] and _spare_waiting(socket, entry["fingerprint"], timeout):
         return None
     asking()
-    status, created = request(
-        socket, "POST", f"{API}/containers/create?name={name}", body, timeout=timeout
-    )
-    if status != 201 or not isinstance(created, dict) or not _is_hex(created.get("Id"), 64):
-        raise EngineHTTPError(f"the engine did not create it ({status}): {str(created)[:200]}")
-    container_id = created["Id"]
     try:
+        status, created = request(
+            socket, "POST", f"{API}/containers/create?name={name}", body, timeout=timeout
+        )
+        if status != 201 or not isinstance(created, dict) or not _is_hex(created.get("Id"), 64):
+            raise EngineHTTPError(f"the engine did not create it ({status}): {str(created)[:200]}")
+        container_id = created["Id"]
         start = send(socket, "POST", f"{API}/containers/{container_id}/start")
     except EngineHTTPError:
-        _remove(socket, container_id)
+        _remove(socket, name)  # made, if the answer was lost or odd: by its name
         raise
     return RawLaunch(socket, container_id, body, start)
 
 
-def _remove(socket: str, container_id: str) -> None:
+def _remove(socket: str, container: str) -> None:
     # Should this fail: started, its relay's claim timeout ends it; never started,
     # `sandbox-kernel cleanup` removes it.
     with contextlib.suppress(EngineHTTPError):
-        request(socket, "DELETE", f"{API}/containers/{container_id}?force=1&v=1")
+        request(socket, "DELETE", f"{API}/containers/{container}?force=1&v=1")
 
 
 def _spare_waiting(socket: str, fingerprint: str, timeout: float) -> bool:

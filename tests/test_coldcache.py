@@ -472,6 +472,27 @@ def test_a_corrupt_cache_falls_back_to_the_sdks_request(
         session.cleanup()
 
 
+@pytest.mark.docker
+def test_a_request_the_engine_refuses_falls_back_and_leaves_nothing(
+    docker_client: docker.DockerClient,
+    settings: dict[str, Any],
+    cache: Path,
+    prelaunch_log: pytest.LogCaptureFixture,
+) -> None:
+    _start(settings).cleanup()
+    _edit(cache, lambda body: body.update(Image="sha256:" + "0" * 64))  # no such image
+    config = load_settings(settings_argv(settings))
+    fingerprint = spec.fingerprint(config, docker_client.images.get(config.image).id)
+    since = time.time()
+    session = _start(settings)
+    try:
+        assert "no raw first request" in prelaunch_log.text and not _raw_taken(prelaunch_log)
+        assert _created_since(docker_client, since, fingerprint) == [session.container_id]
+        assert coldcache.load(settings_argv(settings)) is not None  # written anew
+    finally:
+        session.cleanup()
+
+
 # -- through the installed kernel and jupyter_client ---------------------------------------
 @pytest.mark.docker
 def test_a_kernel_starts_in_the_container_its_cached_request_made(
