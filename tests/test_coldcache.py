@@ -454,41 +454,41 @@ def test_a_waiting_spare_is_claimed_and_no_raw_container_made(
     assert _raw_taken(prelaunch_log)
 
 
-@pytest.mark.docker
-def test_a_corrupt_cache_falls_back_to_the_sdks_request(
-    docker_client: docker.DockerClient,
-    settings: dict[str, Any],
-    cache: Path,
-    prelaunch_log: pytest.LogCaptureFixture,
-) -> None:
-    _start(settings).cleanup()
+def _garbage(cache: Path) -> None:
     _entry(cache).write_text('{"schema": 1, "body": ')
-    session = _start(settings)
-    try:
-        assert not _raw_taken(prelaunch_log)
-        assert docker_client.api.inspect_container(session.container_id)["State"]["Running"]
-        assert coldcache.load(settings_argv(settings)) is not None  # written anew
-    finally:
-        session.cleanup()
+
+
+def _missing_image(cache: Path) -> None:
+    _edit(cache, lambda body: body.update(Image="sha256:" + "0" * 64))
 
 
 @pytest.mark.docker
-def test_a_request_the_engine_refuses_falls_back_and_leaves_nothing(
+@pytest.mark.parametrize(
+    ("spoil", "said"),
+    [(_garbage, ""), (_missing_image, "no raw first request")],
+    ids=["corrupt", "refused"],
+)
+def test_a_corrupt_or_refused_request_falls_back_to_the_sdks_and_leaves_nothing(
     docker_client: docker.DockerClient,
     settings: dict[str, Any],
     cache: Path,
     prelaunch_log: pytest.LogCaptureFixture,
+    spoil: Any,
+    said: str,
 ) -> None:
+    """A cache that does not parse, and a request the engine refuses (an image it
+    lacks): the start goes on as without a cache, and writes the entry anew."""
     _start(settings).cleanup()
-    _edit(cache, lambda body: body.update(Image="sha256:" + "0" * 64))  # no such image
+    spoil(cache)
     config = load_settings(settings_argv(settings))
     fingerprint = spec.fingerprint(config, docker_client.images.get(config.image).id)
     since = time.time()
     session = _start(settings)
     try:
-        assert "no raw first request" in prelaunch_log.text and not _raw_taken(prelaunch_log)
+        assert said in prelaunch_log.text and not _raw_taken(prelaunch_log)
         assert _created_since(docker_client, since, fingerprint) == [session.container_id]
-        assert coldcache.load(settings_argv(settings)) is not None  # written anew
+        assert docker_client.api.inspect_container(session.container_id)["State"]["Running"]
+        assert coldcache.load(settings_argv(settings)) is not None
     finally:
         session.cleanup()
 
