@@ -331,13 +331,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["kernel"]:
-        from .dockersdk import import_without_ssh
-
-        import_without_ssh()  # a quicker start; ssh:// engines load the transport later
         from . import prelaunch
 
         # The container starts while the kernel imports ipykernel (see prelaunch.py).
         prelaunch.begin(args_list[1:])
+        from .dockersdk import import_without_ssh
+
+        import_without_ssh()  # done by prelaunch's thread, unless the engine was slow
         from .kernel import main as kernel_main
 
         kernel_main(args_list[1:])

@@ -125,10 +125,11 @@ class InnerKernel:
         """
         self._loop = asyncio.get_running_loop()
         # The kernel process may have launched it already, while it imported (prelaunch).
-        early = await asyncio.to_thread(prelaunch.take, self.config)
+        early = await asyncio.to_thread(prelaunch.take, self.config, self.client)
         self.container = await asyncio.to_thread(self._make_container, early)
         if early is None:
             await asyncio.to_thread(self.container.launch)
+            prelaunch.remember(self.container)  # for the next start's first request
         if self.container.claimed_spare:
             try:
                 await self._open_and_wait(

@@ -8,16 +8,25 @@ heavy imports; it launches the container (or claims a spare) on a thread, and th
 sandbox's first start adopts it with :func:`take` when its configuration turns out
 the same (the fingerprint: the settings the kernel ends up with may differ from the
 ones read here, and then the early container is removed unused).
+
+Before even the Docker SDK is imported, the thread sends the create request cached
+at the last start (coldcache.py) and starts that container; then it is done. The
+kernel adopts that container in :func:`take`, with its own settings and engine
+client, only if the request equals the one the SDK builds for them now.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import docker
+
+    from .coldcache import RawLaunch
     from .config import SandboxConfig
     from .session import ContainerSession
 
@@ -26,6 +35,9 @@ log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _launched: ContainerSession | None = None
+_raw: RawLaunch | None = None
+#: The kernel's --SandboxConfig flags, which key the cached request (None: no kernel).
+_overrides: list[str] | None = None
 
 
 #: Seconds :func:`begin` waits for the launch to reach the engine, at most.
@@ -41,8 +53,10 @@ def begin(argv: Sequence[str]) -> None:
     imports), and Python's imports on two threads would share one interpreter lock.
     The engine's work then overlaps this process's imports.
     """
-    global _thread
-    overrides = [arg for arg in argv if arg.startswith("--SandboxConfig.")]
+    global _thread, _overrides
+    if _thread is not None:
+        return  # begun already: ``python -m sandbox_kernel`` begins before the CLI's imports
+    _overrides = overrides = [arg for arg in argv if arg.startswith("--SandboxConfig.")]
     asking = threading.Event()
     _thread = threading.Thread(
         target=_launch, args=(overrides, asking), name="sandbox-prelaunch", daemon=True
@@ -52,8 +66,19 @@ def begin(argv: Sequence[str]) -> None:
 
 
 def _launch(overrides: list[str], asking: threading.Event) -> None:
-    global _launched
+    global _launched, _raw
+    raw = _raw_launch(overrides, asking)
+    if raw is not None:
+        # Nothing more here: the kernel adopts it with its own settings and engine
+        # client (take), which it makes anyway; loading them here too would only
+        # compete with the kernel's imports for this process's one interpreter lock.
+        with _lock:
+            _raw = raw
+        return
     try:
+        from .dockersdk import import_without_ssh
+
+        import_without_ssh()  # a quicker start; ssh:// engines load the transport later
         from .cli import load_settings
         from .session import ContainerSession, connect
 
@@ -67,22 +92,46 @@ def _launch(overrides: list[str], asking: threading.Event) -> None:
         return
     finally:
         asking.set()
+    _remember(overrides, session)
     with _lock:
         _launched = session
 
 
-def take(config: SandboxConfig) -> ContainerSession | None:
+def _raw_launch(overrides: list[str], asking: threading.Event) -> RawLaunch | None:
+    """The container made from the cached request, if there is one (never raises).
+
+    The kernel process goes on (``asking``) once the request is ready to leave:
+    without the SDK there is nothing its imports could slow down but a few small
+    JSON answers, and it need not idle while the engine works.
+    """
+    from . import coldcache
+
+    try:
+        entry = coldcache.load(overrides)
+        return None if entry is None else coldcache.launch(entry, asking=asking.set)
+    except Exception as err:
+        log.debug("no raw first request: %s", err)
+        return None
+
+
+def take(
+    config: SandboxConfig, client: docker.DockerClient | None = None
+) -> ContainerSession | None:
     """The early container, if it was launched for this very configuration.
 
     Waits for the launch to finish; returns it at most once. A container launched
-    for other settings is removed.
+    for other settings is removed. ``client``: the kernel's engine client, for a
+    container the cached request made (else one is connected).
     """
-    global _launched, _thread
+    global _launched, _thread, _raw
     thread, _thread = _thread, None
     if thread is not None:
         thread.join()
     with _lock:
         session, _launched = _launched, None
+        raw, _raw = _raw, None
+    if raw is not None:
+        return _adopt(config, client, raw)
     if session is None:
         return None
     from . import spec
@@ -92,3 +141,74 @@ def take(config: SandboxConfig) -> ContainerSession | None:
         session.cleanup(wait=False)
         return None
     return session
+
+
+def _adopt(
+    config: SandboxConfig, client: docker.DockerClient | None, raw: RawLaunch
+) -> ContainerSession | None:
+    """The session of the container the cached request made, when that request is the
+    one the SDK builds for these settings now, to the same engine. Otherwise that
+    container is removed: None (the kernel's own start runs, see :func:`remember`)."""
+    from .session import ContainerSession, connect, local_socket
+
+    try:
+        session = ContainerSession(
+            config, client or connect(config), on_frame=lambda *_: None, on_closed=lambda _: None
+        )
+        if _same_request(session, raw) and local_socket(config) == raw.socket:
+            raw.started()
+            session.adopt(raw.container_id)
+            log.debug("the early container was made by the cached create request")
+            return session
+        log.debug("the cached create request is not today's; its container is removed")
+    except Exception as err:
+        log.debug("no early container: %s", err)
+    raw.remove()
+    return None
+
+
+def _same_request(session: ContainerSession, raw: RawLaunch) -> bool:
+    """Whether the request sent is the one the session would send now (spec.py's)."""
+    from . import spec
+
+    expected = session.kernel_request()
+    # The second the labels were made is the one value that may differ.
+    expected["Labels"][spec.LABEL_CREATED] = raw.body["Labels"][spec.LABEL_CREATED]
+    return raw.body == expected
+
+
+def remember(session: ContainerSession) -> None:
+    """Cache the request of a container the kernel launched itself, when this process
+    began with :func:`begin` (a kernel process: the one that reads the cache)."""
+    if _overrides is not None:
+        _remember(_overrides, session)
+
+
+def _remember(overrides: list[str], session: ContainerSession) -> None:
+    """Cache the request the SDK sent, for the next start's raw request (never raises)."""
+    if not session.sent:
+        return  # a claimed spare
+    try:
+        from jupyter_core.paths import jupyter_config_path
+
+        from . import coldcache, spec
+        from .session import local_socket
+
+        socket = local_socket(session.config)
+        if socket is None:
+            return
+        coldcache.store(
+            overrides,
+            socket=socket,
+            host=spec.controller_host(),
+            config_files=[
+                os.path.join(folder, f"sandbox_kernel_config{ext}")
+                for folder in jupyter_config_path()
+                for ext in (".py", ".json")
+            ],
+            fingerprint=session.fingerprint,
+            warm_spare=session.config.warm_spare,
+            body=session.sent["body"],
+        )
+    except Exception as err:
+        log.debug("the create request was not cached: %s", err)

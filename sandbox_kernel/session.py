@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 import docker
+import docker.constants
 import docker.context
 import docker.errors
 import requests.exceptions
@@ -89,6 +90,21 @@ def engine_address(config: SandboxConfig) -> dict[str, Any]:
         if context.TLSConfig is not None:
             kwargs["tls"] = context.TLSConfig
     return kwargs
+
+
+def local_socket(config: SandboxConfig) -> str | None:
+    """The path of the engine's unix socket when the engine is local, else None
+    (TCP, TLS, SSH: only the SDK speaks to those).
+
+    Raises:
+        docker.errors.DockerException: the environment or the context is invalid.
+    """
+    address = engine_address(config)
+    base_url = str(address.get("base_url") or docker.constants.DEFAULT_UNIX_SOCKET)
+    for scheme in ("unix://", "http+unix://"):
+        if base_url.startswith(scheme) and "tls" not in address:
+            return base_url.removeprefix(scheme)
+    return None
 
 
 def connect(config: SandboxConfig, timeout: float = 10.0) -> docker.DockerClient:
@@ -174,6 +190,8 @@ class ContainerSession:
         self.on_closed = on_closed
         self.container_id: str | None = None
         self.claimed_spare = False
+        #: The create request :meth:`launch` sent (``name``, ``body``), if it made one.
+        self.sent: dict[str, Any] = {}
         self._socket: Any = None
         self._raw: Any = None
         self._send_lock = threading.Lock()
@@ -215,6 +233,7 @@ class ContainerSession:
             role="kernel",
             fingerprint=self.fingerprint,
             claim_timeout=self.config.startup_timeout,
+            sent=self.sent,
         )
         self.container_id = container_id
         self._attach()
@@ -226,6 +245,28 @@ class ContainerSession:
             raise ContainerStartError(
                 f"The sandbox container failed to start: {_reason(err)}."
             ) from err
+
+    def kernel_request(self) -> dict[str, Any]:
+        """The create request's body :meth:`launch` sends for a new container now."""
+        return spec.create_body(
+            self.config,
+            self.image.id,
+            version=API_VERSION,
+            role="kernel",
+            fingerprint_=self.fingerprint,
+            claim_timeout=self.config.startup_timeout,
+        )
+
+    def adopt(self, container_id: str) -> None:
+        """Be the session of a kernel container made and started without this client
+        (the raw first request, see coldcache.py): attach to it, as :meth:`launch` does.
+
+        Raises:
+            ContainerStartError: it cannot be attached (it is removed).
+        """
+        self.container_id = container_id
+        self._attach()
+        self._launched_at = time.time()
 
     def _claim_spare(self) -> bool:
         spares = list_containers(
@@ -413,33 +454,40 @@ def create_container(
     warm_delay: float = 0.0,
     name: str | None = None,
     extra_labels: dict[str, str] | None = None,
+    sent: dict[str, Any] | None = None,
 ) -> str:
     """Create (not start) a sandbox container and return its id.
+
+    ``sent``, when given, receives the request: ``name`` and ``body`` (see
+    spec.create_body), which the kernel process caches for its next cold start.
 
     Raises:
         ContainerStartError: the engine refused the container.
     """
-    options = spec.container_options(config)
     if name is None:
         name = (
             spec.spare_name(fingerprint)
             if role == "spare"
             else f"sandbox-kernel-{role}-{uuid.uuid4().hex[:12]}"
         )
+    body = spec.create_body(
+        config,
+        image_id,
+        version=API_VERSION,
+        role=role,
+        fingerprint_=fingerprint,
+        claim_timeout=claim_timeout,
+        warm_delay=warm_delay,
+        extra_labels=extra_labels,
+    )
     try:
-        host_config = client.api.create_host_config(**options["host_config"])
-        created = client.api.create_container(
-            image_id,
-            command=spec.relay_command(config, claim_timeout=claim_timeout, warm_delay=warm_delay),
-            name=name,
-            labels={**spec.labels(role, fingerprint), **(extra_labels or {})},
-            host_config=host_config,
-            **options["container"],
-        )
+        created = client.api.create_container_from_config(body, name)
     except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
         raise ContainerStartError(
             f"The engine refused to create the sandbox container: {_reason(err)}."
         ) from err
+    if sent is not None:
+        sent.update(name=name, body=body)
     return str(created["Id"])
 
 

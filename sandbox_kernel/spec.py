@@ -197,6 +197,42 @@ def container_options(config: SandboxConfig) -> dict[str, Any]:
     return {"host_config": host_config, "container": container}
 
 
+def create_body(
+    config: SandboxConfig,
+    image_id: str,
+    *,
+    version: str,
+    role: str,
+    fingerprint_: str,
+    claim_timeout: float,
+    warm_delay: float = 0.0,
+    extra_labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The engine's create request for this sandbox: the JSON body of ``POST
+    /containers/create`` exactly as it is sent (API ``version``).
+
+    Built with the SDK's request types, as ``create_container`` builds it, without its
+    top-level nulls. The kernel's raw first request (see coldcache.py) replays a
+    cached copy of it, and its container is used only when the copy equals this.
+
+    Raises:
+        ConfigError: a size, mount or seccomp setting is invalid.
+    """
+    options = container_options(config)
+    container = dict(options["container"])
+    container.pop("use_config_proxy")  # an argument of create_container, not of the request
+    body = docker.types.ContainerConfig(
+        version,
+        image_id,
+        relay_command(config, claim_timeout=claim_timeout, warm_delay=warm_delay),
+        host_config=docker.types.HostConfig(version=version, **options["host_config"]),
+        labels={**labels(role, fingerprint_), **(extra_labels or {})},
+        **container,
+    )
+    sent = {key: value for key, value in body.items() if value is not None}
+    return dict(json.loads(json.dumps(sent)))
+
+
 #: Under gVisor, host pids (threads) allowed per sandbox task, and for gVisor itself.
 #: Measured on the ptrace platform: gVisor's kernel uses about 60 host threads, and
 #: each process of the sandbox 4-5 more (its stub process and threads).
