@@ -542,7 +542,7 @@ class SandboxKernel(KernelSeams):
             await asyncio.wait_for(asyncio.wrap_future(copied), OUTPUTS_SHUTDOWN_WAIT)
         # The container goes away by itself once told (SHUTDOWN) and detached; not
         # waiting for the engine's confirmation makes shutdown and restart quick.
-        await asyncio.to_thread(self.sandbox.stop_now, wait=False)
+        await asyncio.to_thread(self.sandbox.stop_now, wait=False, successor=restart)
         if not self._on_shell_loop():
             # A cell still running now ends with KernelShutdown: let its reply out
             # before ipykernel stops the shell loop.

@@ -474,6 +474,14 @@ def launch_spare(client: docker.DockerClient, config: SandboxConfig, image_id: s
         log.info("no warm spare: %s", err)
 
 
+def wake_spare(client: docker.DockerClient, fingerprint: str) -> None:
+    """Have this configuration's unclaimed spare start its kernel now, not after its
+    warm delay: a kernel restarting calls it on its way out, for its successor (see
+    the relay's ``wait_warm``). Never raises: a spare is an optimisation."""
+    with contextlib.suppress(Exception):
+        client.api.kill(spec.spare_name(fingerprint), signal="SIGUSR1")
+
+
 def list_containers(
     client: docker.DockerClient,
     *,
