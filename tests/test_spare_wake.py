@@ -16,7 +16,12 @@ import pytest
 
 from sandbox_kernel import spec
 from sandbox_kernel.config import SandboxConfig
-from sandbox_kernel.session import create_container, list_containers, wake_spare
+from sandbox_kernel.session import (
+    ContainerSession,
+    create_container,
+    list_containers,
+    wake_spare,
+)
 
 from harness import IMAGE, KernelSpecs, start_kernel
 
@@ -204,3 +209,21 @@ def test_restart_right_after_start_is_fresh_and_leaves_nothing(
     finally:
         if fingerprint:
             _remove(docker_client, fingerprint)
+
+
+def test_a_claim_starts_the_kernel_of_a_spare_still_in_its_warm_delay(
+    docker_client: docker.DockerClient,
+) -> None:
+    # The claimer's first frame wakes the relay while the kernel process still imports
+    # (before its OPEN). The unwoken spare of the first test is the control.
+    config = SandboxConfig(image=IMAGE, warm_spare=True, extra_env={"WAKE_TEST": uuid.uuid4().hex})
+    spare = _slow_spare(docker_client, config)
+    session = ContainerSession(config, docker_client, lambda *_: None, lambda _: None)
+    try:
+        _wait(lambda: _relay_catches_sigusr1(docker_client, spare), "the relay is not waiting yet")
+        session.launch()
+        assert session.claimed_spare and session.container_id == spare
+        _wait(lambda: _processes(docker_client, spare) >= 2, "the claimed spare has no kernel")
+    finally:
+        session.cleanup()
+        _remove(docker_client, session.fingerprint)
