@@ -36,7 +36,6 @@ from .inner import Message
 from .record import ENVIRONMENT_MIME_TYPE, LANGUAGE_INFO_KEY, environment
 from .sandbox import Sandbox
 from .seams import KernelAppSeams, KernelSeams, stop_control_thread
-from .validator.results import ANSWERED_RULES
 
 if TYPE_CHECKING:
     from .usage import CellUsage
@@ -298,6 +297,9 @@ class SandboxKernel(KernelSeams):
         return reply
 
     def _blocked_reply(self, result: ExecutionResult, parent: Message) -> dict[str, Any]:
+        # Imported here, not at start (the validator's tables are loaded after it).
+        from .validator.results import ANSWERED_RULES
+
         verdict = result.validation
         assert verdict is not None
         assert result.error is not None
