@@ -36,7 +36,6 @@ from .inner import Message
 from .record import ENVIRONMENT_MIME_TYPE, LANGUAGE_INFO_KEY, environment
 from .sandbox import Sandbox
 from .seams import KernelAppSeams, KernelSeams, stop_control_thread
-from .validator.results import ANSWERED_RULES
 
 if TYPE_CHECKING:
     from .usage import CellUsage
@@ -298,6 +297,9 @@ class SandboxKernel(KernelSeams):
         return reply
 
     def _blocked_reply(self, result: ExecutionResult, parent: Message) -> dict[str, Any]:
+        # Imported here, not at start (the validator's tables are loaded after it).
+        from .validator.results import ANSWERED_RULES
+
         verdict = result.validation
         assert verdict is not None
         assert result.error is not None
@@ -542,7 +544,7 @@ class SandboxKernel(KernelSeams):
             await asyncio.wait_for(asyncio.wrap_future(copied), OUTPUTS_SHUTDOWN_WAIT)
         # The container goes away by itself once told (SHUTDOWN) and detached; not
         # waiting for the engine's confirmation makes shutdown and restart quick.
-        await asyncio.to_thread(self.sandbox.stop_now, wait=False)
+        await asyncio.to_thread(self.sandbox.stop_now, wait=False, successor=restart)
         if not self._on_shell_loop():
             # A cell still running now ends with KernelShutdown: let its reply out
             # before ipykernel stops the shell loop.

@@ -184,6 +184,29 @@ def exit_code(status):
     return os.WEXITSTATUS(status)
 
 
+def wait_warm(delay):
+    """A warm spare's wait before its kernel starts, so that booting it does not slow
+    the session that just made it: ``delay`` seconds, or less when woken.
+
+    Woken by anything on stdin (a claim: its controller's first frame) or by SIGUSR1
+    from the engine (a kernel restarting: its successor will claim this spare in a
+    moment, and the old kernel sends it on its way out). Only then is there a handler
+    for SIGUSR1; afterwards the default again, which the init of a PID namespace never
+    receives: no process of the sandbox can signal the relay.
+    """
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    signal.set_wakeup_fd(write_end)
+    signal.signal(signal.SIGUSR1, lambda *_: None)
+    try:
+        select.select([0, read_end], [], [], delay)
+    finally:
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)
+        os.close(read_end)
+        os.close(write_end)
+
+
 def kernel_preexec(ids):
     """In the kernel's process before exec: its uids (when the relay has its own)."""
 
@@ -527,8 +550,7 @@ class Relay:
         )
         make_undumpable()
         if self.opts["warm-delay"]:
-            # A warm spare: start the kernel a little later, or at once when claimed.
-            select.select([0], [], [], self.opts["warm-delay"])
+            wait_warm(self.opts["warm-delay"])
         self.start_kernel()
         poller = self.poller = zmq.Poller()
         poller.register(0, zmq.POLLIN)

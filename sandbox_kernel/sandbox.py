@@ -33,7 +33,7 @@ from .config import SandboxConfig
 from .errors import SandboxDiedError, SandboxError
 from .folder import NotebookFolder
 from .inner import InnerKernel, Message
-from .session import connect, image_reference, launch_spare
+from .session import connect, image_reference, launch_spare, wake_spare
 
 if TYPE_CHECKING:
     # Imported when first needed (see Sandbox._warm_up): the kernel's process is
@@ -221,17 +221,22 @@ class Sandbox:
         if inner is not None:
             await inner.shutdown()
 
-    def stop_now(self, *, wait: bool = True) -> None:
+    def stop_now(self, *, wait: bool = True, successor: bool = False) -> None:
         """Synchronous :meth:`stop` for atexit handlers and other threads.
 
         Args:
             wait: wait until the engine has removed the container (see
                 :meth:`ContainerSession.cleanup`).
+            successor: a new kernel process follows at once (a restart): the warm spare
+                it will claim starts its kernel now rather than after its warm delay.
         """
         self._closed = True
         if self._inner is not None:
             self._inner.shutdown_now(wait=wait)
         self._join_spare()
+        container = self._inner.container if self._inner is not None else None
+        if successor and self.config.warm_spare and container is not None and self._client:
+            wake_spare(self._client, container.fingerprint)
 
     async def restart(self) -> None:
         """A fresh container: every variable and file of the old one is gone."""

@@ -215,17 +215,18 @@ class ContainerSession:
         """Get a running container (a claimed spare, else a new one), attached.
 
         The relay says nothing until :meth:`open`, so the caller can launch early (on
-        any thread) and open once it is ready to receive. ``asking`` is set once the
-        engine has been asked to make the container (the rest is the engine's work).
+        any thread) and open once it is ready to receive. ``asking`` is set once only
+        requests to the engine are left (a claim's few, or the create and start).
 
         Raises:
             ContainerStartError: the engine refused to create or start it.
             DockerUnavailableError: the engine failed meanwhile.
         """
+        if asking is not None:
+            # A claim is a few small requests: the caller's imports need not wait.
+            asking.set()
         if use_spare and self.config.warm_spare and self._claim_spare():
             return
-        if asking is not None:
-            asking.set()
         container_id = create_container(
             self.client,
             self.config,
@@ -295,6 +296,9 @@ class ContainerSession:
                 self._torn_down = False
                 self._closed.clear()
                 continue
+            # A spare still in its warm delay starts its kernel at the first frame: now,
+            # while this process imports, not at OPEN (the relay ignores a PING before).
+            self.send(Kind.PING)
             self.claimed_spare = True
             return True
         return False
@@ -520,6 +524,14 @@ def launch_spare(client: docker.DockerClient, config: SandboxConfig, image_id: s
             log.info("no warm spare: %s", err)
     except Exception as err:
         log.info("no warm spare: %s", err)
+
+
+def wake_spare(client: docker.DockerClient, fingerprint: str) -> None:
+    """Have this configuration's unclaimed spare start its kernel now, not after its
+    warm delay: a kernel restarting calls it on its way out, for its successor (see
+    the relay's ``wait_warm``). Never raises: a spare is an optimisation."""
+    with contextlib.suppress(Exception):
+        client.api.kill(spec.spare_name(fingerprint), signal="SIGUSR1")
 
 
 def list_containers(
