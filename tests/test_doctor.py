@@ -38,7 +38,7 @@ def test_a_working_setup_passes_every_check_and_names_the_image_digest() -> None
     assert "ran a cell with Python 3." in out
     assert "  ok    validation: block, profile notebook" in out  # the kernel's default
     # The inner kernel's patches (bootstrap.py) as the relay's HELLO reported them.
-    assert "  ok    inner patches: all 10 applied: " in out
+    assert "  ok    inner patches: all 11 applied: " in out
     assert out.rstrip().endswith("all good")
 
 
