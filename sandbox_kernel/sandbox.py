@@ -32,6 +32,7 @@ from .bootstrap import END_MARKER_KEY
 from .config import SandboxConfig
 from .errors import SandboxDiedError, SandboxError
 from .folder import NotebookFolder
+from .folder_trips import FolderTrips
 from .inner import InnerKernel, Message
 from .session import connect, image_reference, launch_spare, wake_spare
 
@@ -105,6 +106,7 @@ class Sandbox:
         self.folder = (
             NotebookFolder(Path(folder).absolute(), self.config) if folder is not None else None
         )
+        self._trips = FolderTrips(self.folder) if self.folder is not None else None
         self.metering = CellMetering()
         self.kernel_info: dict[str, Any] = {}
         # Which of the inner kernel's patches applied (see bootstrap.py), from HELLO.
@@ -125,9 +127,6 @@ class Sandbox:
         self._policy: Policy | None = None
         self._spare_thread: threading.Thread | None = None
         self._warming: asyncio.Future[None] | None = None
-        self._copying: asyncio.Future[str] | None = None
-        self._pending_outputs: asyncio.Future[None] | None = None
-        self._late_notice = ""
 
     # -- lifecycle ----------------------------------------------------------------------
     async def __aenter__(self) -> Sandbox:
@@ -165,12 +164,8 @@ class Sandbox:
         self.kernel_info = inner.kernel_info
         self.inner_patches = dict(inner.hello.get("patches") or {})
         assert inner.container is not None and inner.container.container_id is not None
-        if self.folder is not None:
-            # The copy of the notebook's folder is not waited for here (the kernel
-            # answers kernel_info sooner); the first cell waits for it.
-            self._copying = asyncio.ensure_future(
-                asyncio.to_thread(self.folder.start, self._client, inner.container.container_id)
-            )
+        if self._trips is not None:
+            self._trips.container_started(self._client, inner.container.container_id)
         self.image_ref = image_reference(inner.container.image)
         from .image import image_packages  # here: the kernel's start does not need it
 
@@ -377,18 +372,9 @@ class Sandbox:
             collect_outputs,
             max_file_size=self.config.max_file_size,
         )
-        if self.folder is not None and self.container_id is not None:
-            notices = [self.notice, await self._copied()]
-            # The scan is a few lstat calls (3 ms for 1,000 files): a thread hop would
-            # cost more than it saves; the copy of changed files goes to a thread.
-            changed = self.folder.changed_files()
-            if changed:
-                notices.append(
-                    await asyncio.to_thread(
-                        self.folder.send_files, self._client, self.container_id, changed
-                    )
-                )
-            self.notice = "\n".join(filter(None, notices))
+        if self._trips is not None and self.container_id is not None:
+            notices = await self._trips.before_cell(inner, self._client, self.container_id)
+            self.notice = "\n".join(filter(None, [self.notice, *notices]))
         if self.notice:
             run.accept(stream_message("stderr", self.notice + "\n"))
             self.notice = ""
@@ -430,10 +416,8 @@ class Sandbox:
             )
             result.reply = reply["content"]
             result.execution_count = reply["content"].get("execution_count")
-            if self.folder is not None and self.folder.results is not None:
-                # The cell's code is done, so are its files: the outputs folder is
-                # looked at while the last outputs and the idle status come in.
-                self._pending_outputs = asyncio.ensure_future(self._late_outputs(on_notice))
+            if self._trips is not None:
+                self._trips.after_cell(inner, self._client, self.container_id, on_notice)
             if meter is not None and (meter.is_local or on_usage is None):
                 # The cell's code is done: measure now, while the inner kernel is
                 # still sending its last outputs and idle status.
@@ -444,12 +428,11 @@ class Sandbox:
             if not idle_future.done():  # it usually came with the reply
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(idle_future, 10)
-            if on_notice is None:
+            if on_notice is None and self._trips is not None:
                 # No one to tell later: the result waits for the copy, its notice in stderr.
-                self._late_notice = ""
-                await self.outputs_copied()
-                if self._late_notice:
-                    run.accept(stream_message("stderr", self._late_notice + "\n"))
+                late = await self._trips.outputs_notice()
+                if late:
+                    run.accept(stream_message("stderr", late + "\n"))
             if reply["content"].get("status") != "ok":
                 result.status = "error"
                 result.error = ErrorInfo(
@@ -644,52 +627,10 @@ class Sandbox:
             channel, msg_type, content, metadata=metadata, buffers=buffers, msg_id=msg_id
         )
 
-    async def _copy_outputs(self) -> str:
-        """After a cell: copy the outputs folder back if it changed; a notice, or ''.
-
-        Whether it changed is asked of the relay (a fingerprint, see relay.py), which
-        answers at once while the kernel is free for the next cell.
-        """
-        assert self.folder is not None and self.folder.outputs_path is not None
-        inner, container_id = self._inner, self.container_id
-        if inner is None or container_id is None:
-            return ""
-        token = await inner.stat(self.folder.outputs_path)
-        if inner.death is not None or not self.folder.outputs_changed(token):
-            return ""  # a dead sandbox's files went with it
-        return await asyncio.to_thread(self.folder.collect, self._client, container_id)
-
-    async def _late_outputs(self, on_notice: Callable[[str], None] | None) -> None:
-        """The copy of the outputs folder after a cell; its notice goes to ``on_notice``
-        (or, without one, to the result, which waits for it). The kernel's reply does
-        not wait for it; the next cell and the shutdown do."""
-        try:
-            notice = await self._copy_outputs()
-        except Exception:  # a copy that failed must not break the next cell
-            log.exception("copying the outputs folder failed")
-            return
-        if notice and on_notice is not None:
-            on_notice(notice + "\n")
-        elif notice:
-            self._late_notice = notice
-
     async def outputs_copied(self) -> None:
         """Wait until the outputs folder of the last cell is copied back (if it is pending)."""
-        pending, self._pending_outputs = self._pending_outputs, None
-        if pending is not None:
-            await pending
-
-    async def _copied(self) -> str:
-        """Wait for the start's copy of the folder; its notice (once), or ''."""
-        copying, self._copying = self._copying, None
-        if copying is None:
-            return ""
-        notice = await copying
-        move = self.folder.move_request() if self.folder is not None else None
-        if move is not None and self._inner is not None:
-            with contextlib.suppress(SandboxError):  # a dead sandbox says so at the cell
-                await self._inner.request("shell", "execute_request", move)
-        return notice
+        if self._trips is not None:
+            await self._trips.outputs_copied()
 
     async def write_file(self, path: str, data: bytes) -> None:
         """Write a file into the sandbox's working directory (``path`` relative to it).
@@ -702,7 +643,9 @@ class Sandbox:
         from .workspace import write_bytes
 
         await self._ensure_running()
-        self.notice = "\n".join(filter(None, [self.notice, await self._copied()]))
+        if self._trips is not None:
+            copied = await self._trips.copied_in(self._inner)
+            self.notice = "\n".join(filter(None, [self.notice, copied]))
         assert self.container_id is not None and self._client is not None
         base = self.folder.subdir if self.folder is not None else ""
         await asyncio.to_thread(
