@@ -224,6 +224,17 @@ NO_CONTROL_DOCKER = (
 )
 
 # Code run from a noexec folder without execve (FOLDER is set in front of each).
+EXEC = """\
+def attack():
+    path = drop_executable(FOLDER)
+    try:
+        out = subprocess.run([path, "SK-EXEC-OK"], capture_output=True, text=True).stdout
+    except OSError as err:
+        return False, f"exec {path}: {ename(err)}"
+    finally:
+        os.unlink(path)
+    return "SK-EXEC-OK" in out, f"ran {path}: {out.strip()!r}"
+"""
 LDSO = """\
 def attack():
     path = drop_executable(FOLDER)

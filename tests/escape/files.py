@@ -6,7 +6,7 @@ One family of the escape suite's table (see :mod:`.attacks` for the rules).
 
 from __future__ import annotations
 
-from .core import DLOPEN, DOCKER_DEFAULT, LDSO, MOUNTED, ROOT_RW, ROOT_RW_NOTE, Attack
+from .core import DLOPEN, DOCKER_DEFAULT, EXEC, LDSO, MOUNTED, ROOT_RW, ROOT_RW_NOTE, Attack
 
 ATTACKS: list[Attack] = [
     # -- writes outside the private tmpfs ------------------------------------------------------
@@ -116,50 +116,18 @@ ATTACKS: list[Attack] = [
     Attack(
         "exec_tmp",
         "tmp_noexec",
-        """
-        def attack():
-            path = drop_executable("/tmp")
-            try:
-                out = subprocess.run([path, "SK-EXEC-OK"], capture_output=True, text=True).stdout
-            except OSError as err:
-                return False, f"exec {path}: {ename(err)}"
-            finally:
-                os.unlink(path)
-            return "SK-EXEC-OK" in out, f"ran {path}: {out.strip()!r}"
-        """,
+        'FOLDER = "/tmp"\n' + EXEC,
         {"tmp_noexec": False},
     ),
     Attack(
         "exec_dev_shm",
         "Docker mounts /dev/shm noexec for every container (tmp_noexec only adds /tmp)",
-        """
-        FOLDER = "/dev/shm"
-        def attack():
-            path = drop_executable(FOLDER)
-            try:
-                out = subprocess.run([path, "SK-EXEC-OK"], capture_output=True, text=True).stdout
-            except OSError as err:
-                return False, f"exec {path}: {ename(err)}"
-            finally:
-                os.unlink(path)
-            return "SK-EXEC-OK" in out, f"ran {path}: {out.strip()!r}"
-        """,
+        'FOLDER = "/dev/shm"\n' + EXEC,
         {"tmp_noexec": False},
         # Docker mounts /dev/shm noexec,nosuid,nodev itself; no sandbox setting makes it
         # exec-capable. The control runs the same attack against /tmp with tmp_noexec off:
         # it proves the attack recognises a successful exec.
-        control_code="""
-        FOLDER = "/tmp"
-        def attack():
-            path = drop_executable(FOLDER)
-            try:
-                out = subprocess.run([path, "SK-EXEC-OK"], capture_output=True, text=True).stdout
-            except OSError as err:
-                return False, f"exec {path}: {ename(err)}"
-            finally:
-                os.unlink(path)
-            return "SK-EXEC-OK" in out, f"ran {path}: {out.strip()!r}"
-        """,
+        control_code='FOLDER = "/tmp"\n' + EXEC,
     ),
     Attack(
         "exec_via_dynamic_loader",
