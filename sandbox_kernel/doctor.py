@@ -111,15 +111,32 @@ def run_doctor(
     report.ok("validation", f"{config.validation}, profile {profile}")
     from jupyter_client.kernelspec import KernelSpecManager
 
-    specs = KernelSpecManager().find_kernel_specs()
+    manager = KernelSpecManager()
+    specs = manager.find_kernel_specs()
     if "sandbox" in specs:
         report.ok("kernelspec", f"sandbox at {specs['sandbox']}")
     else:
         report.warn("kernelspec", "not installed; run `sandbox-kernel install --user`")
+    _check_launches(manager, report)
     if try_kernel and not report.failed:
         _try_kernel(config, report)
     out("all good" if not report.failed else "some checks failed: see FAIL lines above")
     return 1 if report.failed else 0
+
+
+def _check_launches(manager: Any, report: _Report) -> None:
+    """Kernelspecs that start this kernel with ``python -m`` (see install.LAUNCH)."""
+    from .install import unsafe_launch
+
+    for name, found in sorted(manager.get_all_specs().items()):
+        argv = found.get("spec", {}).get("argv") or []
+        if isinstance(argv, list) and unsafe_launch([str(a) for a in argv]):
+            report.fail(
+                "kernelspec " + name,
+                "starts the kernel with `python -m`, which lets files in a notebook's folder "
+                "run on the host; run `sandbox-kernel install` again with its settings "
+                "(or reinstall the package) to rewrite it",
+            )
 
 
 def _check_runtime(config: SandboxConfig, info: dict[str, Any], report: _Report) -> None:

@@ -8,11 +8,12 @@ functions :func:`get_kernel_dict` and :func:`write_kernel_spec`, then :func:`ins
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,26 @@ from .datafiles import data_path
 
 KERNEL_NAME = "sandbox"
 DISPLAY_NAME = "Python 3 (sandbox)"
+
+#: How the kernelspec starts the kernel: ``python -c LAUNCH kernel -f ...``.
+#: Jupyter starts a kernel in the notebook's folder, and ``python -m`` puts that folder
+#: first on ``sys.path``: a folder holding ``json.py``, ``zmq.py`` or a
+#: ``sandbox_kernel/`` package would run its code in the host process, outside the
+#: sandbox, before a line of ours. With ``-c`` this line runs first and takes the folder
+#: (``''``) off the path before anything is imported; ``-P`` would do the same but
+#: needs Python 3.11. kernelspec/kernel.json (the wheel's) carries the same command.
+LAUNCH = (
+    "import sys; getattr(sys.flags, 'safe_path', False) or sys.path.pop(0); "
+    "import runpy; runpy.run_module('sandbox_kernel', run_name='__main__', alter_sys=True)"
+)
+
+
+def unsafe_launch(argv: Sequence[str]) -> bool:
+    """Whether a kernelspec's argv starts this kernel with ``python -m`` (see LAUNCH).
+
+    Kernelspecs written before LAUNCH (by ``sandbox-kernel install`` or the wheel) did.
+    """
+    return any(pair == ("-m", "sandbox_kernel") for pair in itertools.pairwise(argv))
 
 
 def display_name_for(image: str | None) -> str:
@@ -73,8 +94,8 @@ def get_kernel_dict(
     return {
         "argv": [
             python or sys.executable,
-            "-m",
-            "sandbox_kernel",
+            "-c",
+            LAUNCH,
             "kernel",
             "-f",
             "{connection_file}",

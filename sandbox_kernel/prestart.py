@@ -58,7 +58,10 @@ def kernelspec_settings(argv: Sequence[str]) -> list[str]:
     Raises:
         ConfigError: the kernelspec does not run this kernel.
     """
-    if "sandbox_kernel" not in argv and not any(a.endswith("sandbox-kernel") for a in argv):
+    from .install import LAUNCH
+
+    ours = LAUNCH in argv or "sandbox_kernel" in argv  # older kernelspecs: python -m
+    if not ours and not any(a.endswith("sandbox-kernel") for a in argv):
         raise ConfigError(
             "That kernelspec does not run sandbox-kernel; name a sandbox kernel with --kernel."
         )

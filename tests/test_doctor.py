@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -98,3 +99,23 @@ def test_doctor_fails_on_a_runtime_the_engine_lacks() -> None:
     done = doctor("--SandboxConfig.runtime=runsc-not-registered")
     assert done.returncode == 1
     assert "FAIL  runtime: The Docker engine has no runtime 'runsc-not-registered'" in done.stdout
+
+
+def test_doctor_fails_on_a_kernelspec_that_starts_the_kernel_with_python_m(
+    tmp_path: Path,
+) -> None:
+    """Such a kernelspec lets a notebook's folder run code on the host (see
+    tests/test_escape_folder.py); doctor names it and how to rewrite it. Control: the
+    same kernelspec with the command ``sandbox-kernel install`` writes passes."""
+    from sandbox_kernel.install import LAUNCH, get_kernel_dict
+
+    spec = get_kernel_dict()
+    old = [*spec["argv"]]
+    old[old.index(LAUNCH) - 1 : old.index(LAUNCH) + 1] = ["-m", "sandbox_kernel"]
+    for name, argv in (("sk-old", old), ("sk-new", spec["argv"])):
+        (tmp_path / "kernels" / name).mkdir(parents=True)
+        (tmp_path / "kernels" / name / "kernel.json").write_text(json.dumps({**spec, "argv": argv}))
+    done = doctor(env={"JUPYTER_PATH": str(tmp_path)})
+    assert done.returncode == 1
+    assert "  FAIL  kernelspec sk-old: starts the kernel with `python -m`" in done.stdout
+    assert "sk-new" not in done.stdout

@@ -8,6 +8,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from sandbox_kernel.install import get_kernel_dict
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -24,7 +26,8 @@ def test_wheel_registers_the_kernel_and_ships_its_data(tmp_path: Path) -> None:
     assert spec_path in names
     spec = json.loads(zipfile.ZipFile(wheel).read(spec_path))
     assert spec["display_name"] == "Python 3 (sandbox)"
-    assert spec["argv"][:4] == ["python", "-m", "sandbox_kernel", "kernel"]
+    # The same command `sandbox-kernel install` writes (see install.LAUNCH: not -m).
+    assert spec["argv"] == get_kernel_dict(python="python")["argv"]
     assert spec["interrupt_mode"] == "message"
     for needed in (
         "sandbox_kernel/_data/seccomp/profile.json",

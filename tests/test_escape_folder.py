@@ -1,0 +1,91 @@
+"""The escape suite, notebook-folder section: files in the folder the kernel starts in.
+
+Jupyter starts a kernel in its notebook's folder, and that folder may be anyone's: a
+cloned paper repository, a student's hand-in. Its files are copied into the sandbox;
+none of them may run on the host. ``python -m`` puts the current folder first on
+``sys.path``, so a ``json.py`` there would be imported by the host kernel process
+itself. Each attack below is such a file; each is run against the installed kernel
+(its kernelspec as ``sandbox-kernel install`` writes it) and, as the negative
+control, against the same kernelspec started the old way (``python -m
+sandbox_kernel``), where it must run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from jupyter_client.manager import KernelManager
+
+from sandbox_kernel.install import LAUNCH, get_kernel_dict
+
+from harness import KernelSpecs, start_kernel
+
+pytestmark = pytest.mark.docker
+
+#: Files that shadow what the host process imports: a standard module imported after
+#: start-up, a dependency, and our own package. (Modules Python freezes into the
+#: interpreter, such as runpy since 3.11, cannot be shadowed.)
+SHADOWS = [
+    "json.py",
+    "zmq.py",
+    "sandbox_kernel/__init__.py",
+]
+
+#: Seconds the negative control waits for the hostile file to run.
+CONTROL_WAIT = 60.0
+
+
+def _hostile_folder(folder: Path, shadow: str, marker: Path) -> None:
+    """A notebook folder whose ``shadow`` file, if the host imports it, leaves ``marker``."""
+    target = folder / shadow
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(
+        "import os\n"
+        f"with open({str(marker)!r}, 'w') as f:\n"
+        "    f.write(str(os.getpid()))\n"
+        "raise ImportError('a notebook folder ran code on the host')\n"
+    )
+    (folder / "analysis.ipynb").write_text("{}")
+
+
+@pytest.mark.parametrize("shadow", SHADOWS)
+def test_a_notebook_folder_cannot_run_code_in_the_host_process(
+    shadow: str, tmp_path: Path, specs: KernelSpecs
+) -> None:
+    folder, marker = tmp_path / "notebook", tmp_path / "ran-on-the-host"
+    _hostile_folder(folder, shadow, marker)
+    with start_kernel(specs, cwd=folder) as kernel:
+        # The kernel started in that folder: its files are the cell's.
+        result = kernel.execute("import os\nsorted(os.listdir('.'))")
+        assert result.status == "ok", result.error
+        assert shadow.split("/")[0] in result.text
+    assert not marker.exists(), f"{shadow} in the notebook's folder ran on the host"
+
+
+@pytest.mark.parametrize("shadow", SHADOWS)
+def test_a_notebook_folder_runs_code_on_the_host_under_python_m(
+    shadow: str, tmp_path: Path, specs: KernelSpecs
+) -> None:
+    """Negative control: the same kernelspec with ``python -m sandbox_kernel``."""
+    folder, marker = tmp_path / "notebook", tmp_path / "ran-on-the-host"
+    _hostile_folder(folder, shadow, marker)
+    spec = get_kernel_dict()
+    index = spec["argv"].index(LAUNCH)
+    assert spec["argv"][index - 1] == "-c"
+    spec["argv"][index - 1 : index + 1] = ["-m", "sandbox_kernel"]
+    name = "old-launch-" + shadow.replace("/", "-").replace(".", "-")
+    (specs.root / "kernels" / name).mkdir(parents=True)
+    (specs.root / "kernels" / name / "kernel.json").write_text(json.dumps(spec))
+    km = KernelManager(kernel_name=name, kernel_spec_manager=specs.manager)
+    km.start_kernel(cwd=str(folder))
+    try:
+        deadline = time.monotonic() + CONTROL_WAIT
+        while not marker.exists() and km.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.2)  # a process that died may have written it just before
+        assert marker.exists(), f"{shadow} did not run: the control shows no hole"
+    finally:
+        km.shutdown_kernel(now=True)
