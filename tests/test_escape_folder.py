@@ -89,3 +89,30 @@ def test_a_notebook_folder_runs_code_on_the_host_under_python_m(
         assert marker.exists(), f"{shadow} did not run: the control shows no hole"
     finally:
         km.shutdown_kernel(now=True)
+
+
+#: Config files the host kernel process would execute, were they read from the folder.
+CONFIG_FILES = ["sandbox_kernel_config.py", "ipython_config.py", "ipython_kernel_config.py"]
+
+
+@pytest.mark.parametrize("in_config_dir", [False, True], ids=["folder", "control"])
+def test_config_files_in_a_notebook_folder_are_not_run_on_the_host(
+    in_config_dir: bool, tmp_path: Path, specs: KernelSpecs
+) -> None:
+    """Jupyter's and IPython's config folders are read, never the notebook's own.
+
+    Control: the same files in the folder named by JUPYTER_CONFIG_DIR do run (so the
+    test sees a config file that runs). Either way the kernel starts.
+    """
+    folder, marker = tmp_path / "notebook", tmp_path / "ran-on-the-host"
+    folder.mkdir()
+    for name in CONFIG_FILES:
+        (folder / name).write_text(f"open({str(marker)!r}, 'a').write({name!r} + '\\n')\n")
+    env = {"JUPYTER_CONFIG_DIR": str(folder)} if in_config_dir else {}
+    with start_kernel(specs, cwd=folder, env=env) as kernel:
+        assert kernel.execute("1 + 1").status == "ok"
+    ran = marker.read_text().split() if marker.exists() else []
+    if in_config_dir:
+        assert "sandbox_kernel_config.py" in ran, "the control ran no config file"
+    else:
+        assert ran == [], f"{ran} in the notebook's folder ran on the host"
