@@ -126,17 +126,12 @@ def run_doctor(
 
 def _check_launches(manager: Any, report: _Report) -> None:
     """Kernelspecs that start this kernel with ``python -m`` (see install.LAUNCH)."""
-    from .install import unsafe_launch
+    from .install import UNSAFE_LAUNCH_WARNING, unsafe_launch
 
     for name, found in sorted(manager.get_all_specs().items()):
         argv = found.get("spec", {}).get("argv") or []
         if isinstance(argv, list) and unsafe_launch([str(a) for a in argv]):
-            report.fail(
-                "kernelspec " + name,
-                "starts the kernel with `python -m`, which lets files in a notebook's folder "
-                "run on the host; run `sandbox-kernel install` again with its settings "
-                "(or reinstall the package) to rewrite it",
-            )
+            report.fail("kernelspec " + name, UNSAFE_LAUNCH_WARNING.replace("this kernelspec ", ""))
 
 
 def _check_runtime(config: SandboxConfig, info: dict[str, Any], report: _Report) -> None:

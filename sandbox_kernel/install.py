@@ -37,6 +37,14 @@ LAUNCH = (
 )
 
 
+#: What the kernel and doctor say of a kernelspec that starts it with ``python -m``.
+UNSAFE_LAUNCH_WARNING = (
+    "this kernelspec starts the kernel with `python -m`, which lets files in a notebook's "
+    "folder run on the host; run `sandbox-kernel install` again with its settings (or "
+    "reinstall the package) to rewrite it"
+)
+
+
 def unsafe_launch(argv: Sequence[str]) -> bool:
     """Whether a kernelspec's argv starts this kernel with ``python -m`` (see LAUNCH).
 

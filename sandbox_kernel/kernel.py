@@ -603,6 +603,10 @@ def _return_large_blocks_to_the_os() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the kernel process (what the kernelspec's argv starts)."""
+    from .install import UNSAFE_LAUNCH_WARNING, unsafe_launch
+
+    if unsafe_launch(getattr(sys, "orig_argv", [])):
+        print(f"sandbox-kernel: {UNSAFE_LAUNCH_WARNING}", file=sys.stderr, flush=True)
     _return_large_blocks_to_the_os()
     SandboxKernelApp.launch_instance(argv=argv)
     stop_control_thread(SandboxKernelApp.instance())

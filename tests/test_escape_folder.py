@@ -116,3 +116,23 @@ def test_config_files_in_a_notebook_folder_are_not_run_on_the_host(
         assert "sandbox_kernel_config.py" in ran, "the control ran no config file"
     else:
         assert ran == [], f"{ran} in the notebook's folder ran on the host"
+
+
+@pytest.mark.parametrize("old", [True, False], ids=["python-m", "control"])
+def test_a_kernel_started_with_python_m_says_to_reinstall(
+    old: bool, tmp_path: Path, specs: KernelSpecs
+) -> None:
+    """Kernelspecs written before LAUNCH still work, and say in the server's log what
+    to do; one written now says nothing."""
+    spec = get_kernel_dict()
+    if old:
+        index = spec["argv"].index(LAUNCH)
+        spec["argv"][index - 1 : index + 1] = ["-m", "sandbox_kernel"]
+    name = "launch-python-m" if old else "launch-now"
+    (specs.root / "kernels" / name).mkdir(parents=True)
+    (specs.root / "kernels" / name / "kernel.json").write_text(json.dumps(spec))
+    log = tmp_path / "kernel.log"
+    with log.open("w") as out, start_kernel(specs, kernel_name=name, log=out) as kernel:
+        assert kernel.execute("1 + 1").status == "ok"
+    said = "starts the kernel with `python -m`" in log.read_text()
+    assert said == old
