@@ -148,3 +148,24 @@ def test_a_large_part_is_gathered_in_one_buffer_not_held_as_reads() -> None:
         assert sys.getrefcount(read) == 2
     assert frames == [(Kind.IOPUB, [part])]
     assert type(frames[0][1][0]) is bytearray
+
+
+def test_the_relay_widens_its_pipe_to_the_host() -> None:
+    import fcntl
+    import os
+
+    from sandbox_kernel import relay
+
+    read_end, write_end = os.pipe()
+    try:
+        assert fcntl.fcntl(write_end, 1032) == 65536  # F_GETPIPE_SZ: Linux's default
+        relay.widen_stdout_pipe(write_end)
+        assert fcntl.fcntl(write_end, 1032) == relay.STDOUT_PIPE_BYTES
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    not_a_pipe = os.open(os.devnull, os.O_WRONLY)
+    try:
+        relay.widen_stdout_pipe(not_a_pipe)  # kept as it is, without an error
+    finally:
+        os.close(not_a_pipe)
