@@ -25,8 +25,10 @@ from typing import Any
 #: Marks the patch report, the first line the kernel process writes (see relay.py).
 REPORT_PREFIX = "\x00sandbox-kernel-patches "
 
-#: Bytes after which printed output is sent rather than buffered (see send_by_the_megabyte).
-SEND_EVERY = 1 << 20
+#: Characters of printed output after which they are sent rather than buffered (see
+#: send_while_printing): measured with 20 MB printed, 256 KiB spent more on messages
+#: than it gained, 1 and 2 MiB overlapped less.
+SEND_EVERY = 1 << 19
 
 #: The OS name of the kernel's Python threads (see name_python_threads).
 THREAD_NAME = "sk-py-thread"
@@ -181,15 +183,20 @@ def flush_only_when_written() -> None:
     stream.flush = _flush
 
 
-def send_by_the_megabyte() -> None:
-    """ipykernel sends printed output 0.2 s after the first write, or later when the
-    printing thread holds the GIL: a cell printing megabytes sends them all at its
-    end. Sent by the megabyte instead, the output flows through the relay, the host
-    and the frontend while the cell is still printing."""
+def send_while_printing() -> None:
+    """ipykernel sends printed output 0.2 s after the first write, from its IOPub
+    thread, which a printing thread starves of the GIL: 20 MB printed left in one or
+    two messages at the cell's end, and each stage on the way (the relay, the engine,
+    the host, the frontend) waited for the whole before it could start. Here a write
+    that brings the text not yet sent past :data:`SEND_EVERY` characters flushes, as
+    ``sys.stdout.flush()`` does: it waits while the IOPub thread sends, so the send
+    does not compete for the GIL and each piece leaves at once, and those stages work
+    alongside the printing. Frontends join consecutive stream messages, and ipykernel
+    splits a stream wherever its timer falls anyway: the text shown is the same."""
     from ipykernel import iostream
 
     stream: Any = iostream.OutStream
-    missing = [n for n in ("_flush", "_is_master_process") if not hasattr(stream, n)]
+    missing = [n for n in ("flush", "_is_master_process") if not hasattr(stream, n)]
     if missing:
         raise AttributeError("OutStream has no " + ", ".join(missing))
     write = stream.write
@@ -199,8 +206,7 @@ def send_by_the_megabyte() -> None:
         unsent = self.__dict__.get("_sk_unsent", 0) + len(string)
         if unsent >= SEND_EVERY and self._is_master_process():
             unsent = 0
-            self._flush_pending = True  # so a flush waits for this send (see above)
-            self.pub_thread.schedule(self._flush)
+            self.flush()
         self._sk_unsent = unsent
         return written
 
@@ -312,7 +318,7 @@ def apply_patches(pipe: str) -> dict[str, str]:
         ("no_shell_channel_thread", no_shell_channel_thread),
         ("quiet_debug_log", quiet_debug_log),
         ("flush_only_when_written", flush_only_when_written),
-        ("send_by_the_megabyte", send_by_the_megabyte),
+        ("send_while_printing", send_while_printing),
         ("cache_signature_checks", cache_signature_checks),
         ("outer_cell_numbers", outer_cell_numbers),
         ("name_python_threads", name_python_threads),

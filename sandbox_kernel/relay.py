@@ -170,6 +170,23 @@ def redundant(parts):
     return topic.endswith(b".status") and b'"busy"' in parts[-1].bytes[:64]
 
 
+#: The size asked for the pipe to the host (Linux's limit for an unprivileged process).
+STDOUT_PIPE_BYTES = 1 << 20
+
+
+def widen_stdout_pipe(fd=1):
+    """Give the pipe that carries frames to the host (through the engine) room for
+    a whole piece of printed output (the inner kernel sends every half megabyte):
+    with the default 64 KiB, each piece's write blocked eight times, each a wake-up
+    of this process and of the engine's shim. Not a pipe, or refused: kept as is."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, 1031, STDOUT_PIPE_BYTES)  # F_SETPIPE_SZ
+    except (OSError, ValueError):
+        pass
+
+
 def drain(fd):
     try:
         while os.read(fd, 4096):
@@ -549,6 +566,7 @@ class Relay:
             self.opts.get("kernel-user"), int(self.opts.get("relay-uid", 0))
         )
         make_undumpable()
+        widen_stdout_pipe()
         if self.opts["warm-delay"]:
             wait_warm(self.opts["warm-delay"])
         self.start_kernel()

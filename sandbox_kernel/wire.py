@@ -59,6 +59,11 @@ MAX_PARTS = 4096
 #: smaller (a cell's output is capped at ``max_output_bytes``, 32 MiB by default).
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 
+#: Parts up to this size that arrive over several reads are joined once complete (one
+#: new buffer); larger ones are copied into a buffer of their size as they arrive, so
+#: the host holds a big part once, not twice (the reads, then the join).
+JOIN_MAX_BYTES = 4 * 1024 * 1024
+
 #: Frame numbers the relay may send, to their Kind (a dict lookup: Kind(n) is slow).
 _RELAY_KINDS = {int(kind): kind for kind in Kind if kind < 100}
 
@@ -78,6 +83,9 @@ class FrameDecoder:
     Feed it whatever the socket gives; it keeps its place between calls. Received
     bytes are kept as zero-copy slices of what was fed until a part is complete,
     then joined once: megabytes of output are copied one time on their way through.
+    (Printed output comes in parts of half a megabyte, see bootstrap.SEND_EVERY: a
+    part gathered in a zeroed buffer, then copied to bytes for the session, cost the
+    host twice the fresh memory and page faults of one join.)
 
     Args:
         docker_multiplexed: the stream carries the engine's 8-byte chunk headers.
@@ -103,6 +111,7 @@ class FrameDecoder:
         self._parts: list[bytes] = []
         self._part_len = -1  # -1: expecting a part length
         self._part_buffer: bytearray | None = None
+        self._segments: list[memoryview] = []
         self._part_have = 0
         self._frame_size = 0
         self._skipping = False
@@ -224,9 +233,13 @@ class FrameDecoder:
             return True
         while self._part_have < self._part_len and self._pending:
             segment = self._pop(self._part_len - self._part_have)
-            if not self._skipping:
+            if self._skipping:
+                pass
+            elif self._part_len <= JOIN_MAX_BYTES:
+                self._segments.append(segment)
+            else:
                 # Copied into the part as it arrives, so each received chunk is freed
-                # at once: a part costs its size once, not twice (chunks, then a join).
+                # at once: a large part costs its size once, not twice.
                 if self._part_buffer is None:
                     self._part_buffer = bytearray(self._part_len)
                 self._part_buffer[self._part_have : self._part_have + len(segment)] = segment
@@ -235,8 +248,9 @@ class FrameDecoder:
             return False
         if not self._skipping:
             # A bytearray is bytes-like and is not copied again; an empty part is b"".
-            part = self._part_buffer
-            self._parts.append(part if part is not None else b"")  # type: ignore[arg-type]
+            part = self._part_buffer if self._part_buffer is not None else b"".join(self._segments)
+            self._parts.append(part)  # type: ignore[arg-type]
+        self._segments = []
         self._part_buffer, self._part_have, self._part_len = None, 0, -1
         self._parts_left -= 1
         return True

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import struct
+import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sandbox_kernel.errors import ProtocolError
-from sandbox_kernel.wire import DOCKER_HEADER, DROPPED_INFO, FrameDecoder, Kind, encode
+from sandbox_kernel.wire import (
+    DOCKER_HEADER,
+    DROPPED_INFO,
+    JOIN_MAX_BYTES,
+    FrameDecoder,
+    Kind,
+    encode,
+)
 
 
 def docker_chunks(payload: bytes, size: int) -> list[bytes]:
@@ -112,3 +120,52 @@ def test_any_frames_any_chunking_any_reads(
     # memoryview holding the reads it came from).
     assert all(type(part) in (bytes, bytearray) for _, parts in decoded for part in parts)
     assert decoder.buffered == 0
+
+
+def test_a_part_from_several_reads_is_joined_into_bytes_once_complete() -> None:
+    # Printed output's half-megabyte parts: bytes, ready for the session (a bytearray
+    # would be copied once more), held as the reads until complete.
+    part = bytes(range(256)) * 2048
+    stream = b"".join(docker_chunks(encode(Kind.IOPUB, [part]), 32768))
+    decoder = FrameDecoder()
+    frames = []
+    for start in range(0, len(stream), 65536):
+        frames.extend(decoder.feed(stream[start : start + 65536]))
+    assert frames == [(Kind.IOPUB, [part])]
+    assert type(frames[0][1][0]) is bytes
+    assert decoder.buffered == 0
+
+
+def test_a_large_part_is_gathered_in_one_buffer_not_held_as_reads() -> None:
+    part = b"x" * (JOIN_MAX_BYTES + 1)
+    stream = b"".join(docker_chunks(encode(Kind.IOPUB, [part]), 32768))
+    decoder = FrameDecoder()
+    frames = []
+    for start in range(0, len(stream), 1 << 20):
+        read = stream[start : start + (1 << 20)]
+        frames.extend(decoder.feed(read))
+        # Each read is copied in and let go: the part's buffer, not the reads, is held.
+        assert sys.getrefcount(read) == 2
+    assert frames == [(Kind.IOPUB, [part])]
+    assert type(frames[0][1][0]) is bytearray
+
+
+def test_the_relay_widens_its_pipe_to_the_host() -> None:
+    import fcntl
+    import os
+
+    from sandbox_kernel import relay
+
+    read_end, write_end = os.pipe()
+    try:
+        assert fcntl.fcntl(write_end, 1032) == 65536  # F_GETPIPE_SZ: Linux's default
+        relay.widen_stdout_pipe(write_end)
+        assert fcntl.fcntl(write_end, 1032) == relay.STDOUT_PIPE_BYTES
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    not_a_pipe = os.open(os.devnull, os.O_WRONLY)
+    try:
+        relay.widen_stdout_pipe(not_a_pipe)  # kept as it is, without an error
+    finally:
+        os.close(not_a_pipe)
