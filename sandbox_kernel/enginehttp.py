@@ -15,8 +15,11 @@ import json
 import socket
 from typing import Any
 
-#: The largest answer read (the create and list answers are a few kilobytes).
+#: The largest answer read by default (the create answer is a few hundred bytes; an
+#: inspect, with the relay's text in its command, about 250 kB).
 MAX_ANSWER = 1 << 20
+#: The largest head of an attach's upgrade answer.
+MAX_HEAD = 16 << 10
 
 
 class EngineHTTPError(Exception):
@@ -30,8 +33,8 @@ class Pending:
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
 
-    def answer(self, timeout: float) -> tuple[int, bytes]:
-        """The status and body; the connection is closed.
+    def answer(self, timeout: float, limit: int = MAX_ANSWER) -> tuple[int, bytes]:
+        """The status and body (at most ``limit`` bytes); the connection is closed.
 
         Raises:
             EngineHTTPError: no answer in ``timeout`` seconds, or a malformed one.
@@ -39,7 +42,7 @@ class Pending:
         try:
             self._sock.settimeout(timeout)
             data = bytearray()
-            while len(data) <= MAX_ANSWER:
+            while len(data) <= limit:
                 chunk = self._sock.recv(65536)
                 if not chunk:
                     break
@@ -57,19 +60,7 @@ class Pending:
             self._sock.close()
 
 
-def send(
-    path: str, method: str, target: str, body: Any = None, *, timeout: float = 10.0
-) -> Pending:
-    """Send one request (``body`` as JSON, when given) to the engine at ``path``.
-
-    Raises:
-        EngineHTTPError: the socket cannot be reached.
-    """
-    payload = b"" if body is None else json.dumps(body).encode()
-    head = (
-        f"{method} {target} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
-    )
+def _open(path: str, head: str, payload: bytes, timeout: float) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
@@ -78,11 +69,43 @@ def send(
     except (OSError, UnicodeError) as err:
         sock.close()
         raise EngineHTTPError(f"cannot ask the engine at {path}: {err}") from err
-    return Pending(sock)
+    return sock
+
+
+def send(
+    path: str,
+    method: str,
+    target: str,
+    body: Any = None,
+    *,
+    timeout: float = 10.0,
+    content_type: str = "application/json",
+) -> Pending:
+    """Send one request (``body`` as JSON, or bytes as they are) to the engine at ``path``.
+
+    Raises:
+        EngineHTTPError: the socket cannot be reached.
+    """
+    if isinstance(body, bytes):
+        payload = body
+    else:
+        payload = b"" if body is None else json.dumps(body).encode()
+    head = (
+        f"{method} {target} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(payload)}\r\n\r\n"
+    )
+    return Pending(_open(path, head, payload, timeout))
 
 
 def request(
-    path: str, method: str, target: str, body: Any = None, *, timeout: float = 10.0
+    path: str,
+    method: str,
+    target: str,
+    body: Any = None,
+    *,
+    timeout: float = 10.0,
+    limit: int = MAX_ANSWER,
+    content_type: str = "application/json",
 ) -> tuple[int, Any]:
     """Send one request and wait for its answer: the status and the decoded JSON body
     (None when empty).
@@ -90,13 +113,58 @@ def request(
     Raises:
         EngineHTTPError: the socket cannot be reached, or the answer is malformed.
     """
-    status, data = send(path, method, target, body, timeout=timeout).answer(timeout)
+    pending = send(path, method, target, body, timeout=timeout, content_type=content_type)
+    status, data = pending.answer(timeout, limit)
     if not data.strip():
         return status, None
     try:
         return status, json.loads(data)
     except ValueError as err:
         raise EngineHTTPError(f"the engine's answer is not JSON: {err}") from err
+
+
+def upgrade(path: str, target: str, *, timeout: float = 10.0) -> tuple[socket.socket, bytes]:
+    """Send a request that upgrades the connection (an attach): the socket, which then
+    carries the stream (its timeout cleared), and the stream's first bytes if they
+    came with the answer's head.
+
+    Raises:
+        EngineHTTPError: the socket cannot be reached, or the engine did not switch
+            protocols (its answer's first line is in the message).
+    """
+    head = (
+        f"POST {target} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\n"
+        "Upgrade: tcp\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n"
+    )
+    sock = _open(path, head, b"", timeout)
+    try:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(MAX_HEAD)
+            if not chunk or len(data) > MAX_HEAD:
+                raise EngineHTTPError("the engine's answer to the attach is not HTTP")
+            data += chunk
+        answer, _, rest = data.partition(b"\r\n\r\n")
+        status_line = answer.split(b"\r\n", 1)[0]
+        if not status_line.startswith(b"HTTP/1.") or status_line.split(b" ")[1:2] != [b"101"]:
+            raise EngineHTTPError(
+                f"the engine did not attach: {status_line[:200].decode('ascii', 'replace')}"
+            )
+        sock.settimeout(None)
+    except OSError as err:
+        sock.close()
+        raise EngineHTTPError(f"no answer from the engine: {err}") from err
+    except EngineHTTPError:
+        sock.close()
+        raise
+    return sock, rest
+
+
+def quote(text: str, safe: str = "") -> str:
+    """``text`` percent-encoded for a URL, keeping letters, digits, ``-._~`` and ``safe``."""
+    keep = set(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")
+    keep |= set(safe.encode())
+    return "".join(chr(b) if b in keep else f"%{b:02X}" for b in text.encode())
 
 
 def _parse(data: bytes) -> tuple[int, bytes]:

@@ -9,14 +9,15 @@ or ``''``. All of it talks to the engine, so it runs on a worker thread.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import docker
+from typing import TYPE_CHECKING, Any
 
 from .config import SandboxConfig
 from .results import Results
 from .spec import WORKDIR
 from .workspace import Workspace, WorkspaceScan
+
+if TYPE_CHECKING:
+    import docker
 
 
 class NotebookFolder:

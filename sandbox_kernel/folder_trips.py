@@ -19,12 +19,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-
-import docker
+from typing import TYPE_CHECKING
 
 from .errors import SandboxError
 from .folder import NotebookFolder
 from .inner import InnerKernel
+
+if TYPE_CHECKING:
+    import docker
+
+    from .engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +42,11 @@ class FolderTrips:
         self._pending_outputs: asyncio.Future[None] | None = None
         self._late_notice = ""
 
-    def container_started(self, client: docker.DockerClient, container_id: str) -> None:
-        """A new container: start copying the folder in (see :meth:`copied_in`)."""
+    def container_started(self, engine: Engine, container_id: str) -> None:
+        """A new container: start copying the folder in (see :meth:`copied_in`), on a
+        thread that makes the SDK's client (archive copies use it) if not made yet."""
         self._copying = asyncio.ensure_future(
-            asyncio.to_thread(self.folder.start, client, container_id)
+            asyncio.to_thread(lambda: self.folder.start(engine.sdk, container_id))
         )
 
     async def copied_in(self, inner: InnerKernel | None) -> str:

@@ -51,6 +51,8 @@ import requests.exceptions
 
 from .config import DEFAULT_IMAGE
 from .errors import DockerUnavailableError, SandboxError
+from .imagelabels import PACKAGES_LABEL
+from .imagelabels import image_packages as image_packages
 
 __all__ = [
     "BASE_IMAGE",
@@ -72,9 +74,6 @@ BUILD_STEPS_VERSION = "2"
 #: Label whose value is the :func:`recipe_digest` an image was built from.
 RECIPE_LABEL = "sandbox-kernel.recipe"
 
-#: Label with the image's exact Python packages, ``name==version`` separated by commas
-#: (also in the image as :data:`PACKAGES_FILE`, which finalize.sh writes).
-PACKAGES_LABEL = "sandbox-kernel.packages"
 PACKAGES_FILE = "/usr/local/share/sandbox-kernel/packages.txt"
 
 #: Base image of the Dockerfile path.
@@ -584,12 +583,6 @@ def _import_tree(
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise _wrap(exc, f"docker import of {name} failed") from exc
     return _image_id(client, name)
-
-
-def image_packages(labels: dict[str, str] | None) -> list[str]:
-    """The ``name==version`` list an image records in its labels ([] when it has none)."""
-    text = (labels or {}).get(PACKAGES_LABEL, "")
-    return [p for p in text.split(",") if p]
 
 
 def _default_mirror() -> str:

@@ -32,14 +32,14 @@ import stat
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, cast
-
-import docker
-import docker.errors
+from typing import IO, TYPE_CHECKING, cast
 
 from .config import SandboxConfig, format_size, parse_size
 from .spec import WORKDIR
 from .workspace import Entry, confined_name
+
+if TYPE_CHECKING:
+    import docker
 
 _CHUNK = 1 << 20
 #: Most skipped names a notice lists.
@@ -86,6 +86,8 @@ def fetch(client: docker.DockerClient, container_id: str, path: str) -> IO[bytes
     Raises:
         OSError: the engine failed.
     """
+    import docker.errors  # imported with the client (not at the kernel's start)
+
     try:
         chunks, _ = client.api.get_archive(container_id, path, chunk_size=_CHUNK)
     except docker.errors.NotFound:

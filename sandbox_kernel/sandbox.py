@@ -26,17 +26,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import docker
-
 from .bootstrap import END_MARKER_KEY
 from .config import SandboxConfig
+from .engine import Engine, connect_engine
 from .errors import SandboxDiedError, SandboxError
 from .folder import NotebookFolder
 from .folder_trips import FolderTrips
 from .inner import InnerKernel, Message
-from .session import connect, image_reference, launch_spare, wake_spare
+from .session import image_reference, launch_spare, wake_spare
 
 if TYPE_CHECKING:
+    import docker
+
     # Imported when first needed (see Sandbox._warm_up): the kernel's process is
     # ready sooner without the validator's tables and the meter at start.
     from .usage import CellUsage, SessionUsage
@@ -117,7 +118,7 @@ class Sandbox:
         self.image_labels: dict[str, str] = {}
         self.startup_error: SandboxError | None = None
         self.notice = ""  # said before the next cell's output (e.g. why state was lost)
-        self._client: docker.DockerClient | None = None
+        self._engine: Engine | None = None
         self._inner: InnerKernel | None = None
         self._starting: asyncio.Task[None] | None = None
         self._runs: dict[str, CellRun] = {}
@@ -150,10 +151,10 @@ class Sandbox:
     async def _start(self) -> None:
         self._closed = False
         try:
-            if self._client is None:
-                self._client = await asyncio.to_thread(connect, self.config)
+            if self._engine is None:
+                self._engine = await asyncio.to_thread(connect_engine, self.config)
             inner = InnerKernel(
-                self.config, self._client, self._route_iopub, self._route_stdin, self._on_death
+                self.config, self._engine, self._route_iopub, self._route_stdin, self._on_death
             )
             await inner.start()
         except SandboxError as err:
@@ -165,9 +166,9 @@ class Sandbox:
         self.inner_patches = dict(inner.hello.get("patches") or {})
         assert inner.container is not None and inner.container.container_id is not None
         if self._trips is not None:
-            self._trips.container_started(self._client, inner.container.container_id)
+            self._trips.container_started(self._engine, inner.container.container_id)
         self.image_ref = image_reference(inner.container.image)
-        from .image import image_packages  # here: the kernel's start does not need it
+        from .imagelabels import image_packages  # here: the kernel's start does not need it
 
         self.packages = image_packages(inner.container.image.labels)
         self.image_id = str(inner.container.image.id)
@@ -175,23 +176,29 @@ class Sandbox:
             (inner.container.image.attrs.get("Config") or {}).get("Labels") or {}
         )
         self._warming = asyncio.ensure_future(
-            asyncio.to_thread(self._warm_up, self._client, inner.container.container_id)
+            asyncio.to_thread(self._warm_up, self._engine, inner.container.container_id)
         )
         if self.config.warm_spare:
             # On a thread, so the first cells need not wait; joined at stop, so that
             # no half-made container outlives this process.
             self._spare_thread = threading.Thread(
                 target=launch_spare,
-                args=(self._client, self.config, inner.container.image.id),
+                args=(self._engine, self.config, inner.container.image.id),
                 name="sandbox-spare",
                 daemon=True,
             )
             self._spare_thread.start()
 
-    def _warm_up(self, client: docker.DockerClient, container_id: str) -> None:
-        """After the sandbox is ready: the policy and the usage meter, off the loop."""
+    def _warm_up(self, engine: Engine, container_id: str) -> None:
+        """After the sandbox is ready: the policy and the usage meter (which imports
+        the Docker SDK, see engine.py), off the loop."""
         self.policy()
-        self.metering.attach(client, container_id, self.config)
+        self.metering.attach(engine.sdk, container_id, self.config)
+
+    @property
+    def _client(self) -> docker.DockerClient | None:
+        """The Docker SDK's client, for what is not on the start's path (copies, files)."""
+        return self._engine.sdk if self._engine is not None else None
 
     @property
     def usage_history(self) -> SessionUsage:
@@ -230,8 +237,8 @@ class Sandbox:
             self._inner.shutdown_now(wait=wait)
         self._join_spare()
         container = self._inner.container if self._inner is not None else None
-        if successor and self.config.warm_spare and container is not None and self._client:
-            wake_spare(self._client, container.fingerprint)
+        if successor and self.config.warm_spare and container is not None and self._engine:
+            wake_spare(self._engine, container.fingerprint)
 
     async def restart(self) -> None:
         """A fresh container: every variable and file of the old one is gone."""

@@ -31,13 +31,14 @@ import stat
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import IO, Any, NamedTuple
-
-import docker
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from .config import SandboxConfig, format_size, parse_size
 from .spec import WORKDIR
 from .watch import FolderWatch
+
+if TYPE_CHECKING:
+    import docker
 
 #: Bytes of a tar kept in memory before it spills to a temporary file.
 _SPOOL_BYTES = 8 * 1024 * 1024

@@ -23,15 +23,16 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Protocol
-
-import docker
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import SandboxError
 from .cgroup import CgroupCounters
 from .model import Reading
 from .sampler import Sampler
 from .stats import StatsReader
+
+if TYPE_CHECKING:
+    import docker
 
 log = logging.getLogger(__name__)
 

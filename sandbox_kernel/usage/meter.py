@@ -7,15 +7,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import docker
-import docker.errors
-import requests.exceptions
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SandboxError
 from .counters import Counters, open_counters
 from .model import CellUsage, Reading, cell_usage, under_gvisor
+
+if TYPE_CHECKING:
+    import docker
 
 
 def _cpu_quota(host_config: Mapping[str, Any]) -> float:
@@ -79,6 +78,9 @@ class UsageMeter:
         reset_peaks: bool = True,
         gvisor: bool = False,
     ) -> None:
+        import docker.errors  # imported with the client (not at the kernel's start)
+        import requests.exceptions
+
         try:
             info = client.api.inspect_container(container_id)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
