@@ -184,6 +184,8 @@ class SandboxKernel(KernelSeams):
                 "packages": self.sandbox.packages,
                 "container": self.sandbox.container_id,
                 "startup_error": str(self.sandbox.startup_error or "") or None,
+                "engine_client": self.sandbox.engine_client,
+                "sdk_loaded_at_ready": self.sandbox.sdk_loaded_at_ready,
             },
         }
 

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -117,6 +118,10 @@ class Sandbox:
         self.image_id = ""
         self.image_labels: dict[str, str] = {}
         self.startup_error: SandboxError | None = None
+        #: How the start reached the engine ("stdlib" or "docker-sdk", see engine.py),
+        #: and whether the Docker SDK was loaded when its kernel was ready.
+        self.engine_client = ""
+        self.sdk_loaded_at_ready: bool | None = None
         self.notice = ""  # said before the next cell's output (e.g. why state was lost)
         self._engine: Engine | None = None
         self._inner: InnerKernel | None = None
@@ -161,6 +166,8 @@ class Sandbox:
             self.startup_error = err
             raise
         self.startup_error = None
+        self.sdk_loaded_at_ready = "docker" in sys.modules
+        self.engine_client = "stdlib" if self._engine and self._engine.socket else "docker-sdk"
         self._inner = inner
         self.kernel_info = inner.kernel_info
         self.inner_patches = dict(inner.hello.get("patches") or {})
