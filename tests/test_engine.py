@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_remote_engine import engine_proxy
 
-from sandbox_kernel import enginehttp
 from sandbox_kernel.config import SandboxConfig
 from sandbox_kernel.engine import DEFAULT_SOCKET, EngineError, connect_engine, raw_socket
 from sandbox_kernel.engine_raw import RawEngine
@@ -27,7 +27,6 @@ from sandbox_kernel.errors import ContainerStartError, DockerUnavailableError, I
 from sandbox_kernel.session import ContainerSession, connect, local_socket
 
 from harness import BASE_SETTINGS, KernelSpecs, start_kernel
-from test_remote_engine import engine_proxy
 
 
 # -- without an engine ---------------------------------------------------------------------
