@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import docker
@@ -81,6 +82,14 @@ class Engine(Protocol):
         ...
 
     def kill(self, container: str, signal: str) -> None: ...
+
+    def put_archive(self, container: str, path: str, archive: IO[bytes] | bytes) -> None:
+        """Extract a tar (from a seekable file, or bytes) at ``path`` in the container."""
+        ...
+
+    def get_archive(self, container: str, path: str) -> Iterator[bytes] | None:
+        """A tar of ``path`` in the container as it comes; None when there is no such path."""
+        ...
 
     def remove(self, container: str) -> None:
         """Remove it, running or not, with its anonymous volumes."""

@@ -9,12 +9,14 @@ same. The attach is the HTTP upgrade the SDK's ``attach_socket`` makes.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING, Any
 
 from .engine import EngineError, Image
-from .enginehttp import EngineHTTPError, quote, request, send, upgrade
+from .enginehttp import EngineHTTPError, quote, request, send, stream, upgrade
 
 if TYPE_CHECKING:
     import socket
@@ -115,6 +117,40 @@ class RawEngine:
     def kill(self, container: str, signal: str) -> None:
         self._call("POST", f"/containers/{quote(container)}/kill?signal={quote(signal)}", ok=(204,))
 
+    def put_archive(self, container: str, path: str, archive: IO[bytes] | bytes) -> None:
+        target = f"{API}/containers/{quote(container)}/archive?path={quote(path)}"
+        try:
+            status, answer = request(
+                self.path,
+                "PUT",
+                target,
+                archive,
+                timeout=self.timeout,
+                content_type="application/x-tar",
+            )
+        except EngineHTTPError as err:
+            raise EngineError(None, str(err)) from err
+        if status != 200:
+            raise EngineError(status, _message(status, answer))
+
+    def get_archive(self, container: str, path: str) -> Iterator[bytes] | None:
+        target = f"{API}/containers/{quote(container)}/archive?path={quote(path)}"
+        try:
+            status, body = stream(self.path, target, timeout=self.timeout)
+        except EngineHTTPError as err:
+            raise EngineError(None, str(err)) from err
+        if status == 200:
+            return _engine_errors(body)
+        answer = b"".join(itertools.islice(_engine_errors(body), 64))[:65536]
+        body.close()  # type: ignore[attr-defined]
+        if status == 404:
+            return None
+        try:
+            message = _message(status, json.loads(answer))
+        except ValueError:
+            message = f"the engine answered {status}"
+        raise EngineError(status, message)
+
     def remove(self, container: str) -> None:
         self._call("DELETE", f"/containers/{quote(container)}?force=1&v=1", ok=(204,))
 
@@ -127,6 +163,15 @@ class RawEngine:
 
                 self._sdk = connect(self.config)
             return self._sdk
+
+
+def _engine_errors(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    try:
+        yield from chunks
+    except EngineHTTPError as err:
+        raise EngineError(None, str(err)) from err
+    finally:
+        chunks.close()  # type: ignore[attr-defined]
 
 
 def _mapping(answer: Any) -> dict[str, Any]:

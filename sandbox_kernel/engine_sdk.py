@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .engine import EngineError, Image
 
@@ -86,6 +86,22 @@ class SdkEngine:
     def kill(self, container: str, signal: str) -> None:
         with _errors():
             self.client.api.kill(container, signal=signal)
+
+    def put_archive(self, container: str, path: str, archive: IO[bytes] | bytes) -> None:
+        with _errors():
+            self.client.api.put_archive(container, path, archive)
+
+    def get_archive(self, container: str, path: str) -> Iterator[bytes] | None:
+        import docker.errors
+
+        try:
+            with _errors():
+                chunks, _ = self.client.api.get_archive(container, path, chunk_size=1 << 20)
+        except EngineError as err:
+            if isinstance(err.__cause__, docker.errors.NotFound):
+                return None
+            raise
+        return (bytes(chunk) for chunk in chunks)
 
     def remove(self, container: str) -> None:
         with _errors():

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
-from typing import Any
+from collections.abc import Iterator
+from typing import IO, Any
 
 #: The largest answer read by default (the create answer is a few hundred bytes; an
 #: inspect, with the relay's text in its command, about 250 kB).
@@ -60,12 +62,17 @@ class Pending:
             self._sock.close()
 
 
-def _open(path: str, head: str, payload: bytes, timeout: float) -> socket.socket:
+def _open(path: str, head: str, payload: bytes | IO[bytes], timeout: float) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
         sock.connect(path)
-        sock.sendall(head.encode("ascii") + payload)
+        if isinstance(payload, bytes):
+            sock.sendall(head.encode("ascii") + payload)
+        else:
+            sock.sendall(head.encode("ascii"))
+            while chunk := payload.read(1 << 20):
+                sock.sendall(chunk)
     except (OSError, UnicodeError) as err:
         sock.close()
         raise EngineHTTPError(f"cannot ask the engine at {path}: {err}") from err
@@ -81,18 +88,26 @@ def send(
     timeout: float = 10.0,
     content_type: str = "application/json",
 ) -> Pending:
-    """Send one request (``body`` as JSON, or bytes as they are) to the engine at ``path``.
+    """Send one request to the engine at ``path``: ``body`` as JSON, or bytes or a
+    seekable binary file (sent from where it is to its end) as they are.
 
     Raises:
         EngineHTTPError: the socket cannot be reached.
     """
-    if isinstance(body, bytes):
+    payload: bytes | IO[bytes]
+    if isinstance(body, bytes) or hasattr(body, "read"):
         payload = body
     else:
         payload = b"" if body is None else json.dumps(body).encode()
+    if isinstance(payload, bytes):
+        length = len(payload)
+    else:
+        start = payload.tell()
+        length = payload.seek(0, os.SEEK_END) - start
+        payload.seek(start)
     head = (
         f"{method} {target} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n"
-        f"Content-Type: {content_type}\r\nContent-Length: {len(payload)}\r\n\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n"
     )
     return Pending(_open(path, head, payload, timeout))
 
@@ -158,6 +173,90 @@ def upgrade(path: str, target: str, *, timeout: float = 10.0) -> tuple[socket.so
         sock.close()
         raise
     return sock, rest
+
+
+def stream(path: str, target: str, *, timeout: float = 10.0) -> tuple[int, Iterator[bytes]]:
+    """GET ``target`` and return the status and the body as it comes (a tar of any
+    size), decoded from chunks when the engine sends it so; the connection closes at
+    the body's end, or when the iterator is closed.
+
+    Raises:
+        EngineHTTPError: the socket cannot be reached, or the head is malformed (the
+            iterator raises it too, for a body that breaks off).
+    """
+    sock = _open(
+        path, f"GET {target} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n", b"", timeout
+    )
+    reader = _Reader(sock)
+    try:
+        head = reader.until(b"\r\n\r\n", MAX_HEAD)
+        status, _ = _parse(head + b"\r\n\r\n")
+        headers = {}
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip().lower()
+    except (OSError, EngineHTTPError) as err:
+        sock.close()
+        raise EngineHTTPError(f"no answer from the engine: {err}") from err
+    return status, _body(reader, headers)
+
+
+class _Reader:
+    """Buffered reads of an answer: up to a separator, or a count of bytes."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    def fill(self) -> bool:
+        chunk = self.sock.recv(1 << 20)
+        self.buffer += chunk
+        return bool(chunk)
+
+    def until(self, separator: bytes, limit: int) -> bytes:
+        while separator not in self.buffer:
+            if len(self.buffer) > limit or not self.fill():
+                raise EngineHTTPError("the engine's answer is malformed or cut short")
+        data, _, self.buffer = self.buffer.partition(separator)
+        return data
+
+    def take(self, size: int) -> Iterator[bytes]:
+        while size > 0:
+            if not self.buffer and not self.fill():
+                raise EngineHTTPError("the engine's answer was cut short")
+            data, self.buffer = self.buffer[:size], self.buffer[size:]
+            size -= len(data)
+            yield data
+
+
+def _body(reader: _Reader, headers: dict[bytes, bytes]) -> Iterator[bytes]:
+    try:
+        if headers.get(b"transfer-encoding") == b"chunked":
+            while True:
+                line = reader.until(b"\r\n", 1024)
+                try:
+                    size = int(line.split(b";")[0], 16)
+                except ValueError as err:
+                    raise EngineHTTPError("the engine's chunked answer is malformed") from err
+                if size <= 0:
+                    return
+                yield from reader.take(size)
+                reader.until(b"\r\n", 2)
+        length = headers.get(b"content-length")
+        if length is not None:
+            if not length.isdigit():
+                raise EngineHTTPError("the engine's answer has a bad length")
+            yield from reader.take(int(length))
+            return
+        if reader.buffer:
+            yield reader.buffer
+        while reader.fill():
+            yield reader.buffer
+            reader.buffer = b""
+    except OSError as err:
+        raise EngineHTTPError(f"the engine's answer broke off: {err}") from err
+    finally:
+        reader.sock.close()
 
 
 def quote(text: str, safe: str = "") -> str:

@@ -19,6 +19,8 @@ from .workspace import Workspace, WorkspaceScan
 if TYPE_CHECKING:
     import docker
 
+    from .engine import Engine
+
 
 class NotebookFolder:
     """One host folder linked to the sandboxes of one kernel.
@@ -60,7 +62,7 @@ class NotebookFolder:
             "stop_on_error": False,
         }
 
-    def start(self, client: docker.DockerClient, container_id: str) -> str:
+    def start(self, client: Engine | docker.DockerClient, container_id: str) -> str:
         notice = ""
         if self.workspace is not None:
             notice = self.workspace.start(client, container_id)
@@ -76,7 +78,7 @@ class NotebookFolder:
         return self.workspace.changes()
 
     def send_files(
-        self, client: docker.DockerClient, container_id: str, changed: WorkspaceScan
+        self, client: Engine | docker.DockerClient, container_id: str, changed: WorkspaceScan
     ) -> str:
         """Send what :meth:`changed_files` found; a notice, or ''."""
         assert self.workspace is not None
@@ -94,7 +96,7 @@ class NotebookFolder:
         """Whether the outputs folder's fingerprint changed (None: unknown, so yes)."""
         return self.results is not None and self.results.changed(token)
 
-    def collect(self, client: docker.DockerClient, container_id: str) -> str:
+    def collect(self, client: Engine | docker.DockerClient, container_id: str) -> str:
         """After a cell: copy the outputs folder back; a notice, or ''."""
         if self.results is None:
             return ""

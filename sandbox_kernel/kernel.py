@@ -185,7 +185,8 @@ class SandboxKernel(KernelSeams):
                 "container": self.sandbox.container_id,
                 "startup_error": str(self.sandbox.startup_error or "") or None,
                 "engine_client": self.sandbox.engine_client,
-                "sdk_loaded_at_ready": self.sandbox.sdk_loaded_at_ready,
+                # Whether this process has loaded the Docker SDK (see engine.py).
+                "docker_sdk_loaded": "docker" in sys.modules,
             },
         }
 

@@ -41,6 +41,8 @@ from .workspace import Entry, confined_name
 if TYPE_CHECKING:
     import docker
 
+    from .engine import Engine
+
 _CHUNK = 1 << 20
 #: Most skipped names a notice lists.
 _LISTED = 10
@@ -80,25 +82,23 @@ class _StreamReader(io.RawIOBase):
         super().close()
 
 
-def fetch(client: docker.DockerClient, container_id: str, path: str) -> IO[bytes] | None:
+def fetch(client: Engine | docker.DockerClient, container_id: str, path: str) -> IO[bytes] | None:
     """A tar stream of ``path`` in the sandbox, or None when it does not exist.
 
     Raises:
         OSError: the engine failed.
     """
-    import docker.errors  # imported with the client (not at the kernel's start)
+    from .engine import as_engine
 
     try:
-        chunks, _ = client.api.get_archive(container_id, path, chunk_size=_CHUNK)
-    except docker.errors.NotFound:
-        return None
-    except Exception as err:  # the Docker SDK, requests, or paramiko for ssh:// engines
+        chunks = as_engine(client).get_archive(container_id, path)
+    except Exception as err:  # the engine, or paramiko for ssh:// engines
         raise OSError(f"the engine failed: {err}") from err
-    return cast(IO[bytes], _StreamReader(iter(chunks)))
+    return None if chunks is None else cast(IO[bytes], _StreamReader(chunks))
 
 
 def read_bytes(
-    client: docker.DockerClient, container_id: str, rel: str, limit: int, base: str = ""
+    client: Engine | docker.DockerClient, container_id: str, rel: str, limit: int, base: str = ""
 ) -> bytes:
     """One regular file of the sandbox's working directory (``Sandbox.read_file``);
     ``base``: where that is below the copy's top.
@@ -173,7 +173,7 @@ class Results:
         self.token = token
         return True
 
-    def collect(self, client: docker.DockerClient, container_id: str) -> str:
+    def collect(self, client: Engine | docker.DockerClient, container_id: str) -> str:
         """Copy new and changed files back; a notice for the notebook, or ''."""
         self.written = []
         try:

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -37,8 +36,6 @@ from .inner import InnerKernel, Message
 from .session import image_reference, launch_spare, wake_spare
 
 if TYPE_CHECKING:
-    import docker
-
     # Imported when first needed (see Sandbox._warm_up): the kernel's process is
     # ready sooner without the validator's tables and the meter at start.
     from .usage import CellUsage, SessionUsage
@@ -118,10 +115,8 @@ class Sandbox:
         self.image_id = ""
         self.image_labels: dict[str, str] = {}
         self.startup_error: SandboxError | None = None
-        #: How the start reached the engine ("stdlib" or "docker-sdk", see engine.py),
-        #: and whether the Docker SDK was loaded when its kernel was ready.
+        #: How the start reached the engine: "stdlib" or "docker-sdk" (see engine.py).
         self.engine_client = ""
-        self.sdk_loaded_at_ready: bool | None = None
         self.notice = ""  # said before the next cell's output (e.g. why state was lost)
         self._engine: Engine | None = None
         self._inner: InnerKernel | None = None
@@ -166,7 +161,6 @@ class Sandbox:
             self.startup_error = err
             raise
         self.startup_error = None
-        self.sdk_loaded_at_ready = "docker" in sys.modules
         self.engine_client = "stdlib" if self._engine and self._engine.socket else "docker-sdk"
         self._inner = inner
         self.kernel_info = inner.kernel_info
@@ -175,7 +169,7 @@ class Sandbox:
         if self._trips is not None:
             self._trips.container_started(self._engine, inner.container.container_id)
         self.image_ref = image_reference(inner.container.image)
-        from .imagelabels import image_packages  # here: the kernel's start does not need it
+        from .imagerecipe import image_packages  # here: the kernel's start does not need it
 
         self.packages = image_packages(inner.container.image.labels)
         self.image_id = str(inner.container.image.id)
@@ -197,15 +191,9 @@ class Sandbox:
             self._spare_thread.start()
 
     def _warm_up(self, engine: Engine, container_id: str) -> None:
-        """After the sandbox is ready: the policy and the usage meter (which imports
-        the Docker SDK, see engine.py), off the loop."""
+        """After the sandbox is ready: the policy and the usage meter, off the loop."""
         self.policy()
-        self.metering.attach(engine.sdk, container_id, self.config)
-
-    @property
-    def _client(self) -> docker.DockerClient | None:
-        """The Docker SDK's client, for what is not on the start's path (copies, files)."""
-        return self._engine.sdk if self._engine is not None else None
+        self.metering.attach(engine, container_id, self.config)
 
     @property
     def usage_history(self) -> SessionUsage:
@@ -387,7 +375,7 @@ class Sandbox:
             max_file_size=self.config.max_file_size,
         )
         if self._trips is not None and self.container_id is not None:
-            notices = await self._trips.before_cell(inner, self._client, self.container_id)
+            notices = await self._trips.before_cell(inner, self._engine, self.container_id)
             self.notice = "\n".join(filter(None, [self.notice, *notices]))
         if self.notice:
             run.accept(stream_message("stderr", self.notice + "\n"))
@@ -431,7 +419,7 @@ class Sandbox:
             result.reply = reply["content"]
             result.execution_count = reply["content"].get("execution_count")
             if self._trips is not None:
-                self._trips.after_cell(inner, self._client, self.container_id, on_notice)
+                self._trips.after_cell(inner, self._engine, self.container_id, on_notice)
             if meter is not None and (meter.is_local or on_usage is None):
                 # The cell's code is done: measure now, while the inner kernel is
                 # still sending its last outputs and idle status.
@@ -660,10 +648,10 @@ class Sandbox:
         if self._trips is not None:
             copied = await self._trips.copied_in(self._inner)
             self.notice = "\n".join(filter(None, [self.notice, copied]))
-        assert self.container_id is not None and self._client is not None
+        assert self.container_id is not None and self._engine is not None
         base = self.folder.subdir if self.folder is not None else ""
         await asyncio.to_thread(
-            write_bytes, self._client, self.container_id, self.config, path, bytes(data), base
+            write_bytes, self._engine, self.container_id, self.config, path, bytes(data), base
         )
 
     async def read_file(self, path: str, *, limit: int | None = None) -> bytes:
@@ -681,10 +669,10 @@ class Sandbox:
         from .results import read_bytes
 
         await self._ensure_running()
-        assert self.container_id is not None and self._client is not None
+        assert self.container_id is not None and self._engine is not None
         cap = parse_size(self.config.outputs_max_cell_size) if limit is None else limit
         base = self.folder.subdir if self.folder is not None else ""
-        return await asyncio.to_thread(read_bytes, self._client, self.container_id, path, cap, base)
+        return await asyncio.to_thread(read_bytes, self._engine, self.container_id, path, cap, base)
 
     def usage_snapshot(self) -> dict[str, Any]:
         """Current container usage, for ``usage_request`` (thread-safe, may block briefly)."""

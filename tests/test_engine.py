@@ -203,18 +203,25 @@ def test_a_kernel_is_ready_without_the_sdk_on_a_local_socket_only(
     never imports the Docker SDK (kernel_info says what was loaded at ready); the same
     engine through a TCP proxy on loopback takes the SDK's path."""
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    folder = tmp_path / "notebook"
+    folder.mkdir()
+    (folder / "data.csv").write_text("a,b\n")
     with contextlib.ExitStack() as stack:
         if over_tcp:
             port = stack.enter_context(engine_proxy(None))
             env["DOCKER_HOST"] = f"tcp://127.0.0.1:{port}"
         for _ in range(2):  # the first start (SDK-made, cached) and the next (raw request)
-            with start_kernel(specs, env=env) as kernel:
-                reply = kernel.kc.kernel_info(reply=True, timeout=30)
-                info = reply["content"]["sandbox"]
+            with start_kernel(specs, env=env, cwd=folder) as kernel:
+                info = kernel.kc.kernel_info(reply=True, timeout=30)["content"]["sandbox"]
                 assert info["engine_client"] == ("docker-sdk" if over_tcp else "stdlib")
-                assert info["sdk_loaded_at_ready"] is over_tcp
-                cell = kernel.execute("print(sum(range(10)))\nopen('made.txt', 'w').write('x')")
-                assert cell.stdout.strip() == "45", cell.text
+                assert info["docker_sdk_loaded"] is over_tcp
+                # The folder copied in, a cell measured (usage line), the outputs folder
+                # looked at: still without the SDK on the local socket.
+                cell = kernel.execute("print(open('data.csv').read().strip(), sum(range(10)))")
+                assert cell.stdout.strip() == "a,b 45", cell.text
+                assert cell.usage is not None and cell.usage["wall_time_s"] > 0
                 host = kernel.execute("import socket; print(socket.gethostname())")
                 assert host.stdout.strip() == "sandbox"
+                info = kernel.kc.kernel_info(reply=True, timeout=30)["content"]["sandbox"]
+                assert info["docker_sdk_loaded"] is over_tcp
     assert os.environ.get("DOCKER_HOST") is None or over_tcp
