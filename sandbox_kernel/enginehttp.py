@@ -190,7 +190,8 @@ def stream(path: str, target: str, *, timeout: float = 10.0) -> tuple[int, Itera
     reader = _Reader(sock)
     try:
         head = reader.until(b"\r\n\r\n", MAX_HEAD)
-        status, _ = _parse(head + b"\r\n\r\n")
+        # The head alone (the body is read as it comes, below).
+        status, _ = _parse(head.split(b"\r\n", 1)[0] + b"\r\n\r\n")
         headers = {}
         for line in head.split(b"\r\n")[1:]:
             name, _, value = line.partition(b":")
