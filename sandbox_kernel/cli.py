@@ -335,9 +335,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         # The container starts while the kernel imports ipykernel (see prelaunch.py).
         prelaunch.begin(args_list[1:])
-        from .dockersdk import import_without_ssh
+        from .dockersdk import hide_ssh
 
-        import_without_ssh()  # done by prelaunch's thread, unless the engine was slow
+        hide_ssh()  # the SDK, if imported at all, comes without paramiko (see dockersdk.py)
         from .kernel import main as kernel_main
 
         kernel_main(args_list[1:])

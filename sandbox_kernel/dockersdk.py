@@ -12,6 +12,26 @@ from __future__ import annotations
 import importlib
 import sys
 
+#: Whether this process imports the SDK without its SSH transport (see :func:`hide_ssh`).
+_hidden = False
+
+
+def hide_ssh() -> None:
+    """Have :func:`import_sdk` leave the SSH transport out: the kernel process calls
+    it at start, then imports the SDK only when first needed (often never before
+    its kernel is ready: see engine.py)."""
+    global _hidden
+    _hidden = True
+
+
+def import_sdk() -> None:
+    """Import the Docker SDK as this process wants it (without SSH in the kernel)."""
+    if _hidden:
+        import_without_ssh()
+    else:
+        importlib.import_module("docker")
+
+
 
 def import_without_ssh() -> None:
     """Import the Docker SDK, leaving its paramiko-based SSH transport unloaded.

@@ -9,14 +9,17 @@ or ``''``. All of it talks to the engine, so it runs on a worker thread.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import docker
+from typing import TYPE_CHECKING, Any
 
 from .config import SandboxConfig
 from .results import Results
 from .spec import WORKDIR
 from .workspace import Workspace, WorkspaceScan
+
+if TYPE_CHECKING:
+    import docker
+
+    from .engine import Engine
 
 
 class NotebookFolder:
@@ -59,7 +62,7 @@ class NotebookFolder:
             "stop_on_error": False,
         }
 
-    def start(self, client: docker.DockerClient, container_id: str) -> str:
+    def start(self, client: Engine | docker.DockerClient, container_id: str) -> str:
         notice = ""
         if self.workspace is not None:
             notice = self.workspace.start(client, container_id)
@@ -75,7 +78,7 @@ class NotebookFolder:
         return self.workspace.changes()
 
     def send_files(
-        self, client: docker.DockerClient, container_id: str, changed: WorkspaceScan
+        self, client: Engine | docker.DockerClient, container_id: str, changed: WorkspaceScan
     ) -> str:
         """Send what :meth:`changed_files` found; a notice, or ''."""
         assert self.workspace is not None
@@ -93,7 +96,7 @@ class NotebookFolder:
         """Whether the outputs folder's fingerprint changed (None: unknown, so yes)."""
         return self.results is not None and self.results.changed(token)
 
-    def collect(self, client: docker.DockerClient, container_id: str) -> str:
+    def collect(self, client: Engine | docker.DockerClient, container_id: str) -> str:
         """After a cell: copy the outputs folder back; a notice, or ''."""
         if self.results is None:
             return ""

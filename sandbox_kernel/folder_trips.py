@@ -19,12 +19,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-
-import docker
+from typing import TYPE_CHECKING
 
 from .errors import SandboxError
 from .folder import NotebookFolder
 from .inner import InnerKernel
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +40,10 @@ class FolderTrips:
         self._pending_outputs: asyncio.Future[None] | None = None
         self._late_notice = ""
 
-    def container_started(self, client: docker.DockerClient, container_id: str) -> None:
+    def container_started(self, engine: Engine, container_id: str) -> None:
         """A new container: start copying the folder in (see :meth:`copied_in`)."""
         self._copying = asyncio.ensure_future(
-            asyncio.to_thread(self.folder.start, client, container_id)
+            asyncio.to_thread(self.folder.start, engine, container_id)
         )
 
     async def copied_in(self, inner: InnerKernel | None) -> str:
@@ -57,7 +59,7 @@ class FolderTrips:
         return notice
 
     async def before_cell(
-        self, inner: InnerKernel | None, client: docker.DockerClient | None, container_id: str
+        self, inner: InnerKernel | None, engine: Engine | None, container_id: str
     ) -> list[str]:
         """The start's copy done and the host's changes copied in; their notices."""
         notices = [await self.copied_in(inner)]
@@ -66,14 +68,14 @@ class FolderTrips:
         changed = self.folder.changed_files()
         if changed:
             notices.append(
-                await asyncio.to_thread(self.folder.send_files, client, container_id, changed)
+                await asyncio.to_thread(self.folder.send_files, engine, container_id, changed)
             )
         return notices
 
     def after_cell(
         self,
         inner: InnerKernel,
-        client: docker.DockerClient | None,
+        engine: Engine | None,
         container_id: str | None,
         on_notice: Callable[[str], None] | None,
     ) -> None:
@@ -84,7 +86,7 @@ class FolderTrips:
             return
         self._late_notice = ""
         self._pending_outputs = asyncio.ensure_future(
-            self._late_outputs(inner, client, container_id, on_notice)
+            self._late_outputs(inner, engine, container_id, on_notice)
         )
 
     async def outputs_copied(self) -> None:
@@ -102,12 +104,12 @@ class FolderTrips:
     async def _late_outputs(
         self,
         inner: InnerKernel,
-        client: docker.DockerClient | None,
+        engine: Engine | None,
         container_id: str | None,
         on_notice: Callable[[str], None] | None,
     ) -> None:
         try:
-            notice = await self._copy_outputs(inner, client, container_id)
+            notice = await self._copy_outputs(inner, engine, container_id)
         except Exception:  # a copy that failed must not break the next cell
             log.exception("copying the outputs folder failed")
             return
@@ -117,16 +119,16 @@ class FolderTrips:
             self._late_notice = notice
 
     async def _copy_outputs(
-        self, inner: InnerKernel, client: docker.DockerClient | None, container_id: str | None
+        self, inner: InnerKernel, engine: Engine | None, container_id: str | None
     ) -> str:
         """Copy the outputs folder back if it changed; a notice, or ''.
 
         Whether it changed is asked of the relay (a fingerprint, see relay.py), which
         answers at once while the kernel is free for the next cell.
         """
-        if container_id is None or self.folder.outputs_path is None:
+        if container_id is None or engine is None or self.folder.outputs_path is None:
             return ""
         token = await inner.stat(self.folder.outputs_path)
         if inner.death is not None or not self.folder.outputs_changed(token):
             return ""  # a dead sandbox's files went with it
-        return await asyncio.to_thread(self.folder.collect, client, container_id)
+        return await asyncio.to_thread(self.folder.collect, engine, container_id)

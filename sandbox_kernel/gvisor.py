@@ -29,7 +29,7 @@ leaves three protections of the sandbox out, and each difference below puts it b
 
 from __future__ import annotations
 
-import docker.types
+from typing import Any
 
 from .config import SandboxConfig, parse_size
 
@@ -47,7 +47,7 @@ VOLUME_LABEL = "sandbox-kernel"
 
 def tmpfs_volume(
     target: str, *, size: int, inodes: int, noexec: bool, mode: str, owner: str = ""
-) -> docker.types.Mount:
+) -> dict[str, Any]:
     """An anonymous engine-side volume of type tmpfs: memory only, capped, removed with
     the container (``AutoRemove``), and it works with a remote engine.
 
@@ -60,19 +60,24 @@ def tmpfs_volume(
     uid, _, gid = owner.partition(":")
     if uid.isdigit():
         options += [f"uid={uid}", f"gid={gid if gid.isdigit() else uid}"]
-    return docker.types.Mount(
-        target=target,
-        source=None,
-        type="volume",
-        no_copy=True,
-        labels={VOLUME_LABEL: "1"},
-        driver_config=docker.types.DriverConfig(
-            "local", {"type": "tmpfs", "device": "tmpfs", "o": ",".join(options)}
-        ),
-    )
+    # The engine API's Mount, as docker.types.Mount builds it (tests/test_seams.py).
+    return {
+        "Target": target,
+        "Source": None,
+        "Type": "volume",
+        "ReadOnly": False,
+        "VolumeOptions": {
+            "NoCopy": True,
+            "Labels": {VOLUME_LABEL: "1"},
+            "DriverConfig": {
+                "Name": "local",
+                "Options": {"type": "tmpfs", "device": "tmpfs", "o": ",".join(options)},
+            },
+        },
+    }
 
 
-def writable_mounts(config: SandboxConfig) -> list[docker.types.Mount]:
+def writable_mounts(config: SandboxConfig) -> list[dict[str, Any]]:
     """/tmp and /dev/shm as host tmpfs volumes (instead of gVisor's own tmpfs)."""
     return [
         tmpfs_volume(

@@ -51,6 +51,23 @@ import requests.exceptions
 
 from .config import DEFAULT_IMAGE
 from .errors import DockerUnavailableError, SandboxError
+from .imagerecipe import (
+    BUILD_STEPS_VERSION,
+    PACKAGES_LABEL,
+    RECIPE_FILES,
+    RECIPE_LABEL,
+    ImageBuildError,
+    recipe_digest,
+)
+from .imagerecipe import image_packages as image_packages
+from .imagerecipe import recipe_bytes as _recipe_bytes
+
+PACKAGES_FILE = "/usr/local/share/sandbox-kernel/packages.txt"
+
+#: Base image of the Dockerfile path.
+BASE_IMAGE = "python:3.11-slim-bookworm"
+
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 __all__ = [
     "BASE_IMAGE",
@@ -63,37 +80,6 @@ __all__ = [
     "image_status",
     "recipe_digest",
 ]
-
-#: Version of the build steps written in this module (image config, rootfs preparation,
-#: pip options). Bump it whenever a change here changes what lands in the image, so that
-#: existing images stop matching the recipe and get rebuilt.
-BUILD_STEPS_VERSION = "2"
-
-#: Label whose value is the :func:`recipe_digest` an image was built from.
-RECIPE_LABEL = "sandbox-kernel.recipe"
-
-#: Label with the image's exact Python packages, ``name==version`` separated by commas
-#: (also in the image as :data:`PACKAGES_FILE`, which finalize.sh writes).
-PACKAGES_LABEL = "sandbox-kernel.packages"
-PACKAGES_FILE = "/usr/local/share/sandbox-kernel/packages.txt"
-
-#: Base image of the Dockerfile path.
-BASE_IMAGE = "python:3.11-slim-bookworm"
-
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
-
-RECIPE_DIR = Path(__file__).with_name("recipe")
-
-#: Every file of the recipe; all of them go into the digest, and all of them are the
-#: Dockerfile's build context.
-RECIPE_FILES = (
-    "Dockerfile",
-    "_sandbox_kernel_mplcache.py",
-    "finalize.sh",
-    "requirements.txt",
-    "rootfs.json",
-    "sandbox_kernel_mplcache.pth",
-)
 
 #: Image settings of the rootfs path (the Dockerfile sets the same ones itself).
 _IMAGE_CHANGES = (
@@ -116,10 +102,6 @@ _ROOTFS_CACHE_VERSION = "1"
 _PULL_TIMEOUT = 20
 
 _Method = Literal["auto", "rootfs", "dockerfile"]
-
-
-class ImageBuildError(SandboxError):
-    """The sandbox image could not be built."""
 
 
 @dataclass(frozen=True)
@@ -145,24 +127,6 @@ class ImageStatus:
     id: str | None = None
     reference: str | None = None
     size: int | None = None
-
-
-def recipe_digest() -> str:
-    """The sha256 (hex) of the image recipe: its files and :data:`BUILD_STEPS_VERSION`.
-
-    Each file enters with its name and length, so moving text between files changes
-    the digest too.
-
-    Raises:
-        ImageBuildError: when a recipe file is missing (a broken installation).
-    """
-    h = hashlib.sha256()
-    h.update(f"sandbox-kernel-image-build-steps={BUILD_STEPS_VERSION}\0".encode())
-    for name in RECIPE_FILES:
-        data = _recipe_bytes(name)
-        h.update(f"{name}\0{len(data)}\0".encode())
-        h.update(data)
-    return h.hexdigest()
 
 
 def image_status(client: docker.DockerClient, name: str = DEFAULT_IMAGE) -> ImageStatus:
@@ -586,12 +550,6 @@ def _import_tree(
     return _image_id(client, name)
 
 
-def image_packages(labels: dict[str, str] | None) -> list[str]:
-    """The ``name==version`` list an image records in its labels ([] when it has none)."""
-    text = (labels or {}).get(PACKAGES_LABEL, "")
-    return [p for p in text.split(",") if p]
-
-
 def _default_mirror() -> str:
     """The Debian mirror: $SANDBOX_KERNEL_DEBIAN_MIRROR, the host's apt sources, or the CDN."""
     configured = os.environ.get("SANDBOX_KERNEL_DEBIAN_MIRROR")
@@ -686,15 +644,6 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-def _recipe_bytes(file_name: str) -> bytes:
-    try:
-        return (RECIPE_DIR / file_name).read_bytes()
-    except OSError as exc:
-        raise ImageBuildError(
-            f"the image recipe file {file_name} is missing from {RECIPE_DIR}; reinstall sandbox-kernel"
-        ) from exc
 
 
 def _run(argv: list[str], what: str, env: dict[str, str] | None = None) -> None:

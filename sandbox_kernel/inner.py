@@ -16,13 +16,13 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import docker
 from jupyter_client.session import Session
 
 from . import prelaunch
 from .config import SandboxConfig
+from .engine import Engine, as_engine
 from .errors import KernelNotReadyError, ProtocolError, SandboxDiedError, SandboxError
 from .messages import (
     DELIMITER,
@@ -36,6 +36,9 @@ from .outputs.guard import OutputGuard
 from .seams import unsigned_session
 from .session import UNRESPONSIVE_AFTER, ContainerSession
 from .wire import DROPPED_INFO, MAX_FRAME_BYTES, Kind
+
+if TYPE_CHECKING:
+    import docker
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,7 @@ class InnerKernel:
 
     Args:
         config: the sandbox settings.
-        client: a connected Docker client.
+        client: the engine (engine.connect_engine), or a connected Docker client.
         on_iopub: called on the loop with every IOPub message (deserialized).
         on_stdin: called on the loop with every ``input_request``.
         on_death: called on the loop once when the kernel or container ends, with
@@ -70,13 +73,13 @@ class InnerKernel:
     def __init__(
         self,
         config: SandboxConfig,
-        client: docker.DockerClient,
+        client: Engine | docker.DockerClient,
         on_iopub: MessageHandler,
         on_stdin: MessageHandler,
         on_death: Callable[[SandboxDiedError], None],
     ) -> None:
         self.config = config
-        self.client = client
+        self.client = as_engine(client)
         self.on_iopub = on_iopub
         self.on_stdin = on_stdin
         self.on_death = on_death

@@ -184,6 +184,9 @@ class SandboxKernel(KernelSeams):
                 "packages": self.sandbox.packages,
                 "container": self.sandbox.container_id,
                 "startup_error": str(self.sandbox.startup_error or "") or None,
+                "engine_client": self.sandbox.engine_client,
+                # Whether this process has loaded the Docker SDK (see engine.py).
+                "docker_sdk_loaded": "docker" in sys.modules,
             },
         }
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from .attribution import BackgroundLedger
     from .config import SandboxConfig
+    from .engine import Engine
     from .usage import CellUsage, SessionUsage, UsageMeter
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,9 @@ class CellMetering:
             self._history = SessionUsage()
         return self._history
 
-    def attach(self, client: docker.DockerClient, container_id: str, config: SandboxConfig) -> None:
+    def attach(
+        self, client: Engine | docker.DockerClient, container_id: str, config: SandboxConfig
+    ) -> None:
         """Measure this container from now on (called off the event loop: it blocks)."""
         from .runtime import is_gvisor
         from .usage import UsageMeter
@@ -162,12 +165,15 @@ class CellMetering:
             ledger.close()
 
 
-def _background_ledger(client: docker.DockerClient, container_id: str) -> BackgroundLedger | None:
+def _background_ledger(
+    client: Engine | docker.DockerClient, container_id: str
+) -> BackgroundLedger | None:
     """The per-thread ledger of a local container, or None where /proc cannot see it."""
     from .attribution import BackgroundLedger
+    from .engine import as_engine
 
     try:
-        info = client.api.inspect_container(container_id)
+        info = as_engine(client).inspect(container_id)
         return BackgroundLedger.for_container(int(info["State"]["Pid"]), str(info["Id"]))
     except Exception as err:  # a remote or rootless engine: no attribution, no failure
         log.debug("no per-thread attribution: %s", err)

@@ -24,10 +24,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import docker
-
     from .coldcache import RawLaunch
     from .config import SandboxConfig
+    from .engine import Engine
     from .session import ContainerSession
 
 log = logging.getLogger(__name__)
@@ -76,15 +75,16 @@ def _launch(overrides: list[str], asking: threading.Event) -> None:
             _raw = raw
         return
     try:
-        from .dockersdk import import_without_ssh
+        from .dockersdk import hide_ssh
 
-        import_without_ssh()  # a quicker start; ssh:// engines load the transport later
+        hide_ssh()  # a quicker start; ssh:// engines load the transport later
         from .cli import load_settings
-        from .session import ContainerSession, connect
+        from .engine import connect_engine
+        from .session import ContainerSession
 
         config = load_settings(overrides)
         session = ContainerSession(
-            config, connect(config), on_frame=lambda *_: None, on_closed=lambda _: None
+            config, connect_engine(config), on_frame=lambda *_: None, on_closed=lambda _: None
         )
         session.launch(asking=asking)
     except Exception as err:  # the real start reports it, as one sentence
@@ -114,9 +114,7 @@ def _raw_launch(overrides: list[str], asking: threading.Event) -> RawLaunch | No
         return None
 
 
-def take(
-    config: SandboxConfig, client: docker.DockerClient | None = None
-) -> ContainerSession | None:
+def take(config: SandboxConfig, client: Engine | None = None) -> ContainerSession | None:
     """The early container, if it was launched for this very configuration.
 
     Waits for the launch to finish; returns it at most once. A container launched
@@ -143,19 +141,21 @@ def take(
     return session
 
 
-def _adopt(
-    config: SandboxConfig, client: docker.DockerClient | None, raw: RawLaunch
-) -> ContainerSession | None:
+def _adopt(config: SandboxConfig, client: Engine | None, raw: RawLaunch) -> ContainerSession | None:
     """The session of the container the cached request made, when that request is the
     one the SDK builds for these settings now, to the same engine. Otherwise that
     container is removed: None (the kernel's own start runs, see :func:`remember`)."""
-    from .session import ContainerSession, connect, local_socket
+    from .engine import connect_engine
+    from .session import ContainerSession
 
     try:
         session = ContainerSession(
-            config, client or connect(config), on_frame=lambda *_: None, on_closed=lambda _: None
+            config,
+            client or connect_engine(config),
+            on_frame=lambda *_: None,
+            on_closed=lambda _: None,
         )
-        if _same_request(session, raw) and local_socket(config) == raw.socket:
+        if _same_request(session, raw) and _socket(session) == raw.socket:
             raw.started()
             session.adopt(raw.container_id)
             log.debug("the early container was made by the cached create request")
@@ -192,9 +192,8 @@ def _remember(overrides: list[str], session: ContainerSession) -> None:
         from jupyter_core.paths import jupyter_config_path
 
         from . import coldcache, spec
-        from .session import local_socket
 
-        socket = local_socket(session.config)
+        socket = _socket(session)
         if socket is None:
             return
         coldcache.store(
@@ -212,3 +211,12 @@ def _remember(overrides: list[str], session: ContainerSession) -> None:
         )
     except Exception as err:
         log.debug("the create request was not cached: %s", err)
+
+
+def _socket(session: ContainerSession) -> str | None:
+    """The session's engine's unix socket, if local (without the SDK when it has none)."""
+    if session.engine.socket is not None:
+        return session.engine.socket
+    from .session import local_socket
+
+    return local_socket(session.config)

@@ -53,7 +53,7 @@ def _recipe_packages(recipe_label: str | None) -> tuple[str, ...] | None:
     if not recipe_label:
         return None
     from .errors import SandboxError
-    from .image import RECIPE_DIR, recipe_digest
+    from .imagerecipe import RECIPE_DIR, recipe_digest
 
     try:
         if recipe_label != recipe_digest():
@@ -74,7 +74,7 @@ def _mount_targets(mounts: list[str]) -> list[str]:
 
 def environment(config: SandboxConfig, sandbox: Sandbox) -> dict[str, Any]:
     """The environment record of a running sandbox (empty values before it started)."""
-    from .image import RECIPE_LABEL
+    from .imagerecipe import RECIPE_LABEL
 
     recipe = sandbox.image_labels.get(RECIPE_LABEL)
     python = (sandbox.kernel_info.get("language_info") or {}).get("version")

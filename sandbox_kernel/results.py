@@ -32,14 +32,16 @@ import stat
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, cast
-
-import docker
-import docker.errors
+from typing import IO, TYPE_CHECKING, cast
 
 from .config import SandboxConfig, format_size, parse_size
 from .spec import WORKDIR
 from .workspace import Entry, confined_name
+
+if TYPE_CHECKING:
+    import docker
+
+    from .engine import Engine
 
 _CHUNK = 1 << 20
 #: Most skipped names a notice lists.
@@ -80,23 +82,23 @@ class _StreamReader(io.RawIOBase):
         super().close()
 
 
-def fetch(client: docker.DockerClient, container_id: str, path: str) -> IO[bytes] | None:
+def fetch(client: Engine | docker.DockerClient, container_id: str, path: str) -> IO[bytes] | None:
     """A tar stream of ``path`` in the sandbox, or None when it does not exist.
 
     Raises:
         OSError: the engine failed.
     """
+    from .engine import as_engine
+
     try:
-        chunks, _ = client.api.get_archive(container_id, path, chunk_size=_CHUNK)
-    except docker.errors.NotFound:
-        return None
-    except Exception as err:  # the Docker SDK, requests, or paramiko for ssh:// engines
+        chunks = as_engine(client).get_archive(container_id, path)
+    except Exception as err:  # the engine, or paramiko for ssh:// engines
         raise OSError(f"the engine failed: {err}") from err
-    return cast(IO[bytes], _StreamReader(iter(chunks)))
+    return None if chunks is None else cast(IO[bytes], _StreamReader(chunks))
 
 
 def read_bytes(
-    client: docker.DockerClient, container_id: str, rel: str, limit: int, base: str = ""
+    client: Engine | docker.DockerClient, container_id: str, rel: str, limit: int, base: str = ""
 ) -> bytes:
     """One regular file of the sandbox's working directory (``Sandbox.read_file``);
     ``base``: where that is below the copy's top.
@@ -171,7 +173,7 @@ class Results:
         self.token = token
         return True
 
-    def collect(self, client: docker.DockerClient, container_id: str) -> str:
+    def collect(self, client: Engine | docker.DockerClient, container_id: str) -> str:
         """Copy new and changed files back; a notice for the notebook, or ''."""
         self.written = []
         try:

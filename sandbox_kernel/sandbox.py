@@ -26,15 +26,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import docker
-
 from .bootstrap import END_MARKER_KEY
 from .config import SandboxConfig
+from .engine import Engine, connect_engine
 from .errors import SandboxDiedError, SandboxError
 from .folder import NotebookFolder
 from .folder_trips import FolderTrips
 from .inner import InnerKernel, Message
-from .session import connect, image_reference, launch_spare, wake_spare
+from .session import image_reference, launch_spare, wake_spare
 
 if TYPE_CHECKING:
     # Imported when first needed (see Sandbox._warm_up): the kernel's process is
@@ -116,8 +115,10 @@ class Sandbox:
         self.image_id = ""
         self.image_labels: dict[str, str] = {}
         self.startup_error: SandboxError | None = None
+        #: How the start reached the engine: "stdlib" or "docker-sdk" (see engine.py).
+        self.engine_client = ""
         self.notice = ""  # said before the next cell's output (e.g. why state was lost)
-        self._client: docker.DockerClient | None = None
+        self._engine: Engine | None = None
         self._inner: InnerKernel | None = None
         self._starting: asyncio.Task[None] | None = None
         self._runs: dict[str, CellRun] = {}
@@ -150,24 +151,25 @@ class Sandbox:
     async def _start(self) -> None:
         self._closed = False
         try:
-            if self._client is None:
-                self._client = await asyncio.to_thread(connect, self.config)
+            if self._engine is None:
+                self._engine = await asyncio.to_thread(connect_engine, self.config)
             inner = InnerKernel(
-                self.config, self._client, self._route_iopub, self._route_stdin, self._on_death
+                self.config, self._engine, self._route_iopub, self._route_stdin, self._on_death
             )
             await inner.start()
         except SandboxError as err:
             self.startup_error = err
             raise
         self.startup_error = None
+        self.engine_client = "stdlib" if self._engine and self._engine.socket else "docker-sdk"
         self._inner = inner
         self.kernel_info = inner.kernel_info
         self.inner_patches = dict(inner.hello.get("patches") or {})
         assert inner.container is not None and inner.container.container_id is not None
         if self._trips is not None:
-            self._trips.container_started(self._client, inner.container.container_id)
+            self._trips.container_started(self._engine, inner.container.container_id)
         self.image_ref = image_reference(inner.container.image)
-        from .image import image_packages  # here: the kernel's start does not need it
+        from .imagerecipe import image_packages  # here: the kernel's start does not need it
 
         self.packages = image_packages(inner.container.image.labels)
         self.image_id = str(inner.container.image.id)
@@ -175,23 +177,23 @@ class Sandbox:
             (inner.container.image.attrs.get("Config") or {}).get("Labels") or {}
         )
         self._warming = asyncio.ensure_future(
-            asyncio.to_thread(self._warm_up, self._client, inner.container.container_id)
+            asyncio.to_thread(self._warm_up, self._engine, inner.container.container_id)
         )
         if self.config.warm_spare:
             # On a thread, so the first cells need not wait; joined at stop, so that
             # no half-made container outlives this process.
             self._spare_thread = threading.Thread(
                 target=launch_spare,
-                args=(self._client, self.config, inner.container.image.id),
+                args=(self._engine, self.config, inner.container.image.id),
                 name="sandbox-spare",
                 daemon=True,
             )
             self._spare_thread.start()
 
-    def _warm_up(self, client: docker.DockerClient, container_id: str) -> None:
+    def _warm_up(self, engine: Engine, container_id: str) -> None:
         """After the sandbox is ready: the policy and the usage meter, off the loop."""
         self.policy()
-        self.metering.attach(client, container_id, self.config)
+        self.metering.attach(engine, container_id, self.config)
 
     @property
     def usage_history(self) -> SessionUsage:
@@ -230,8 +232,8 @@ class Sandbox:
             self._inner.shutdown_now(wait=wait)
         self._join_spare()
         container = self._inner.container if self._inner is not None else None
-        if successor and self.config.warm_spare and container is not None and self._client:
-            wake_spare(self._client, container.fingerprint)
+        if successor and self.config.warm_spare and container is not None and self._engine:
+            wake_spare(self._engine, container.fingerprint)
 
     async def restart(self) -> None:
         """A fresh container: every variable and file of the old one is gone."""
@@ -373,7 +375,7 @@ class Sandbox:
             max_file_size=self.config.max_file_size,
         )
         if self._trips is not None and self.container_id is not None:
-            notices = await self._trips.before_cell(inner, self._client, self.container_id)
+            notices = await self._trips.before_cell(inner, self._engine, self.container_id)
             self.notice = "\n".join(filter(None, [self.notice, *notices]))
         if self.notice:
             run.accept(stream_message("stderr", self.notice + "\n"))
@@ -417,7 +419,7 @@ class Sandbox:
             result.reply = reply["content"]
             result.execution_count = reply["content"].get("execution_count")
             if self._trips is not None:
-                self._trips.after_cell(inner, self._client, self.container_id, on_notice)
+                self._trips.after_cell(inner, self._engine, self.container_id, on_notice)
             if meter is not None and (meter.is_local or on_usage is None):
                 # The cell's code is done: measure now, while the inner kernel is
                 # still sending its last outputs and idle status.
@@ -646,10 +648,10 @@ class Sandbox:
         if self._trips is not None:
             copied = await self._trips.copied_in(self._inner)
             self.notice = "\n".join(filter(None, [self.notice, copied]))
-        assert self.container_id is not None and self._client is not None
+        assert self.container_id is not None and self._engine is not None
         base = self.folder.subdir if self.folder is not None else ""
         await asyncio.to_thread(
-            write_bytes, self._client, self.container_id, self.config, path, bytes(data), base
+            write_bytes, self._engine, self.container_id, self.config, path, bytes(data), base
         )
 
     async def read_file(self, path: str, *, limit: int | None = None) -> bytes:
@@ -667,10 +669,10 @@ class Sandbox:
         from .results import read_bytes
 
         await self._ensure_running()
-        assert self.container_id is not None and self._client is not None
+        assert self.container_id is not None and self._engine is not None
         cap = parse_size(self.config.outputs_max_cell_size) if limit is None else limit
         base = self.folder.subdir if self.folder is not None else ""
-        return await asyncio.to_thread(read_bytes, self._client, self.container_id, path, cap, base)
+        return await asyncio.to_thread(read_bytes, self._engine, self.container_id, path, cap, base)
 
     def usage_snapshot(self) -> dict[str, Any]:
         """Current container usage, for ``usage_request`` (thread-safe, may block briefly)."""

@@ -23,17 +23,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
-
-import docker
-import docker.constants
-import docker.context
-import docker.errors
-import requests.exceptions
+from typing import TYPE_CHECKING, Any
 
 from . import spec
 from .config import SandboxConfig
-from .dockersdk import ensure_ssh_transport
+from .dockersdk import ensure_ssh_transport, import_sdk
+from .engine import Engine, EngineError, Image, as_engine
+from .engine_sdk import reason as _reason
 from .errors import (
     ContainerStartError,
     DockerUnavailableError,
@@ -43,6 +39,9 @@ from .errors import (
 )
 from .runtime import check_runtime
 from .wire import FrameDecoder, Kind, encode
+
+if TYPE_CHECKING:
+    import docker
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +80,9 @@ def engine_address(config: SandboxConfig) -> dict[str, Any]:
     """
     if config.docker_host:
         return {"base_url": config.docker_host}
+    import_sdk()
+    import docker.context
+
     kwargs: dict[str, Any] = docker.utils.kwargs_from_env()
     if "base_url" in kwargs:
         return kwargs
@@ -99,6 +101,9 @@ def local_socket(config: SandboxConfig) -> str | None:
     Raises:
         docker.errors.DockerException: the environment or the context is invalid.
     """
+    import_sdk()
+    import docker.constants
+
     address = engine_address(config)
     base_url = str(address.get("base_url") or docker.constants.DEFAULT_UNIX_SOCKET)
     for scheme in ("unix://", "http+unix://"):
@@ -113,6 +118,10 @@ def connect(config: SandboxConfig, timeout: float = 10.0) -> docker.DockerClient
     Raises:
         DockerUnavailableError: the engine is not running or not reachable.
     """
+    import_sdk()
+    import docker.errors
+    import requests.exceptions
+
     where = config.docker_host or os.environ.get("DOCKER_HOST") or "the local socket"
     try:
         kwargs = engine_address(config)
@@ -137,22 +146,22 @@ def connect(config: SandboxConfig, timeout: float = 10.0) -> docker.DockerClient
     return client
 
 
-def resolve_image(client: docker.DockerClient, image: str) -> Any:
-    """The image object, or a clear error naming the build command.
+def resolve_image(client: Engine | docker.DockerClient, image: str) -> Image:
+    """The image (its id, attrs and labels), or a clear error naming the build command.
 
     Raises:
         ImageNotFoundError: the engine does not have the image.
         DockerUnavailableError: the engine failed while looking.
     """
     try:
-        return client.images.get(image)
-    except docker.errors.ImageNotFound as err:
-        raise ImageNotFoundError(
-            f"The sandbox image {image!r} is not on the Docker engine; "
-            "build it with `sandbox-kernel image build`."
-        ) from err
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
-        raise DockerUnavailableError(f"The Docker engine failed: {_reason(err)}.") from err
+        return as_engine(client).image(image)
+    except EngineError as err:
+        if err.status == 404:
+            raise ImageNotFoundError(
+                f"The sandbox image {image!r} is not on the Docker engine; "
+                "build it with `sandbox-kernel image build`."
+            ) from err
+        raise DockerUnavailableError(f"The Docker engine failed: {err.reason}.") from err
 
 
 def image_reference(image: Any) -> str:
@@ -161,17 +170,12 @@ def image_reference(image: Any) -> str:
     return str(digests[0]) if digests else str(image.id)
 
 
-def _reason(err: BaseException) -> str:
-    text = getattr(err, "explanation", None) or str(err) or type(err).__name__
-    return str(text).strip().splitlines()[0][:300]
-
-
 class ContainerSession:
     """One sandbox container and the frame channel to its relay.
 
     Args:
         config: the sandbox settings.
-        client: a connected Docker client (see :func:`connect`).
+        client: the engine (see engine.connect_engine), or a connected Docker client.
         on_frame: called on the reader thread with every frame from the relay.
         on_closed: called once, on the reader thread, when the channel ends, with a
             reason (``"eof"`` or a description of the failure).
@@ -180,12 +184,12 @@ class ContainerSession:
     def __init__(
         self,
         config: SandboxConfig,
-        client: docker.DockerClient,
+        client: Engine | docker.DockerClient,
         on_frame: FrameHandler,
         on_closed: ClosedHandler,
     ) -> None:
         self.config = config
-        self.client = client
+        self.engine = as_engine(client)
         self.on_frame = on_frame
         self.on_closed = on_closed
         self.container_id: str | None = None
@@ -194,6 +198,7 @@ class ContainerSession:
         self.sent: dict[str, Any] = {}
         self._socket: Any = None
         self._raw: Any = None
+        self._first = b""  # the stream's bytes that came with the attach's answer
         self._send_lock = threading.Lock()
         self._closed = threading.Event()
         self._torn_down = False
@@ -203,12 +208,17 @@ class ContainerSession:
         # stderr is attached too: the decoder keeps its end, which explains a relay
         # (or a runtime) that died before it could send a frame.
         self._decoder = FrameDecoder()
-        self.image = resolve_image(client, config.image)
+        self.image = resolve_image(self.engine, config.image)
         try:
-            check_runtime(client, config)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
-            raise DockerUnavailableError(f"The Docker engine failed: {_reason(err)}.") from err
+            check_runtime(self.engine, config)
+        except EngineError as err:
+            raise DockerUnavailableError(f"The Docker engine failed: {err.reason}.") from err
         self.fingerprint = spec.fingerprint(config, self.image.id)
+
+    @property
+    def client(self) -> docker.DockerClient:
+        """The Docker SDK's client for this engine (imports the SDK; not on the start's path)."""
+        return self.engine.sdk
 
     # -- lifecycle ----------------------------------------------------------------------
     def launch(self, *, use_spare: bool = True, asking: threading.Event | None = None) -> None:
@@ -228,7 +238,7 @@ class ContainerSession:
         if use_spare and self.config.warm_spare and self._claim_spare():
             return
         container_id = create_container(
-            self.client,
+            self.engine,
             self.config,
             self.image.id,
             role="kernel",
@@ -240,11 +250,11 @@ class ContainerSession:
         self._attach()
         self._launched_at = time.time()
         try:
-            self.client.api.start(container_id)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
+            self.engine.start(container_id)
+        except EngineError as err:
             self.cleanup()
             raise ContainerStartError(
-                f"The sandbox container failed to start: {_reason(err)}."
+                f"The sandbox container failed to start: {err.reason}."
             ) from err
 
     def kernel_request(self) -> dict[str, Any]:
@@ -271,7 +281,7 @@ class ContainerSession:
 
     def _claim_spare(self) -> bool:
         spares = list_containers(
-            self.client, role="spare", fingerprint=self.fingerprint, status="running"
+            self.engine, role="spare", fingerprint=self.fingerprint, status="running"
         )
         # Kernels of a class see the same pre-started spares: each tries them in its own
         # order, so that most first tries are not the same rename.
@@ -285,10 +295,10 @@ class ContainerSession:
                 # The claim (see spec.claimed_name): exactly one kernel of a rush gets
                 # it. By name, not id: a kernel that lists it later finds no such
                 # container rather than a rename to make.
-                self.client.api.rename(name, claimed)
+                self.engine.rename(name, claimed)
                 # The name may meanwhile belong to a newer spare: claim what was renamed.
-                self.container_id = str(self.client.api.inspect_container(claimed)["Id"])
-            except (docker.errors.DockerException, requests.exceptions.RequestException):
+                self.container_id = str(self.engine.inspect(claimed)["Id"])
+            except (EngineError, KeyError):
                 continue
             try:
                 self._attach()
@@ -304,19 +314,14 @@ class ContainerSession:
         return False
 
     def _attach(self) -> None:
+        assert self.container_id is not None
         try:
-            sock = self.client.api.attach_socket(
-                self.container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
-            )
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
+            self._socket, self._raw, self._first = self.engine.attach(self.container_id)
+        except EngineError as err:
             self.cleanup()
             raise ContainerStartError(
-                f"Could not attach to the sandbox container: {_reason(err)}."
+                f"Could not attach to the sandbox container: {err.reason}."
             ) from err
-        self._socket = sock
-        # unix and plain-TCP attach give a SocketIO around the socket; TLS gives the
-        # SSL socket directly; SSH gives a channel. All have recv/sendall.
-        self._raw = getattr(sock, "_sock", sock)
         with contextlib.suppress(OSError, AttributeError):
             self._raw.settimeout(None)
 
@@ -373,7 +378,8 @@ class ContainerSession:
         # v=True: the working directory is an anonymous volume (spec.workdir_mount);
         # AutoRemove deletes it, a forced removal only when asked.
         with contextlib.suppress(Exception):
-            self.client.api.remove_container(self.container_id, force=True, v=True)
+            assert self.container_id is not None
+            self.engine.remove(self.container_id)
 
     # -- threads ------------------------------------------------------------------------
     def stderr_tail(self) -> list[str]:
@@ -386,6 +392,9 @@ class ContainerSession:
         reason = "eof"
         raw = self._raw
         try:
+            if self._first:
+                for kind, parts in decoder.feed(self._first):
+                    self.on_frame(kind, parts)
             while True:
                 data = raw.recv(_RECV_BYTES)
                 if not data:
@@ -420,8 +429,8 @@ class ContainerSession:
     def inspect_state(self) -> dict[str, Any]:
         """The container's State from the engine ({} when it is gone)."""
         try:
-            state = self.client.api.inspect_container(self.container_id)["State"]
-            return dict(state)
+            assert self.container_id is not None
+            return dict(self.engine.inspect(self.container_id)["State"])
         except Exception:
             return {}
 
@@ -448,7 +457,7 @@ class ContainerSession:
 
 
 def create_container(
-    client: docker.DockerClient,
+    client: Engine | docker.DockerClient,
     config: SandboxConfig,
     image_id: str,
     *,
@@ -485,17 +494,19 @@ def create_container(
         extra_labels=extra_labels,
     )
     try:
-        created = client.api.create_container_from_config(body, name)
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
+        created = as_engine(client).create(body, name)
+    except EngineError as err:
         raise ContainerStartError(
-            f"The engine refused to create the sandbox container: {_reason(err)}."
+            f"The engine refused to create the sandbox container: {err.reason}."
         ) from err
     if sent is not None:
         sent.update(name=name, body=body)
-    return str(created["Id"])
+    return created
 
 
-def launch_spare(client: docker.DockerClient, config: SandboxConfig, image_id: str) -> None:
+def launch_spare(
+    client: Engine | docker.DockerClient, config: SandboxConfig, image_id: str
+) -> None:
     """Start a warm spare for this configuration unless one is already waiting.
 
     The spare starts its kernel and waits, unattached, for a claim; it exits by
@@ -503,11 +514,12 @@ def launch_spare(client: docker.DockerClient, config: SandboxConfig, image_id: s
     a spare is an optimisation.
     """
     try:
+        engine = as_engine(client)
         fp = spec.fingerprint(config, image_id)
-        if list_containers(client, role="spare", fingerprint=fp, status="running", unclaimed=True):
+        if list_containers(engine, role="spare", fingerprint=fp, status="running", unclaimed=True):
             return
         container_id = create_container(
-            client,
+            engine,
             config,
             image_id,
             role="spare",
@@ -515,10 +527,10 @@ def launch_spare(client: docker.DockerClient, config: SandboxConfig, image_id: s
             claim_timeout=config.spare_idle_timeout,
             warm_delay=SPARE_WARM_DELAY,
         )
-        client.api.start(container_id)
+        engine.start(container_id)
     except ContainerStartError as err:
         cause = err.__cause__
-        if isinstance(cause, docker.errors.APIError) and cause.status_code == 409:
+        if isinstance(cause, EngineError) and cause.status == 409:
             log.debug("a spare of this configuration is already there (made meanwhile)")
         else:
             log.info("no warm spare: %s", err)
@@ -526,16 +538,16 @@ def launch_spare(client: docker.DockerClient, config: SandboxConfig, image_id: s
         log.info("no warm spare: %s", err)
 
 
-def wake_spare(client: docker.DockerClient, fingerprint: str) -> None:
+def wake_spare(client: Engine | docker.DockerClient, fingerprint: str) -> None:
     """Have this configuration's unclaimed spare start its kernel now, not after its
     warm delay: a kernel restarting calls it on its way out, for its successor (see
     the relay's ``wait_warm``). Never raises: a spare is an optimisation."""
     with contextlib.suppress(Exception):
-        client.api.kill(spec.spare_name(fingerprint), signal="SIGUSR1")
+        as_engine(client).kill(spec.spare_name(fingerprint), "SIGUSR1")
 
 
 def list_containers(
-    client: docker.DockerClient,
+    client: Engine | docker.DockerClient,
     *,
     role: str | None = None,
     fingerprint: str | None = None,
@@ -551,7 +563,7 @@ def list_containers(
     filters: dict[str, Any] = {"label": label_filters}
     if status:
         filters["status"] = status
-    found = client.api.containers(all=True, filters=filters)
+    found = as_engine(client).containers(filters)
     if unclaimed:
         found = [c for c in found if any("-spare-" in n for n in c.get("Names", []))]
     return list(found)
@@ -580,7 +592,7 @@ def remove_dangling_volumes(client: docker.DockerClient) -> int:
 
 
 def remove_orphans(
-    client: docker.DockerClient,
+    client: Engine | docker.DockerClient,
     *,
     include_spares: bool = True,
     grace: float = 60.0,
@@ -598,7 +610,8 @@ def remove_orphans(
     host = spec.controller_host()
     now = time.time()
     removed = []
-    for container in list_containers(client, fingerprint=fingerprint):
+    engine = as_engine(client)
+    for container in list_containers(engine, fingerprint=fingerprint):
         labels = container.get("Labels") or {}
         names = container.get("Names") or [container["Id"][:12]]
         ctl_host, _, ctl_pid = spec.controller_of(names[0], labels).rpartition(":")
@@ -611,7 +624,7 @@ def remove_orphans(
         if not orphan:
             continue
         with contextlib.suppress(Exception):
-            client.api.remove_container(container["Id"], force=True, v=True)
+            engine.remove(container["Id"])
             removed.append(names[0].lstrip("/"))
     return removed
 

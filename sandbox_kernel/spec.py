@@ -16,8 +16,6 @@ import socket
 from importlib import resources
 from typing import Any
 
-import docker.types
-
 from . import gvisor
 from .config import SandboxConfig, parse_mount, parse_size
 from .runtime import is_gvisor
@@ -111,6 +109,9 @@ def container_options(config: SandboxConfig) -> dict[str, Any]:
 
     Returns a dict with ``host_config`` (host-config keyword arguments) and
     ``container`` (create-container keyword arguments, without image and command).
+    Mounts, ulimits and the log config are already the engine API's JSON (what the
+    SDK's types build): :func:`create_body` needs no SDK (tests/test_seams.py compares
+    its body with the SDK's translation of these arguments).
 
     Raises:
         ConfigError: a size, mount or seccomp setting is invalid.
@@ -136,7 +137,7 @@ def container_options(config: SandboxConfig) -> dict[str, Any]:
         *(gvisor.writable_mounts(config) if on_gvisor else []),
         workdir_mount(config),
         *(
-            docker.types.Mount(target=target, source=source, type="bind", read_only=True)
+            {"Target": target, "Source": source, "Type": "bind", "ReadOnly": True}
             for source, target in (parse_mount(spec) for spec in config.mounts)
         ),
     ]
@@ -152,13 +153,9 @@ def container_options(config: SandboxConfig) -> dict[str, Any]:
         "nano_cpus": int(config.cpus * 1e9),
         "pids_limit": host_pids,
         "ulimits": [
-            docker.types.Ulimit(name="nofile", soft=config.nofile, hard=config.nofile),
-            docker.types.Ulimit(
-                name="fsize",
-                soft=parse_size(config.max_file_size),
-                hard=parse_size(config.max_file_size),
-            ),
-            docker.types.Ulimit(name="core", soft=0, hard=0),
+            ulimit("nofile", config.nofile),
+            ulimit("fsize", parse_size(config.max_file_size)),
+            ulimit("core", 0),
             *nproc,
         ],
         # The relay itself is PID 1 and reaps orphans (see relay.py): Docker's init
@@ -167,7 +164,7 @@ def container_options(config: SandboxConfig) -> dict[str, Any]:
         "init": False,
         "ipc_mode": "private",
         "mounts": mounts,
-        "log_config": docker.types.LogConfig(type="none"),
+        "log_config": {"Type": "none", "Config": {}},
         # The container removes itself when it stops, whoever stops it.
         "auto_remove": True,
     }
@@ -211,8 +208,10 @@ def create_body(
     """The engine's create request for this sandbox: the JSON body of ``POST
     /containers/create`` exactly as it is sent (API ``version``).
 
-    Built with the SDK's request types, as ``create_container`` builds it, without its
-    top-level nulls. The kernel's raw first request (see coldcache.py) replays a
+    The SDK's translation of :func:`container_options` (``docker.types.ContainerConfig``
+    and ``HostConfig``, without the top-level nulls), done here without the SDK: the
+    kernel process reaches ready without importing it (engine.py). tests/test_seams.py
+    checks the two agree over the settings. The kernel's raw first request (see coldcache.py) replays a
     cached copy of it, and its container is used only when the copy equals this.
 
     Raises:
@@ -221,16 +220,90 @@ def create_body(
     options = container_options(config)
     container = dict(options["container"])
     container.pop("use_config_proxy")  # an argument of create_container, not of the request
-    body = docker.types.ContainerConfig(
-        version,
+    body = _container_body(
         image_id,
         relay_command(config, claim_timeout=claim_timeout, warm_delay=warm_delay),
-        host_config=docker.types.HostConfig(version=version, **options["host_config"]),
+        container,
+        host_config=_host_body(options["host_config"]),
         labels={**labels(role, fingerprint_), **(extra_labels or {})},
-        **container,
     )
-    sent = {key: value for key, value in body.items() if value is not None}
-    return dict(json.loads(json.dumps(sent)))
+    return dict(json.loads(json.dumps(body)))
+
+
+#: How the SDK's HostConfig names each host-config argument in the engine API, and
+#: whether it leaves the field out when the value is None only (True) or when falsy.
+_HOST_FIELDS: dict[str, tuple[str, bool]] = {
+    "network_mode": ("NetworkMode", True),
+    "read_only": ("ReadonlyRootfs", True),
+    "tmpfs": ("Tmpfs", False),
+    "shm_size": ("ShmSize", True),
+    "cap_add": ("CapAdd", False),
+    "cap_drop": ("CapDrop", False),
+    "security_opt": ("SecurityOpt", True),
+    "mem_limit": ("Memory", True),
+    "memswap_limit": ("MemorySwap", True),
+    "nano_cpus": ("NanoCpus", False),
+    "pids_limit": ("PidsLimit", False),
+    "ulimits": ("Ulimits", True),
+    "init": ("Init", True),
+    "ipc_mode": ("IpcMode", False),
+    "mounts": ("Mounts", True),
+    "log_config": ("LogConfig", True),
+    "auto_remove": ("AutoRemove", False),
+    "runtime": ("Runtime", False),
+}
+
+
+def _host_body(host_config: dict[str, Any]) -> dict[str, Any]:
+    """The engine API's HostConfig for :func:`container_options`' arguments, as the
+    SDK's ``docker.types.HostConfig`` translates them (for the arguments used here)."""
+    unknown = set(host_config) - set(_HOST_FIELDS)
+    if unknown:  # a new option in container_options needs its translation here
+        raise ValueError(f"no engine field for host-config argument(s) {sorted(unknown)}")
+    body: dict[str, Any] = {"NetworkMode": "default"}
+    for argument, value in host_config.items():
+        field, unless_none = _HOST_FIELDS[argument]
+        if value is not None if unless_none else value:
+            body[field] = value
+    if not body["NetworkMode"]:
+        body["NetworkMode"] = "default"
+    return body
+
+
+def _container_body(
+    image_id: str,
+    command: list[str],
+    container: dict[str, Any],
+    *,
+    host_config: dict[str, Any],
+    labels: dict[str, str],
+) -> dict[str, Any]:
+    """The engine API's create body, as the SDK's ``docker.types.ContainerConfig``
+    builds it for :func:`container_options`' arguments, without its null fields."""
+    options = dict(container)
+    attached = not options.pop("detach")  # attached: stdout, stderr, and stdin if open
+    stdin_open = bool(options.pop("stdin_open"))
+    environment = options.pop("environment")
+    body = {
+        "Hostname": options.pop("hostname"),
+        "User": str(options.pop("user")),
+        "Tty": options.pop("tty"),
+        "OpenStdin": stdin_open,
+        "StdinOnce": attached and stdin_open,
+        "AttachStdin": attached and stdin_open,
+        "AttachStdout": attached,
+        "AttachStderr": attached,
+        "Env": [f"{name}={value}" for name, value in environment.items()],
+        "Cmd": command,
+        "Image": image_id,
+        "NetworkDisabled": options.pop("network_disabled"),
+        "WorkingDir": options.pop("working_dir"),
+        "HostConfig": host_config,
+        "Labels": labels,
+    }
+    if options:  # a new option in container_options needs its translation here
+        raise ValueError(f"no engine field for container argument(s) {sorted(options)}")
+    return {field: value for field, value in body.items() if value is not None}
 
 
 #: Under gVisor, host pids (threads) allowed per sandbox task, and for gVisor itself.
@@ -240,7 +313,12 @@ GVISOR_HOST_PIDS_PER_TASK = 8
 GVISOR_HOST_PIDS_BASE = 256
 
 
-def pids_limits(config: SandboxConfig) -> tuple[int, list[docker.types.Ulimit]]:
+def ulimit(name: str, limit: int) -> dict[str, Any]:
+    """A ulimit (soft = hard) as the engine API has it (``docker.types.Ulimit``)."""
+    return {"Name": name, "Soft": limit, "Hard": limit}
+
+
+def pids_limits(config: SandboxConfig) -> tuple[int, list[dict[str, Any]]]:
     """The container's pids cgroup limit and the ulimits that carry the ``pids`` setting.
 
     Under runc the pids cgroup counts the sandbox's processes and threads: it is the
@@ -257,10 +335,10 @@ def pids_limits(config: SandboxConfig) -> tuple[int, list[docker.types.Ulimit]]:
         return config.pids, []
     host = config.pids * GVISOR_HOST_PIDS_PER_TASK + GVISOR_HOST_PIDS_BASE
     nproc = gvisor.nproc(config)
-    return host, [docker.types.Ulimit(name="nproc", soft=nproc, hard=nproc)]
+    return host, [ulimit("nproc", nproc)]
 
 
-def workdir_mount(config: SandboxConfig) -> docker.types.Mount:
+def workdir_mount(config: SandboxConfig) -> dict[str, Any]:
     """The working directory: a tmpfs of its own, as an anonymous engine-side volume.
 
     Why a volume and not a folder of /tmp: the engine's archive API (``put_archive``,

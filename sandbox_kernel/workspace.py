@@ -31,13 +31,16 @@ import stat
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import IO, Any, NamedTuple
-
-import docker
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from .config import SandboxConfig, format_size, parse_size
 from .spec import WORKDIR
 from .watch import FolderWatch
+
+if TYPE_CHECKING:
+    import docker
+
+    from .engine import Engine
 
 #: Bytes of a tar kept in memory before it spills to a temporary file.
 _SPOOL_BYTES = 8 * 1024 * 1024
@@ -198,14 +201,18 @@ def _snapshot(path: str, limit: int) -> IO[bytes] | None:
     return copy
 
 
-def put(client: docker.DockerClient, container_id: str, archive: IO[bytes] | bytes) -> None:
+def put(
+    client: Engine | docker.DockerClient, container_id: str, archive: IO[bytes] | bytes
+) -> None:
     """Extract a tar into the sandbox's working directory through the engine API.
 
     Raises:
         OSError: the engine refused it (the message says why).
     """
+    from .engine import as_engine
+
     try:
-        client.api.put_archive(container_id, WORKDIR, archive)
+        as_engine(client).put_archive(container_id, WORKDIR, archive)
     except Exception as err:  # the Docker SDK, requests, or paramiko for ssh:// engines
         raise OSError(f"the engine refused the copy: {_reason(err)}") from err
 
@@ -273,14 +280,14 @@ class Workspace:
             hidden=self.config.workspace_hidden,
         )
 
-    def start(self, client: docker.DockerClient, container_id: str) -> str:
+    def start(self, client: Engine | docker.DockerClient, container_id: str) -> str:
         """Copy the whole folder into a new sandbox; a notice for the notebook, or ''."""
         self.sent = {}
         self.refused = False
         self._watched_scans = 0  # a new sandbox has nothing: scan whatever the watch says
         return self.sync(client, container_id)
 
-    def sync(self, client: docker.DockerClient, container_id: str) -> str:
+    def sync(self, client: Engine | docker.DockerClient, container_id: str) -> str:
         """Copy new and changed files; a notice for the notebook, or ''."""
         changed = self.changes()
         return self.send(client, container_id, changed) if changed else ""
@@ -356,7 +363,9 @@ class Workspace:
             self._watched_scans = self._watched_scans + 1 if watch.usable else 0
         return [e for rel, e in found.items() if self.sent.get(rel) != e]
 
-    def send(self, client: docker.DockerClient, container_id: str, changed: WorkspaceScan) -> str:
+    def send(
+        self, client: Engine | docker.DockerClient, container_id: str, changed: WorkspaceScan
+    ) -> str:
         """Copy what :meth:`changes` found; a notice for the notebook, or ''."""
         fallback, self.fallback = self.fallback, ""
         if isinstance(changed, str):
@@ -373,7 +382,7 @@ class Workspace:
 
 
 def write_bytes(
-    client: docker.DockerClient,
+    client: Engine | docker.DockerClient,
     container_id: str,
     config: SandboxConfig,
     rel: str,

@@ -13,6 +13,7 @@ import json
 import os
 import queue
 import shutil
+import socket
 import tempfile
 import time
 import uuid
@@ -285,6 +286,16 @@ def start_kernel(
             specs.cleanup()
         if own_cwd is not None:
             shutil.rmtree(own_cwd, ignore_errors=True)
+
+
+def accepted(listener: socket.socket) -> Iterator[socket.socket]:
+    """Each connection a listening socket accepts, until the socket is closed."""
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        yield conn
 
 
 def write_context(docker_config: Path, name: str, host: str, *, current: bool = True) -> None:

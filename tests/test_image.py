@@ -18,6 +18,7 @@ import docker
 import pytest
 
 from sandbox_kernel import image as image_module
+from sandbox_kernel import imagerecipe
 from sandbox_kernel.image import (
     BASE_IMAGE,
     RECIPE_FILES,
@@ -55,14 +56,14 @@ def test_recipe_digest_is_stable_and_covers_every_file(
 
     copy = tmp_path / "recipe"
     shutil.copytree(RECIPE, copy)
-    monkeypatch.setattr(image_module, "RECIPE_DIR", copy)
+    monkeypatch.setattr(imagerecipe, "RECIPE_DIR", copy)
     assert recipe_digest() == digest
     for name in RECIPE_FILES:
         original = (copy / name).read_bytes()
         (copy / name).write_bytes(original + b"\n")
         assert recipe_digest() != digest, name
         (copy / name).write_bytes(original)
-    monkeypatch.setattr(image_module, "BUILD_STEPS_VERSION", "changed")
+    monkeypatch.setattr(imagerecipe, "BUILD_STEPS_VERSION", "changed")
     assert recipe_digest() != digest
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import USAGE_MIME, KernelSpecs, start_kernel
+from harness import USAGE_MIME, KernelSpecs, accepted, start_kernel
 
 pytestmark = pytest.mark.docker
 
@@ -107,11 +107,7 @@ def engine_proxy(tls_dir: Path | None) -> Iterator[int]:
         context.verify_mode = ssl.CERT_REQUIRED
 
     def serve() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
+        for conn in accepted(listener):
             threading.Thread(target=handle, args=(conn,), daemon=True).start()
 
     def handle(conn: socket.socket) -> None:

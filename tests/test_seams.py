@@ -211,3 +211,150 @@ def test_the_pinned_range_is_the_tested_one_and_holds_this_ipykernel() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert f'"ipykernel>={lowest},<{upper}"' in pyproject
     assert Version(lowest) <= Version(ipykernel.__version__) < Version(upper)
+
+
+# -- the Docker SDK: spec.create_body is its translation, built without it ---------------
+def _sdk_body(config: object, image_id: str, **kwargs: object) -> dict[str, object]:
+    """The create body as the SDK's request types build it (how session.py built it
+    before the kernel's start stopped importing the SDK; see spec.create_body)."""
+    import docker.types
+
+    from sandbox_kernel import spec
+
+    options = spec.container_options(config)  # type: ignore[arg-type]
+    container = dict(options["container"])
+    container.pop("use_config_proxy")
+    host = dict(options["host_config"])
+    # As the SDK's own types, so that their translation is what is compared.
+    host["mounts"] = [
+        docker.types.Mount(
+            target=m["Target"],
+            source=m["Source"],
+            type=m["Type"],
+            read_only=m["ReadOnly"],
+            no_copy=m.get("VolumeOptions", {}).get("NoCopy", False),
+            labels=m.get("VolumeOptions", {}).get("Labels"),
+            driver_config=docker.types.DriverConfig(
+                m["VolumeOptions"]["DriverConfig"]["Name"],
+                m["VolumeOptions"]["DriverConfig"]["Options"],
+            )
+            if "VolumeOptions" in m
+            else None,
+        )
+        for m in host["mounts"]
+    ]
+    host["ulimits"] = [
+        docker.types.Ulimit(name=u["Name"], soft=u["Soft"], hard=u["Hard"]) for u in host["ulimits"]
+    ]
+    host["log_config"] = docker.types.LogConfig(type=host["log_config"]["Type"])
+    version = str(kwargs.pop("version"))
+    body = docker.types.ContainerConfig(
+        version,
+        image_id,
+        spec.relay_command(
+            config,  # type: ignore[arg-type]
+            claim_timeout=kwargs["claim_timeout"],  # type: ignore[arg-type]
+            warm_delay=kwargs.get("warm_delay", 0.0),  # type: ignore[arg-type]
+        ),
+        host_config=docker.types.HostConfig(version=version, **host),
+        labels={
+            **spec.labels(str(kwargs["role"]), str(kwargs["fingerprint_"])),
+            **(kwargs.get("extra_labels") or {}),  # type: ignore[dict-item]
+        },
+        **container,
+    )
+    sent = {key: value for key, value in body.items() if value is not None}
+    return dict(json.loads(json.dumps(sent)))
+
+
+#: Every setting of config.py that reaches the container, each away from its default.
+CONTAINER_SETTINGS: list[dict[str, object]] = [
+    {},
+    {"memory": "768m", "cpus": 0.5, "pids": 64},
+    {"memory": "0", "cpus": 0.0, "pids": 0},
+    {"tmp_size": "100m", "tmp_inodes": 1000, "shm_size": "8m", "tmp_noexec": False},
+    {"nofile": 64, "max_file_size": "1m"},
+    {"network_mode": "bridge", "read_only_root": False, "drop_capabilities": False},
+    {"no_new_privileges": False, "seccomp_profile": "unconfined", "init": False},
+    {"user": "0:0", "python": "/usr/bin/python3.11"},
+    {"runtime": "runsc"},
+    {"runtime": "runsc", "pids": 100, "memory": "16g", "tmp_noexec": False, "user": "0:0"},
+    {"mounts": ["/srv/data:/data", "/srv/results:/mnt/results"]},
+    {"extra_env": {"A": "1", "B": "two words", "EMPTY": ""}},
+    {"workspace_max_size": "10m", "controller_timeout": 30.0},
+]
+
+
+@pytest.mark.parametrize("settings", CONTAINER_SETTINGS, ids=lambda s: ",".join(s) or "default")
+@pytest.mark.parametrize(
+    "request_kind",
+    [
+        {"role": "kernel", "claim_timeout": 60.0},
+        {"role": "spare", "claim_timeout": 600.0, "warm_delay": 3.0},
+        {"role": "spare", "claim_timeout": 900.0, "extra_labels": {"sandbox-kernel.expires": "9"}},
+    ],
+    ids=["kernel", "spare", "prestarted"],
+)
+def test_the_create_body_is_the_sdks_translation_of_the_settings(
+    settings: dict[str, object], request_kind: dict[str, object]
+) -> None:
+    """spec.create_body builds the engine's JSON without the SDK (the kernel reaches
+    ready without importing it); a docker-py release that translates an option
+    differently, or a new option spec.py passes, fails here by its field."""
+    import docker.types  # noqa: F401  (the SDK's translation is the reference)
+
+    from sandbox_kernel import session, spec
+    from sandbox_kernel.config import SandboxConfig
+
+    config = SandboxConfig(**settings)
+    image_id = "sha256:" + "ab" * 32
+    kwargs = {"version": session.API_VERSION, "fingerprint_": "f" * 32, **request_kind}
+    ours = spec.create_body(config, image_id, **kwargs)  # type: ignore[arg-type]
+    sdks = _sdk_body(config, image_id, **kwargs)
+    # The created label's second may tick between the two.
+    ours["Labels"].pop(spec.LABEL_CREATED)
+    sdks["Labels"].pop(spec.LABEL_CREATED)  # type: ignore[attr-defined]
+    assert set(ours) == set(sdks)
+    for field in sdks:
+        assert ours[field] == sdks[field], field
+
+
+def test_the_mounts_and_limits_are_the_sdks_types() -> None:
+    """The engine-API dicts spec.py and gvisor.py build are what docker.types build."""
+    import docker.types
+
+    from sandbox_kernel import gvisor, spec
+    from sandbox_kernel.config import SandboxConfig
+
+    config = SandboxConfig(mounts=["/srv/data:/data"], runtime="runsc")
+    host = spec.container_options(config)["host_config"]
+    assert host["mounts"][-1] == docker.types.Mount(
+        target="/data", source="/srv/data", type="bind", read_only=True
+    )
+    assert spec.ulimit("core", 0) == docker.types.Ulimit(name="core", soft=0, hard=0)
+    assert host["log_config"] == docker.types.LogConfig(type="none")
+    volume = gvisor.tmpfs_volume("/x", size=1, inodes=2, noexec=True, mode="1777", owner="1:1")
+    assert volume == docker.types.Mount(
+        target="/x",
+        source=None,
+        type="volume",
+        no_copy=True,
+        labels={gvisor.VOLUME_LABEL: "1"},
+        driver_config=docker.types.DriverConfig(
+            "local", volume["VolumeOptions"]["DriverConfig"]["Options"]
+        ),
+    )
+
+
+def test_the_fingerprint_did_not_change_with_the_sdk_free_builder() -> None:
+    """Spares made before (SDK types in container_options) stay claimable: the
+    fingerprint hashes the same JSON."""
+    from sandbox_kernel import spec
+    from sandbox_kernel.config import SandboxConfig
+
+    # As computed on main before the change (33a6ce3), when the mounts, ulimits and
+    # log config were docker.types objects.
+    image_id = "sha256:" + "ab" * 32
+    assert spec.fingerprint(SandboxConfig(), image_id) == "6f574e03e393123f9203d7c9dd15313c"
+    gvisor_bind = SandboxConfig(runtime="runsc", mounts=["/a:/b"])
+    assert spec.fingerprint(gvisor_bind, image_id) == "34ba83d4ce17fb5a509cc568c1ceb867"

@@ -23,15 +23,18 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Protocol
-
-import docker
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import SandboxError
 from .cgroup import CgroupCounters
 from .model import Reading
 from .sampler import Sampler
 from .stats import StatsReader
+
+if TYPE_CHECKING:
+    import docker
+
+    from ..engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +271,7 @@ class StatsApiCounters:
 
 
 def open_counters(
-    client: docker.DockerClient,
+    engine: Engine,
     info: Mapping[str, Any],
     *,
     local: bool | None,
@@ -282,23 +285,24 @@ def open_counters(
     """
     container_id = str(info["Id"])
     if local is not False:
-        cgroup, reason = _open_cgroup(client, info, reset_peaks)
+        cgroup, reason = _open_cgroup(engine, info, reset_peaks)
         if cgroup is not None:
             return LocalCounters(cgroup, f"usage-sampler-{container_id[:12]}")
         if local:
             raise SandboxError(f"Cannot read the sandbox's cgroup files: {reason}.")
         log.info("usage via the Docker stats API: %s", reason)
-    return StatsApiCounters(client, container_id)
+    return StatsApiCounters(engine.sdk, container_id)
 
 
 def _open_cgroup(
-    client: docker.DockerClient, info: Mapping[str, Any], reset_peaks: bool
+    engine: Engine, info: Mapping[str, Any], reset_peaks: bool
 ) -> tuple[CgroupCounters | None, str]:
     """The cgroup files, or None and why not."""
-    base_url = str(getattr(client.api, "base_url", ""))
-    # docker-py names every unix-socket engine http+docker://localhost.
-    if base_url != "http+docker://localhost":
-        return None, f"the engine is not on a local unix socket ({base_url})"
+    if engine.socket is None:  # asked through the SDK (the raw engine is local)
+        base_url = str(getattr(engine.sdk.api, "base_url", ""))
+        # docker-py names every unix-socket engine http+docker://localhost.
+        if base_url != "http+docker://localhost":
+            return None, f"the engine is not on a local unix socket ({base_url})"
     pid = int((info.get("State") or {}).get("Pid") or 0)
     if pid <= 0 or not os.path.exists(f"/proc/{pid}"):
         return None, f"the container's process {pid} is not visible here"

@@ -7,15 +7,16 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import docker
-import docker.errors
-import requests.exceptions
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SandboxError
 from .counters import Counters, open_counters
 from .model import CellUsage, Reading, cell_usage, under_gvisor
+
+if TYPE_CHECKING:
+    import docker
+
+    from ..engine import Engine
 
 
 def _cpu_quota(host_config: Mapping[str, Any]) -> float:
@@ -52,7 +53,7 @@ class UsageMeter:
     numbers that are true there (:func:`.model.under_gvisor`).
 
     Args:
-        client: a connected Docker client.
+        client: the engine (engine.py), or a connected Docker client.
         container_id: the sandbox container (id or name).
         memory_limit_bytes: the configured memory limit, used when the engine reports none.
         pids_limit: the configured pids limit, used when the engine reports none.
@@ -70,7 +71,7 @@ class UsageMeter:
 
     def __init__(
         self,
-        client: docker.DockerClient,
+        client: Engine | docker.DockerClient,
         container_id: str,
         memory_limit_bytes: int,
         pids_limit: int,
@@ -79,9 +80,12 @@ class UsageMeter:
         reset_peaks: bool = True,
         gvisor: bool = False,
     ) -> None:
+        from ..engine import EngineError, as_engine
+
+        engine = as_engine(client)
         try:
-            info = client.api.inspect_container(container_id)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
+            info = engine.inspect(container_id)
+        except EngineError as err:
             raise SandboxError(
                 f"Cannot inspect the sandbox container {container_id}: {err}"
             ) from err
@@ -92,7 +96,7 @@ class UsageMeter:
         self._view: Callable[[CellUsage], CellUsage] = under_gvisor if gvisor else _as_measured
         self._lock = threading.Lock()
         self._closed = False
-        self._counters: Counters = open_counters(client, info, local=local, reset_peaks=reset_peaks)
+        self._counters: Counters = open_counters(engine, info, local=local, reset_peaks=reset_peaks)
         self.source = self._counters.source
         self._started = 0.0
         self._previous_snapshot: Reading | None = None

@@ -11,14 +11,13 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
-
-import docker
-import docker.errors
-import requests.exceptions
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SandboxError
 from .model import Reading, limit_value
+
+if TYPE_CHECKING:
+    import docker
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +87,8 @@ class StatsReader:
         self._id = container_id
         # one-shot needs API 1.41 (Docker 20.10); older engines take two samples (~2 s).
         self._one_shot: bool | None = True
+        import docker.utils  # imported with the client (not at the kernel's start)
+
         with contextlib.suppress(Exception):
             if docker.utils.version_lt(self._api.api_version, "1.41"):
                 self._one_shot = None
@@ -131,6 +132,9 @@ class StatsReader:
         Raises:
             SandboxError: the engine failed or the container is not running.
         """
+        import docker.errors
+        import requests.exceptions
+
         requested = time.monotonic()
         try:
             doc = self._api.stats(self._id, stream=False, one_shot=self._one_shot)
