@@ -15,7 +15,7 @@ if docker info --format '{{json .Runtimes}}' | grep -q '"runsc"'; then
     SANDBOX_KERNEL_TEST_RUNTIME=runsc exec .venv/bin/python -m pytest -q -p no:cacheprovider \
         tests/test_escape.py tests/test_seccomp.py tests/test_usage.py tests/test_usage_docker.py \
         tests/test_usage_kernel.py tests/test_protocol.py tests/test_kernel.py \
-        tests/test_remote_engine.py \
+        tests/test_remote_engine.py tests/test_stream_pieces.py \
         tests/test_workspace.py::test_the_working_directory_volume_goes_with_its_container
 else
     echo "==> no runsc on the engine: the gVisor lane is skipped (bash scripts/engine.sh adds it)"
