@@ -13,6 +13,7 @@ from typing import Any
 
 from sandbox_kernel import inner
 from sandbox_kernel.config import SandboxConfig
+from sandbox_kernel.engine_raw import RawEngine
 from sandbox_kernel.inner import InnerKernel
 from sandbox_kernel.wire import Kind
 
@@ -26,7 +27,9 @@ def _reply(parent: str, status: str = "ok") -> dict[str, Any]:
 
 
 def _client() -> InnerKernel:
-    kernel = InnerKernel(SandboxConfig(), None, print, print, print)  # type: ignore[arg-type]
+    # An engine never asked: these tests feed replies in by hand.
+    engine = RawEngine("/nonexistent/docker.sock", SandboxConfig())
+    kernel = InnerKernel(SandboxConfig(), engine, print, print, print)
     kernel._loop = asyncio.new_event_loop()
     return kernel
 

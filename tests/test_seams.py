@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ipykernel import iostream, ipkernel, kernelapp, kernelbase
@@ -348,13 +349,46 @@ def test_the_mounts_and_limits_are_the_sdks_types() -> None:
 
 def test_the_fingerprint_did_not_change_with_the_sdk_free_builder() -> None:
     """Spares made before (SDK types in container_options) stay claimable: the
-    fingerprint hashes the same JSON."""
+    fingerprint hashes the options as JSON, and the same options made of docker.types
+    objects (as before 33a6ce3) give the same JSON."""
+    import docker.types
+
     from sandbox_kernel import spec
     from sandbox_kernel.config import SandboxConfig
 
-    # As computed on main before the change (33a6ce3), when the mounts, ulimits and
-    # log config were docker.types objects.
-    image_id = "sha256:" + "ab" * 32
-    assert spec.fingerprint(SandboxConfig(), image_id) == "6f574e03e393123f9203d7c9dd15313c"
-    gvisor_bind = SandboxConfig(runtime="runsc", mounts=["/a:/b"])
-    assert spec.fingerprint(gvisor_bind, image_id) == "34ba83d4ce17fb5a509cc568c1ceb867"
+    for config in (SandboxConfig(), SandboxConfig(runtime="runsc", mounts=["/a:/b"])):
+        options = spec.container_options(config)
+        host = dict(options["host_config"])
+        host["mounts"] = [docker.types.Mount(**_mount_kwargs(m)) for m in host["mounts"]]
+        host["ulimits"] = [
+            docker.types.Ulimit(name=u["Name"], soft=u["Soft"], hard=u["Hard"])
+            for u in host["ulimits"]
+        ]
+        host["log_config"] = docker.types.LogConfig(type=host["log_config"]["Type"])
+        typed = {**options, "host_config": host}
+        assert json.dumps(typed, sort_keys=True) == json.dumps(options, sort_keys=True)
+
+
+def _mount_kwargs(mount: dict[str, Any]) -> dict[str, Any]:
+    """docker.types.Mount's arguments for an engine-API mount dict."""
+    import docker.types
+
+    volume = mount.get("VolumeOptions") or {}
+    driver = volume.get("DriverConfig")
+    kwargs: dict[str, Any] = {
+        "target": mount["Target"],
+        "source": mount.get("Source"),
+        "type": mount["Type"],
+        "read_only": mount.get("ReadOnly", False),
+    }
+    if "NoCopy" in volume:
+        kwargs["no_copy"] = volume["NoCopy"]
+    if "Labels" in volume:
+        kwargs["labels"] = volume["Labels"]
+    if driver is not None:
+        kwargs["driver_config"] = docker.types.DriverConfig(driver["Name"], driver.get("Options"))
+    if "TmpfsOptions" in mount:
+        tmpfs = mount["TmpfsOptions"]
+        kwargs["tmpfs_size"] = tmpfs.get("SizeBytes")
+        kwargs["tmpfs_mode"] = tmpfs.get("Mode")
+    return kwargs
