@@ -21,7 +21,7 @@ from jupyter_client.manager import KernelManager
 
 from sandbox_kernel.install import LAUNCH, get_kernel_dict
 
-from harness import KernelSpecs, start_kernel
+from harness import BASE_SETTINGS, KernelSpecs, start_kernel
 
 pytestmark = pytest.mark.docker
 
@@ -51,6 +51,18 @@ def _hostile_folder(folder: Path, shadow: str, marker: Path) -> None:
     (folder / "analysis.ipynb").write_text("{}")
 
 
+def _kernelspec(specs: KernelSpecs, name: str) -> str:
+    """A kernelspec as `sandbox-kernel install` writes it, but started with ``python -m
+    sandbox_kernel`` as kernelspecs were before install.LAUNCH."""
+    spec = get_kernel_dict(BASE_SETTINGS)
+    index = spec["argv"].index(LAUNCH)
+    assert spec["argv"][index - 1] == "-c"
+    spec["argv"][index - 1 : index + 1] = ["-m", "sandbox_kernel"]
+    (specs.root / "kernels" / name).mkdir(parents=True)
+    (specs.root / "kernels" / name / "kernel.json").write_text(json.dumps(spec))
+    return name
+
+
 @pytest.mark.parametrize("shadow", SHADOWS)
 def test_a_notebook_folder_cannot_run_code_in_the_host_process(
     shadow: str, tmp_path: Path, specs: KernelSpecs
@@ -72,13 +84,7 @@ def test_a_notebook_folder_runs_code_on_the_host_under_python_m(
     """Negative control: the same kernelspec with ``python -m sandbox_kernel``."""
     folder, marker = tmp_path / "notebook", tmp_path / "ran-on-the-host"
     _hostile_folder(folder, shadow, marker)
-    spec = get_kernel_dict()
-    index = spec["argv"].index(LAUNCH)
-    assert spec["argv"][index - 1] == "-c"
-    spec["argv"][index - 1 : index + 1] = ["-m", "sandbox_kernel"]
-    name = "old-launch-" + shadow.replace("/", "-").replace(".", "-")
-    (specs.root / "kernels" / name).mkdir(parents=True)
-    (specs.root / "kernels" / name / "kernel.json").write_text(json.dumps(spec))
+    name = _kernelspec(specs, "old-launch-" + shadow.replace("/", "-").replace(".", "-"))
     km = KernelManager(kernel_name=name, kernel_spec_manager=specs.manager)
     km.start_kernel(cwd=str(folder))
     try:
@@ -124,13 +130,7 @@ def test_a_kernel_started_with_python_m_says_to_reinstall(
 ) -> None:
     """Kernelspecs written before LAUNCH still work, and say in the server's log what
     to do; one written now says nothing."""
-    spec = get_kernel_dict()
-    if old:
-        index = spec["argv"].index(LAUNCH)
-        spec["argv"][index - 1 : index + 1] = ["-m", "sandbox_kernel"]
-    name = "launch-python-m" if old else "launch-now"
-    (specs.root / "kernels" / name).mkdir(parents=True)
-    (specs.root / "kernels" / name / "kernel.json").write_text(json.dumps(spec))
+    name = _kernelspec(specs, "launch-python-m") if old else specs.make()
     log = tmp_path / "kernel.log"
     with log.open("w") as out, start_kernel(specs, kernel_name=name, log=out) as kernel:
         assert kernel.execute("1 + 1").status == "ok"
