@@ -150,7 +150,60 @@ def requirement_lines(requirements: Path | None, add: Iterable[str]) -> list[str
     lines += [a.strip() for a in add if a.strip()]
     if not lines:
         raise ImageBuildError("nothing to add: give --add PKG... or --requirements FILE")
+    for line in lines:
+        _check_requirement(line)
     return lines
+
+
+#: The file name endings pip takes for archives (pip._internal.utils.filetypes).
+_ARCHIVES = (
+    ".zip",
+    ".whl",
+    ".tar",
+    ".tar.gz",
+    ".tgz",
+    ".tar.bz2",
+    ".tbz",
+    ".tar.xz",
+    ".txz",
+    ".tlz",
+    ".tar.lz",
+    ".tar.lzma",
+)
+
+
+def _check_requirement(line: str) -> None:
+    """Refuse what would make the host's pip run code or leave the package index.
+
+    A requirements file comes with a notebook's repository, which may be anyone's. pip
+    builds a local folder, an archive or a VCS checkout from source on the host, running
+    its build code, whatever ``--only-binary`` says; ``--no-binary``, ``-r``/``-c`` and
+    index options in the file change what the command line chose. So a line is a
+    package by name (PEP 508: extras, versions, markers) and may carry ``--hash=``
+    options (``pip-compile --generate-hashes``); nothing else.
+
+    Raises:
+        ImageBuildError: the line is something else, named in the message.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    words = line.split()
+    options = [w for w in words if w.startswith("-")]
+    text = " ".join(w for w in words if not w.startswith("-"))
+    refused = [o for o in options if not o.startswith("--hash=")]
+    try:
+        requirement = Requirement(text) if text else None
+    except InvalidRequirement:
+        requirement = None
+    # pip takes a name that ends like an archive for a file, if one is there.
+    archive = requirement is not None and requirement.name.lower().endswith(_ARCHIVES)
+    if refused or requirement is None or requirement.url or archive:
+        raise ImageBuildError(
+            f"{line!r} is not a package by name: requirement lines may name packages "
+            "(with versions, extras, markers and --hash=), not files, folders, URLs, "
+            "VCS checkouts or pip options, which pip would build from source on this "
+            "machine or fetch from elsewhere"
+        )
 
 
 def build_derived(
@@ -252,7 +305,13 @@ def _pip_install(
         log("installing from the package index")
     else:
         requirements.write_text(_hashed_requirements(lines, base_packages, wheelhouse))
-        args += ["--no-index", "--find-links", str(wheelhouse), "--require-hashes", "--no-deps"]
+        args += [
+            "--no-index",
+            "--find-links",
+            str(wheelhouse.resolve()),
+            "--require-hashes",
+            "--no-deps",
+        ]
         # Only the folder: no index, no find-links or constraints of the host's pip config.
         env = {
             k: v
@@ -262,7 +321,13 @@ def _pip_install(
         env["PIP_CONFIG_FILE"] = os.devnull
         log(f"installing offline from {wheelhouse} (hashes required)")
     proc = subprocess.run(
-        args, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, check=False
+        args,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        cwd=work,  # not the notebook's folder: no name there can be taken for a file
     )
     if proc.returncode != 0:
         tail = " | ".join(line.strip() for line in proc.stderr.strip().splitlines()[-6:])
