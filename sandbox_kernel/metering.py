@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .errors import SandboxError
+
 if TYPE_CHECKING:
     import docker
 
@@ -73,7 +75,14 @@ class CellMetering:
             await self.pending  # the meter measures one cell at a time
         meter = self.meter
         if meter is not None:
-            meter.begin_cell()
+            try:
+                meter.begin_cell()
+            except SandboxError as err:
+                # The container died since the last cell (its cgroup is gone) and the
+                # sandbox has not heard yet: the cell's send finds out and restarts it.
+                # Usage is a display; it must never fail a cell.
+                log.debug("this cell runs unmeasured: %s", err)
+                return None
             # Before the cell is sent: a thread that works for the cell from its first
             # instant must not be seen working before it (attribution.py).
             self._ledger_call("begin", execution_count)
