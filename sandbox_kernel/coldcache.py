@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from . import __version__
+from .engine import docker_config_file
 from .enginehttp import EngineHTTPError, Pending, request, send
 
 #: The engine API version the SDK is pinned to (session.API_VERSION).
@@ -57,12 +58,6 @@ def folder() -> str:
     """The cache folder: ``$XDG_CACHE_HOME/sandbox-kernel`` (``~/.cache`` by default)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "sandbox-kernel")
-
-
-def docker_config_file() -> str:
-    """The docker CLI's config, whose ``currentContext`` can choose the engine."""
-    base = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
-    return os.path.join(base, "config.json")
 
 
 def key(overrides: Sequence[str]) -> str:

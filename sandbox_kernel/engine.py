@@ -138,14 +138,19 @@ def raw_socket(config: SandboxConfig) -> str | None:
     return None
 
 
+def docker_config_file() -> str:
+    """The docker CLI's config, whose ``currentContext`` can choose the engine."""
+    base = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    return os.path.join(base, "config.json")
+
+
 def _chosen_context() -> str | None:
     """The docker CLI context chosen by the environment or its config ("" for none);
     None when the config cannot be read (then the SDK decides)."""
     if os.environ.get("DOCKER_CONTEXT"):
         return os.environ["DOCKER_CONTEXT"]
-    base = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
     try:
-        with open(os.path.join(base, "config.json"), "rb") as file:
+        with open(docker_config_file(), "rb") as file:
             config = json.loads(file.read(1 << 20))
     except FileNotFoundError:
         return ""
