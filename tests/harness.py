@@ -26,7 +26,7 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
-from sandbox_kernel.install import write_kernel_spec
+from sandbox_kernel.install import LAUNCH, write_kernel_spec
 
 USAGE_MIME = "application/vnd.sandbox-kernel.usage+json"
 IMAGE = os.environ.get("SANDBOX_KERNEL_TEST_IMAGE", "sandbox-kernel:latest")
@@ -213,6 +213,13 @@ class Kernel:
     def container_id(self) -> str:
         info = self.request("kernel_info")
         return str(info["content"]["sandbox"]["container"])
+
+
+def python_m_argv(argv: list[str]) -> list[str]:
+    """A kernelspec's argv as written before install.LAUNCH: ``python -m sandbox_kernel``."""
+    index = argv.index(LAUNCH)
+    assert argv[index - 1] == "-c"
+    return [*argv[: index - 1], "-m", "sandbox_kernel", *argv[index + 1 :]]
 
 
 class KernelSpecs:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import IMAGE, write_context
+from harness import IMAGE, python_m_argv, write_context
 
 pytestmark = pytest.mark.docker
 
@@ -107,11 +107,10 @@ def test_doctor_fails_on_a_kernelspec_that_starts_the_kernel_with_python_m(
     """Such a kernelspec lets a notebook's folder run code on the host (see
     tests/test_escape_folder.py); doctor names it and how to rewrite it. Control: the
     same kernelspec with the command ``sandbox-kernel install`` writes passes."""
-    from sandbox_kernel.install import LAUNCH, get_kernel_dict
+    from sandbox_kernel.install import get_kernel_dict
 
     spec = get_kernel_dict()
-    old = [*spec["argv"]]
-    old[old.index(LAUNCH) - 1 : old.index(LAUNCH) + 1] = ["-m", "sandbox_kernel"]
+    old = python_m_argv(spec["argv"])
     for name, argv in (("sk-old", old), ("sk-new", spec["argv"])):
         (tmp_path / "kernels" / name).mkdir(parents=True)
         (tmp_path / "kernels" / name / "kernel.json").write_text(json.dumps({**spec, "argv": argv}))

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from jupyter_client.manager import KernelManager
 
-from sandbox_kernel.install import LAUNCH, get_kernel_dict
+from sandbox_kernel.install import get_kernel_dict
 
-from harness import BASE_SETTINGS, KernelSpecs, start_kernel
+from harness import BASE_SETTINGS, KernelSpecs, python_m_argv, start_kernel
 
 pytestmark = pytest.mark.docker
 
@@ -55,9 +55,7 @@ def _kernelspec(specs: KernelSpecs, name: str) -> str:
     """A kernelspec as `sandbox-kernel install` writes it, but started with ``python -m
     sandbox_kernel`` as kernelspecs were before install.LAUNCH."""
     spec = get_kernel_dict(BASE_SETTINGS)
-    index = spec["argv"].index(LAUNCH)
-    assert spec["argv"][index - 1] == "-c"
-    spec["argv"][index - 1 : index + 1] = ["-m", "sandbox_kernel"]
+    spec["argv"] = python_m_argv(spec["argv"])
     (specs.root / "kernels" / name).mkdir(parents=True)
     (specs.root / "kernels" / name / "kernel.json").write_text(json.dumps(spec))
     return name
