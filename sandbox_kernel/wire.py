@@ -250,7 +250,7 @@ class FrameDecoder:
             # A bytearray is bytes-like and is not copied again; an empty part is b"".
             part = self._part_buffer if self._part_buffer is not None else b"".join(self._segments)
             self._parts.append(part)  # type: ignore[arg-type]
-        self._segments = []
+        self._segments.clear()
         self._part_buffer, self._part_have, self._part_len = None, 0, -1
         self._parts_left -= 1
         return True
