@@ -202,7 +202,8 @@ def _check_requirement(line: str) -> None:
             f"{line!r} is not a package by name: requirement lines may name packages "
             "(with versions, extras, markers and --hash=), not files, folders, URLs, "
             "VCS checkouts or pip options, which pip would build from source on this "
-            "machine or fetch from elsewhere"
+            "machine or fetch from elsewhere; for a package of your own, build its wheel "
+            "(`pip wheel --no-deps -w DIR PATH`) and add it with --wheelhouse DIR"
         )
 
 
