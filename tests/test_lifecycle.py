@@ -278,11 +278,29 @@ def test_container_killed_from_outside_is_announced(
         # The death was heard only when the cell was sent (a loaded machine): the cell
         # did not run; it says so, and the next one runs in the fresh sandbox.
         assert cell.error is not None
-        assert cell.error["content"]["ename"] == "SandboxRestarted", cell.text
+        assert cell.error["ename"] == "SandboxRestarted", cell.text
         assert "stopped from outside" in cell.text and "state is lost" in cell.text
         cell = kernel.execute("print('survivor' in dir())")
     else:
         assert "stopped from outside" in cell.stderr and "state is lost" in cell.stderr
+    assert cell.status == "ok", cell.text
+    assert cell.stdout.strip() == "False"
+
+
+def test_a_cell_sent_as_the_container_is_killed_says_so_and_the_next_runs(
+    docker_client: docker.DockerClient, kernel: Kernel
+) -> None:
+    # No pause: the death is heard only once the cell is on its way. That cell is
+    # answered with the reason (never a hang, never a bare "connection lost"), and the
+    # next cell runs in the fresh sandbox.
+    kernel.execute("survivor = 1")
+    docker_client.api.kill(kernel.container_id)
+    cell = kernel.execute("print('survivor' in dir())")
+    assert cell.status == "error", cell.text
+    assert cell.error is not None and cell.error["ename"] == "SandboxRestarted", cell.text
+    assert "stopped from outside" in cell.text and "state is lost" in cell.text
+    assert cell.reply["content"]["ename"] == "SandboxRestarted"
+    cell = kernel.execute("print('survivor' in dir())")
     assert cell.status == "ok", cell.text
     assert cell.stdout.strip() == "False"
 
