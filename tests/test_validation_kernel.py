@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -161,6 +162,34 @@ def test_everyday_file_code_runs_in_the_default_profile(blocking: Kernel) -> Non
     listing = blocking.execute("!ls results")
     assert listing.status == "ok", listing.text
     assert listing.stdout.split() == ["a.txt", "b.txt"]
+
+
+def test_a_script_of_the_notebooks_repository_runs_with_run(
+    specs: KernelSpecs, tmp_path: Path
+) -> None:
+    # A course's or a paper's notebooks start with `%run setup.py` or add `../lib` to
+    # the path: the default profile runs a file of the working area as an import of
+    # it would run, and refuses what is not one.
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "common.py").write_text("SCALE = 3\n")
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    (notebooks / "setup_course.py").write_text("import sys\nSTEP = 7\nprint('set', sys.argv[1:])\n")
+    with start_kernel(specs, cwd=notebooks, validation="block") as kernel:
+        ran = kernel.execute("%run -i setup_course.py --fast")
+        assert ran.status == "ok", ran.text
+        assert ran.stdout == "set ['--fast']\n"
+        assert kernel.execute("print(STEP)").stdout == "7\n"
+        beside = kernel.execute(
+            "import sys\nsys.path.append('../lib')\nimport common\n%run ../lib/common.py\n"
+            "print(common.SCALE, SCALE)"
+        )
+        assert beside.status == "ok", beside.text
+        assert beside.stdout == "3 3\n"
+        for refused in ("%run -m http.server", "%run /usr/lib/python3.11/this.py"):
+            cell = kernel.execute(refused)
+            assert cell.status == "error" and "blocked" in cell.text, (refused, cell.text)
 
 
 def test_package_install_is_answered_and_run_all_stops_there(blocking: Kernel) -> None:

@@ -56,3 +56,20 @@ def test_deleting_in_the_working_area_is_a_note_in_notebook() -> None:
 )
 def test_system_paths_and_unpickling_are_refused_in_both_profiles(source: str) -> None:
     assert blocked(source, NOTEBOOK) and blocked(source, STRICT)
+
+
+@pytest.mark.parametrize(
+    ("source", "refused"),
+    [
+        # one level up stays beside the notebook's folder (/tmp/work or below)
+        ("sys.path.append('../lib')", False),
+        ("open('../bin/run_config.txt').read()", False),
+        ("open('data/../../etc/passwd')", False),  # that is ../etc: /tmp/etc at most
+        # two or more may reach / when the notebook sits at the working root
+        ("sys.path.append('../../lib')", True),
+        ("open('../data/../../etc/passwd')", True),
+        ("open('../../../../proc/self/environ')", True),
+    ],
+)
+def test_a_climb_is_judged_by_how_far_it_can_reach(source: str, refused: bool) -> None:
+    assert blocked(source, NOTEBOOK) is refused, validate(source, NOTEBOOK).format_report()

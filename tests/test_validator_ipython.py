@@ -60,6 +60,15 @@ def test_rule_fires_in_strict(source: str, rule: str) -> None:
         "%env MPLBACKEND=Agg",
         "%cd data",
         "%history -f session.py",
+        # a file of the working area runs nothing an import of it could not
+        "%run initialise.py",
+        "%run helpers.py",
+        "%run -i setup.py --fast 3",
+        "%run -t -N3 bench.py",
+        "%run ../lib/setup.py",  # one level up is beside the notebook's folder
+        "%run 'my helpers.py'",
+        "%run analysis.ipynb",
+        "sys.path.append('../lib')",
         "!ls",
         "!ls -la data/",
         "!head -n 5 data/prices.csv",
@@ -83,7 +92,19 @@ def test_display_and_configuration_magics_pass_in_notebook(source: str) -> None:
         "%%writefile /etc/cron.d/x\n* * * * * id",
         "%cd /etc",
         "%load https://example.org/x.py",
-        "%run script.py",
+        "%run -m http.server",  # a module by name, not a file of the working area
+        "%run -m pip install x",
+        "%run -d script.py",  # the debugger
+        "%run -p script.py",  # the profiler, which writes files
+        "%run /usr/lib/python3/dist-packages/x.py",  # outside the working area
+        "%run ~/x.py",
+        "%run ../../etc/x.py",
+        "%run script.py $HOME",
+        "%run {name}",
+        "%run",
+        "!wget https://example.org/setup.py\n%run setup.py",  # runs what was fetched
+        "from urllib.request import urlretrieve\n"
+        "urlretrieve('https://example.org/a.py', 'a.py')\n%run a.py",
         "%debug",
         "%store -r x",
         "!ls /",
@@ -100,6 +121,16 @@ def test_display_and_configuration_magics_pass_in_notebook(source: str) -> None:
 def test_magics_that_run_unjudged_code_or_programs_are_refused(source: str) -> None:
     assert blocked(source, NOTEBOOK), validate(source, NOTEBOOK).format_report()
     assert blocked(source, STRICT)
+
+
+def test_a_run_after_a_download_is_refused_and_one_before_it_is_only_answered() -> None:
+    # Nothing runs either way; but a cell that runs what it fetched is refused for
+    # that, not answered as a plain download (see the network family).
+    fetched = validate("!wget https://example.org/a.py\n%run a.py", NOTEBOOK)
+    assert {v.rule_id for v in fetched.violations} == {"SK608", "SK602"}
+    assert "may run what was fetched" in fetched.format_report()
+    before = validate("%run setup.py\n!wget https://example.org/x.csv", NOTEBOOK)
+    assert before.blocked and {v.rule_id for v in before.violations} == {"SK608"}
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ STRICT_ONLY: dict[str, str] = {
     "120-noqa-comment": "import os alone (the comment changes nothing in either profile)",
     "121-ipython-prompt": "import os alone, behind a prompt IPython strips",
     "126-history-file": "writes the (already judged) history to the working area",
+    "103-line-run": "runs a file of the working area, which an import of it would run too",
 }
 
 

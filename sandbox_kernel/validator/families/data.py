@@ -79,9 +79,11 @@ def system_path(t: Tables, text: str) -> str | None:
         if ".." not in path:
             return None
         # data/../../etc/passwd climbs out of the working directory, which sits
-        # somewhere below /; judge where it lands as if the climb reached /
+        # somewhere below /; judge where it lands as if the climb reached /. One level
+        # up never does: the working directory is /tmp/work or below (spec.WORKDIR), so
+        # ../lib is a folder beside the notebook's (a repository's lib/, or /tmp/lib).
         path = posixpath.normpath(path)
-        if not path.startswith("../"):
+        if not path.startswith("../../"):
             return None
         path = "/" + _LEADING_PARENT_DIRS.sub("", path)
     norm = posixpath.normpath(path)

@@ -3,10 +3,11 @@
 Magics are judged by what they do. In the ``notebook`` profile display and
 configuration magics pass (``%config InlineBackend...``, ``%load_ext`` of a module
 that is not dangerous, ``%%writefile``/``%%file`` into the working area, whose
-Python is judged as a cell, ``%cd``, ``%env``, ``%pylab``); magics that run code the
-validator never sees (``%run``, ``%debug``, ``%store -r``), shells (``%%bash``,
-``!cmd``, ``%sx``) and browser script (``%%javascript``) are refused in both
-profiles. An unknown magic (one an extension defines) is a note in ``notebook``.
+Python is judged as a cell, ``%cd``, ``%env``, ``%pylab``), and so does ``%run`` of a
+file of the working area (see :meth:`MagicJudge._judge_run`); magics that run code the
+validator never sees otherwise (``%run -m``, ``%debug``, ``%store -r``), shells
+(``%%bash``, ``!cmd``, ``%sx``) and browser script (``%%javascript``) are refused in
+both profiles. An unknown magic (one an extension defines) is a note in ``notebook``.
 
 Shell lines: ``!ls``, ``!head data.csv``, ``!wc -l``, ``!cat``, ``!tail``, ``!du``,
 ``!pwd`` pass in ``notebook`` when they are one read-only command over plain words
@@ -173,7 +174,7 @@ SAFE_EXTENSIONS = frozenset({"autoreload"})
 NOTEBOOK_LINE_MAGICS = frozenset(
     {"config", "load_ext", "reload_ext", "unload_ext", "cd", "pushd", "popd", "bookmark",
      "env", "set_env", "pylab", "load", "loadpy", "pycat", "pfile", "save", "notebook",
-     "logstart", "logon"}
+     "logstart", "logon", "run"}
 )  # fmt: skip
 #: Cell magics that pass in ``notebook`` after a check.
 NOTEBOOK_CELL_MAGICS = frozenset({"writefile", "file"})
@@ -196,6 +197,13 @@ _LITERAL_ARGUMENT_MAGICS = frozenset(
     {"config", "load_ext", "reload_ext", "unload_ext", "writefile", "file", "aimport",
      "matplotlib", "load", "loadpy", "run", "env", "set_env"}
 )  # fmt: skip
+
+#: ``%run`` options that change only how the file runs: in the notebook's namespace
+#: (``-i``), timed (``-t``, ``-N<n>``), ``sys.exit`` ignored (``-e``), not as
+#: ``__main__`` (``-n``), no glob expansion of its arguments (``-G``). ``-m`` (a module
+#: by name: ``-m pip``, ``-m http.server``), ``-d`` (the debugger) and ``-p`` (the
+#: profiler, which writes files) are refused with the rest.
+RUN_OPTIONS = re.compile(r"-(?:[itenG]+|N\d+|t?N\d+)")
 
 #: Suffixes of files ``%%writefile`` writes that Python does not import; the body of
 #: any other file (``.py``, no suffix, a computed name) is judged as a cell.
@@ -385,10 +393,48 @@ class MagicJudge:
             variable = args.strip().split("=", 1)[0].split()[0]
             if program_variable(variable):
                 self.emit("SK602", f"{shown} {variable} — decides which program a shell line runs")
+        elif name == "run":
+            self._judge_run(shown, args)
         elif name in ("load", "loadpy") and any("://" in w for w in words):
             self.emit("SK602", f"{shown} of a URL — fetches code from the network")
         else:
             self._path_ok(shown, words)
+
+    def _judge_run(self, shown: str, args: str) -> None:
+        """``%run FILE [args]`` in ``notebook``: a file of the working area runs nothing
+        an ``import`` of it could not (both run a file of the folder unjudged, and a
+        ``.py`` a cell writes with ``open()`` may be imported), so it passes as the
+        import does. Refused: other options, a path outside the working area, and a
+        ``%run`` after a download in the same cell (it may run what was fetched)."""
+        words = args.split()
+        while words and words[0].startswith("-"):
+            option = words.pop(0)
+            if not RUN_OPTIONS.fullmatch(option):
+                self.emit(
+                    "SK602",
+                    f"{shown} {shorten(option, 20)} — only -i, -t, -N, -e, -n and -G pass "
+                    "(-m runs a module by name, -d a debugger, -p a profiler)",
+                )
+                return
+        target = words[0].strip("'\"") if words else ""
+        if not target:
+            self.emit("SK602", f"{shown} — runs a file or module")
+            return
+        if target.startswith(("/", "~")) or "://" in target:
+            self.emit(
+                "SK602",
+                f"{shown} {shorten(target, 30)} — runs a file outside the working area "
+                "(run a file of the notebook's folder by its relative path)",
+            )
+            return
+        if not self._path_ok(shown, [target]):
+            return
+        if self.analysis.downloads:
+            self.emit(
+                "SK602",
+                f"{shown} {shorten(target, 30)} after a download in the same cell — it may "
+                "run what was fetched",
+            )
 
     def _judge_allowed(self, kind: str, name: str, shown: str, args: str, body: str) -> None:
         words = args.split()
