@@ -309,6 +309,39 @@ def name_python_threads() -> None:
     thread._bootstrap_inner = _bootstrap_inner
 
 
+#: matplotlib backends whose figures are drawn by script in the browser
+#: (application/javascript and the "matplotlib" comm), which the host never lets through.
+SCRIPT_BACKENDS = frozenset({"notebook", "nbagg"})
+
+#: Said once when a notebook asks for one of them.
+INLINE_NOTICE = (
+    "[sandbox-kernel: %matplotlib {gui} draws figures with script in the browser, which the "
+    "sandbox does not let through; figures show inline, as images]\n"
+)
+
+
+def inline_for_script_backends() -> None:
+    """``%matplotlib notebook`` (or ``nbagg``, and ``%pylab notebook``) would leave a
+    notebook with no figures at all: its output is script and a comm that the host's
+    output guard refuses (outputs/). Such a request gets the inline backend instead,
+    so every figure still shows, as an image, and the cell says why once. An IPython
+    patch: ``enable_matplotlib`` is public API, the method both magics call."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    enable: Callable[..., Any] = InteractiveShell.enable_matplotlib
+    told: list[str] = []
+
+    def enable_matplotlib(self: Any, gui: Any = None) -> Any:
+        if isinstance(gui, str) and gui in SCRIPT_BACKENDS:
+            if not told:
+                told.append(gui)
+                sys.stderr.write(INLINE_NOTICE.format(gui=gui))
+            gui = "inline"
+        return enable(self, gui)
+
+    InteractiveShell.enable_matplotlib = enable_matplotlib  # type: ignore[method-assign]
+
+
 def apply_patches(pipe: str) -> dict[str, str]:
     """Apply every patch; ``{name: "applied" or why not}``."""
     patches: list[tuple[str, Callable[[], None]]] = [
@@ -323,6 +356,7 @@ def apply_patches(pipe: str) -> dict[str, str]:
         ("outer_cell_numbers", outer_cell_numbers),
         ("name_python_threads", name_python_threads),
         ("end_marker", end_marker),
+        ("inline_for_script_backends", inline_for_script_backends),
     ]
     report: dict[str, str] = {}
     for name, patch in patches:

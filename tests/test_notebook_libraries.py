@@ -56,6 +56,28 @@ def test_plotly_seaborn_and_statsmodels_outputs_show(specs: KernelSpecs) -> None
         assert any("text/html" in data for data in _data(summary))
 
 
+@pytest.mark.parametrize("magic", ["%matplotlib notebook", "%pylab nbagg"])
+def test_a_figure_asked_for_in_the_browsers_script_backend_shows_inline(
+    specs: KernelSpecs, magic: str
+) -> None:
+    # The nbagg backend draws with script and a comm, which the host refuses: on its
+    # own the figure would not show at all (a text/plain "<Figure ...>" and notices).
+    with start_kernel(specs) as kernel:
+        asked = kernel.execute(magic)
+        assert asked.status == "ok", asked.text
+        assert "figures show inline, as images" in asked.stderr
+        cells = [
+            kernel.execute("import matplotlib.pyplot as plt\nplt.plot([1, 3, 2]);")
+            for _ in range(2)
+        ]
+        for cell in cells:
+            assert cell.status == "ok", cell.text
+            assert any("image/png" in data for data in _data(cell)), cell.text
+            assert "[sandbox-kernel" not in cell.stderr, cell.stderr  # said once
+        backend = kernel.execute("import matplotlib\nprint(matplotlib.get_backend())")
+        assert "inline" in backend.stdout
+
+
 DOWNLOAD = "import urllib.request\nurllib.request.urlopen('http://data.example.org/prices.csv')"
 
 
