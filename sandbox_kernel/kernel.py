@@ -83,7 +83,7 @@ class SandboxKernel(RelayingKernel):
         self._after_idle: list[Callable[[], None]] = []
         self._no_cell_running = threading.Event()  # set once a cell's reply is sent
         self._no_cell_running.set()
-        self._stdin = FrontendStdin()
+        self._stdin = FrontendStdin(self)
         atexit.register(self.sandbox.stop_now)
 
     # -- startup ------------------------------------------------------------------------
@@ -250,10 +250,7 @@ class SandboxKernel(RelayingKernel):
             self._publish(msg_type, content, parent, metadata, buffers)
 
         async def ask(prompt: str, password: bool) -> str:
-            assert self.session is not None
-            return await self._stdin.ask(
-                self.session, self.stdin_socket, prompt, password, ident, parent
-            )
+            return await self._stdin.ask(prompt, password, ident, parent)
 
         # A request kept out of the history is a tool's helper code (editors run
         # them to list variables, for example) and parses its outputs: no usage
