@@ -338,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .dockersdk import hide_ssh
 
         hide_ssh()  # the SDK, if imported at all, comes without paramiko (see dockersdk.py)
-        from .kernel import main as kernel_main
+        from .kernelapp import main as kernel_main
 
         kernel_main(args_list[1:])
         return 0

@@ -45,9 +45,8 @@ from .image import (
     ImageBuildError,
     engine_build,
     image_packages,
-    pip_install_args,
-    recipe_params,
 )
+from .rootfs import pip_install_args, recipe_params
 
 #: Bump when the steps here change what lands in a derived image.
 DERIVE_STEPS_VERSION = "1"

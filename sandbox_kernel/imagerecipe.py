@@ -13,9 +13,9 @@ from pathlib import Path
 
 from .errors import SandboxError
 
-#: Version of the build steps written in image.py (image config, rootfs preparation,
-#: pip options). Bump it whenever a change here changes what lands in the image, so that
-#: existing images stop matching the recipe and get rebuilt.
+#: Version of the build steps written in image.py and rootfs.py (image config, rootfs
+#: preparation, pip options). Bump it whenever a change there changes what lands in the
+#: image, so that existing images stop matching the recipe and get rebuilt.
 BUILD_STEPS_VERSION = "2"
 
 #: Label whose value is the :func:`recipe_digest` an image was built from.

@@ -2,9 +2,10 @@
 
 It runs on the host. For each request it validates (execute only), forwards to the
 IPython kernel inside the container through :class:`~sandbox_kernel.Sandbox`, relays
-every message back under the frontend's own parent header, and adds the per-cell
-usage line. Busy/idle and execute_input are this kernel's own; the inner kernel's
-copies are dropped so the frontend never sees them twice.
+every message back under the frontend's own parent header (see :mod:`.relaying`), and
+adds the per-cell usage line. Busy/idle and execute_input are this kernel's own; the
+inner kernel's copies are dropped so the frontend never sees them twice. The process
+around it, ipykernel's app, is in :mod:`.kernelapp`.
 """
 
 from __future__ import annotations
@@ -17,15 +18,10 @@ import signal
 import socket
 import sys
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-import zmq
 from ipykernel._version import kernel_protocol_version
-from ipykernel.kernelapp import IPKernelApp
-from ipykernel.kernelbase import Kernel
 from traitlets import Instance, default
 
 from . import __version__
@@ -33,9 +29,11 @@ from .cellrun import ErrorInfo, ExecutionResult, validation_bundle
 from .config import SandboxConfig
 from .errors import SandboxError
 from .inner import Message
-from .record import ENVIRONMENT_MIME_TYPE, LANGUAGE_INFO_KEY, environment
+from .magic import is_sandbox_magic, sandbox_magic
+from .record import LANGUAGE_INFO_KEY, environment
+from .relaying import RelayingKernel
 from .sandbox import Sandbox
-from .seams import KernelAppSeams, KernelSeams, stop_control_thread
+from .stdin import FrontendStdin
 
 if TYPE_CHECKING:
     from .usage import CellUsage
@@ -51,9 +49,6 @@ _FALLBACK_LANGUAGE_INFO = {
     "file_extension": ".py",
 }
 
-#: Requests whose parents we remember, so late output (widgets, threads) finds its cell.
-_PARENT_MEMORY = 512
-
 #: Seconds a shutdown waits for the last cell's outputs folder to be copied back.
 OUTPUTS_SHUTDOWN_WAIT = 30.0
 
@@ -61,7 +56,7 @@ OUTPUTS_SHUTDOWN_WAIT = 30.0
 SHUTDOWN_REPLY_WAIT = 2.0
 
 
-class SandboxKernel(KernelSeams):
+class SandboxKernel(RelayingKernel):
     """A Python kernel whose code runs in a locked-down Docker container."""
 
     implementation = "sandbox-kernel"
@@ -76,8 +71,6 @@ class SandboxKernel(KernelSeams):
     def _default_settings(self) -> SandboxConfig:
         return SandboxConfig(parent=self)
 
-    msg_types = [*Kernel.msg_types, "comm_open", "comm_msg", "comm_close"]
-
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # The kernel's working directory is the notebook's folder (Jupyter Server,
@@ -86,13 +79,11 @@ class SandboxKernel(KernelSeams):
             self.settings, on_message=self._relay_unsolicited, folder=os.getcwd()
         )
         self.sandbox.default_profile = "notebook"  # people's own notebooks
-        self._parents: OrderedDict[str, Message] = OrderedDict()
-        self._usage_shown: OrderedDict[str, dict[str, Any]] = OrderedDict()  # by request id
         self._start_task: asyncio.Future[None] | None = None
         self._after_idle: list[Callable[[], None]] = []
         self._no_cell_running = threading.Event()  # set once a cell's reply is sent
         self._no_cell_running.set()
-        self._stdin_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-stdin")
+        self._stdin = FrontendStdin(self)
         atexit.register(self.sandbox.stop_now)
 
     # -- startup ------------------------------------------------------------------------
@@ -235,7 +226,7 @@ class SandboxKernel(KernelSeams):
         ident = self._shell_ident()
         self._uncount_unstored_cell(silent, store_history)
         command = code.strip()
-        if command == "%sandbox" or command.startswith(("%sandbox ", "%sandbox\t")):
+        if is_sandbox_magic(command):
             return self._sandbox_magic(command, parent)
         if not self.sandbox.running:
             # Starting or replacing the sandbox takes a while: announce the cell now.
@@ -259,7 +250,7 @@ class SandboxKernel(KernelSeams):
             self._publish(msg_type, content, parent, metadata, buffers)
 
         async def ask(prompt: str, password: bool) -> str:
-            return await self._ask_frontend(prompt, password, ident, parent)
+            return await self._stdin.ask(prompt, password, ident, parent)
 
         # A request kept out of the history is a tool's helper code (editors run
         # them to list variables, for example) and parses its outputs: no usage
@@ -326,37 +317,13 @@ class SandboxKernel(KernelSeams):
             return
         if mode == "slow" and usage.wall_time_s < self.settings.usage_min_seconds:
             return
-        content = {"data": usage.bundle(), "metadata": {}, "transient": {}}
-        self._publish("display_data", content, parent)
-        self._usage_shown[parent["header"]["msg_id"]] = content
-        while len(self._usage_shown) > _PARENT_MEMORY:
-            self._usage_shown.popitem(last=False)
+        self._publish_usage({"data": usage.bundle(), "metadata": {}, "transient": {}}, parent)
 
     def _sandbox_magic(self, command: str, parent: Message) -> dict[str, Any]:
         """``%sandbox usage`` / ``%sandbox info``: answered here, never forwarded."""
-        if "\n" in command:
-            return self._error_reply(
-                ErrorInfo("UsageError", "%sandbox must be alone in its cell"), parent
-            )
-        words = command.split()
-        sub = words[1] if len(words) > 1 else "info"
-        if sub == "usage":
-            bundle = self.sandbox.usage_history.report_bundle()
-        elif sub == "info":
-            info = {**self.kernel_info["sandbox"], "banner": self.banner}
-            # The record under the kernel's own mimetype, which no cell can display
-            # (application/json stays for JSON viewers, but anyone can print that).
-            record = {**info, "environment": self.language_info[LANGUAGE_INFO_KEY]}
-            bundle = {
-                "text/plain": self.banner,
-                "application/json": info,
-                ENVIRONMENT_MIME_TYPE: record,
-            }
-        else:
-            return self._error_reply(
-                ErrorInfo("UsageError", f"unknown %sandbox command {sub!r}; use 'usage' or 'info'"),
-                parent,
-            )
+        bundle = sandbox_magic(command, self)
+        if isinstance(bundle, ErrorInfo):
+            return self._error_reply(bundle, parent)
         self._publish("display_data", {"data": bundle, "metadata": {}, "transient": {}}, parent)
         return {
             "status": "ok",
@@ -370,168 +337,6 @@ class SandboxKernel(KernelSeams):
         pending, self._after_idle = self._after_idle, []
         for publish in pending:
             publish()
-
-    def _publish(
-        self,
-        msg_type: str,
-        content: dict[str, Any] | bytes,
-        parent: Message,
-        metadata: dict[str, Any] | None = None,
-        buffers: list[bytes] | None = None,
-    ) -> None:
-        """Publish on IOPub. What came from the sandbox was judged on arrival (see
-        :mod:`.outputs.guard`); what this kernel built is its own."""
-        assert self.session is not None
-        self._release_held()
-        # Packed (bytes) content is sent as it is: Session.serialize passes it through.
-        self.session.send(
-            self.iopub_socket,
-            msg_type,
-            content,  # type: ignore[arg-type]
-            parent=parent,
-            metadata=metadata,
-            buffers=list(buffers) if buffers else None,
-            ident=self._topic(msg_type),
-        )
-
-    def _remember(self, parent: Message) -> None:
-        self._parents[parent["header"]["msg_id"]] = parent
-        while len(self._parents) > _PARENT_MEMORY:
-            self._parents.popitem(last=False)
-
-    def _relay_unsolicited(self, msg: Message) -> None:
-        """IOPub traffic outside a running cell (widgets, comms, background threads)."""
-        parent_id = (msg.get("parent_header") or {}).get("msg_id")
-        parent = self._parents.get(parent_id or "") or self.get_parent("shell")
-        msg_type = msg["header"]["msg_type"]
-        self._publish(
-            msg_type,
-            msg["content"],
-            parent,
-            msg.get("metadata") or {},
-            [bytes(b) for b in msg.get("buffers") or []],
-        )
-        shown = self._usage_shown.get(parent_id or "")
-        if msg_type == "clear_output" and shown is not None:
-            # Code still running in the sandbox (a thread, or a message naming an earlier
-            # cell) cleared a finished cell's output: its usage line is the host's and
-            # comes back under it.
-            self._publish("display_data", shown, parent)
-
-    # -- stdin ----------------------------------------------------------------------------
-    async def _ask_frontend(self, prompt: str, password: bool, ident: Any, parent: Message) -> str:
-        """Ask the frontend for a line, on the one thread that owns the stdin socket.
-
-        zmq sockets are not thread-safe: a second thread on the same socket can make
-        libzmq abort the whole process. The sandbox asks one question at a time per
-        cell and withdraws it when the cell ends (see ``Sandbox._route_stdin``).
-        """
-        cancelled = threading.Event()
-        try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._stdin_thread, self._input_roundtrip, prompt, password, ident, parent, cancelled
-            )
-        finally:
-            cancelled.set()
-
-    def _input_roundtrip(
-        self, prompt: str, password: bool, ident: Any, parent: Message, cancelled: threading.Event
-    ) -> str:
-        assert self.session is not None
-        sock = self.stdin_socket
-        while True:  # drop stale replies
-            try:
-                sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.ZMQError:
-                break
-        self.session.send(
-            sock, "input_request", {"prompt": prompt, "password": password}, parent, ident=ident
-        )
-        while not cancelled.is_set():
-            if sock.poll(100, zmq.POLLIN):
-                _, reply = self.session.recv(sock)
-                if reply is not None:
-                    return str(reply["content"].get("value", ""))
-        raise EOFError
-
-    # -- other shell requests -----------------------------------------------------------------
-    async def _forward(
-        self, msg_type: str, content: dict[str, Any], fallback: dict[str, Any]
-    ) -> dict[str, Any]:
-        try:
-            return await self.sandbox.request(msg_type, content)
-        except (SandboxError, asyncio.TimeoutError) as err:
-            self.log.warning("sandbox-kernel: %s failed: %s", msg_type, err)
-            return fallback
-
-    async def do_complete(self, code: str, cursor_pos: int) -> dict[str, Any]:
-        return await self._forward(
-            "complete_request",
-            {"code": code, "cursor_pos": cursor_pos},
-            {
-                "status": "ok",
-                "matches": [],
-                "cursor_start": cursor_pos,
-                "cursor_end": cursor_pos,
-                "metadata": {},
-            },
-        )
-
-    async def do_inspect(
-        self, code: str, cursor_pos: int, detail_level: int = 0, omit_sections: Any = ()
-    ) -> dict[str, Any]:
-        return await self._forward(
-            "inspect_request",
-            {"code": code, "cursor_pos": cursor_pos, "detail_level": detail_level},
-            {"status": "ok", "found": False, "data": {}, "metadata": {}},
-        )
-
-    async def do_is_complete(self, code: str) -> dict[str, Any]:
-        return await self._forward("is_complete_request", {"code": code}, {"status": "unknown"})
-
-    async def do_history(
-        self,
-        hist_access_type: str,
-        output: bool,
-        raw: bool,
-        session: int | None = None,
-        start: int | None = None,
-        stop: int | None = None,
-        n: int | None = None,
-        pattern: str | None = None,
-        unique: bool = False,
-    ) -> dict[str, Any]:
-        content = {
-            "hist_access_type": hist_access_type,
-            "output": output,
-            "raw": raw,
-            "session": session,
-            "start": start,
-            "stop": stop,
-            "n": n,
-            "pattern": pattern,
-            "unique": unique,
-        }
-        return await self._forward("history_request", content, {"status": "ok", "history": []})
-
-    async def comm_info_request(self, stream: Any, ident: Any, parent: Message) -> None:
-        content = await self._forward(
-            "comm_info_request", dict(parent["content"]), {"status": "ok", "comms": {}}
-        )
-        assert self.session is not None
-        self.session.send(stream, "comm_info_reply", content, parent, ident)
-
-    async def _forward_comm(self, stream: Any, ident: Any, parent: Message) -> None:
-        self._remember(parent)
-        self.sandbox.send(
-            parent["header"]["msg_type"],
-            dict(parent["content"]),
-            metadata=dict(parent.get("metadata") or {}),
-            buffers=[bytes(b) for b in parent.get("buffers") or []],
-            msg_id=parent["header"]["msg_id"],
-        )
-
-    comm_open = comm_msg = comm_close = _forward_comm
 
     # -- control ------------------------------------------------------------------------------
     async def interrupt_request(self, stream: Any, ident: Any, parent: Message) -> None:
@@ -560,65 +365,3 @@ class SandboxKernel(KernelSeams):
             content.update(await asyncio.to_thread(self.sandbox.usage_snapshot))
         assert self.session is not None
         self.session.send(stream, "usage_reply", content, parent, ident)
-
-
-class SandboxKernelApp(KernelAppSeams):
-    """The kernel process: ipykernel's app, with our kernel and config file name."""
-
-    name = "sandbox-kernel"
-    kernel_class = SandboxKernel
-    # Our own stdout/stderr are logs for the Jupyter server, not cell output.
-    outstream_class = None  # type: ignore[assignment]
-    classes = [*IPKernelApp.classes, SandboxKernel, SandboxConfig]  # type: ignore[assignment]
-
-    @default("config_file_name")
-    def _config_file_name_default(self) -> str:
-        return "sandbox_kernel_config"
-
-    @default("config_file_paths")
-    def _config_file_paths_default(self) -> list[str]:
-        # sandbox_kernel_config.py lives where Jupyter's config does (~/.jupyter,
-        # {sys.prefix}/etc/jupyter, /etc/jupyter), like jupyter_server_config.py.
-        from jupyter_core.paths import jupyter_config_path
-
-        return list(jupyter_config_path())
-
-
-
-#: glibc's mallopt parameter for the size above which blocks are mmap'd.
-_M_MMAP_THRESHOLD = -3
-
-
-def _return_large_blocks_to_the_os() -> None:
-    """Keep memory spent on one large message from staying with the process.
-
-    glibc raises its mmap threshold each time a large block is freed, so after a few
-    megabyte-sized messages their memory is taken from the heap and kept: a hostile
-    10 MB message then cost the host 40 MB of resident memory for good. A fixed
-    threshold (glibc's initial 128 KiB) makes every large block an mmap returned on
-    free. Elsewhere (musl, macOS) there is no such call and nothing to do.
-    """
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Run the kernel process (what the kernelspec's argv starts)."""
-    from .install import UNSAFE_LAUNCH_WARNING, unsafe_launch
-
-    if unsafe_launch(getattr(sys, "orig_argv", [])):
-        print(f"sandbox-kernel: {UNSAFE_LAUNCH_WARNING}", file=sys.stderr, flush=True)
-    _return_large_blocks_to_the_os()
-    SandboxKernelApp.launch_instance(argv=argv)
-    stop_control_thread(SandboxKernelApp.instance())
-    # What must happen at exit is in atexit handlers: the container's teardown, the
-    # zmq context's termination (which delivers the last messages) and the connection
-    # file's removal. Run them, then end without the interpreter tearing down its
-    # heap, which takes about 0.15 s here and is part of every restart.
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(0)

@@ -26,9 +26,9 @@ from sandbox_kernel.image import (
     ImageBuildError,
     build_image,
     image_status,
-    mirror_from_sources,
     recipe_digest,
 )
+from sandbox_kernel.rootfs import mirror_from_sources
 
 IMAGE = os.environ.get("SANDBOX_KERNEL_TEST_IMAGE", "sandbox-kernel:latest")
 RECIPE = Path(image_module.__file__).with_name("recipe")

@@ -26,7 +26,8 @@ from jupyter_client.session import Session
 from traitlets import Float
 
 from sandbox_kernel import bootstrap, seams
-from sandbox_kernel.kernel import SandboxKernel, SandboxKernelApp
+from sandbox_kernel.kernel import SandboxKernel
+from sandbox_kernel.kernelapp import SandboxKernelApp
 
 from harness import start_kernel
 
