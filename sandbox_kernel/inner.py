@@ -4,7 +4,9 @@
 the inner kernel with the key the relay announces in its HELLO frame (none: see
 relay.py; the outer kernel's key never enters the container), and turns replies into
 awaitables. Frames arrive on the session's reader thread and are handed to the asyncio
-loop the client was started on.
+loop the client was started on. Its parts: :mod:`.handshake` (the kernel's first
+answers), :mod:`.replies` (what it waits for), :mod:`.inbox` (messages from inside,
+read and routed) and :mod:`.deaths` (why the sandbox died).
 """
 
 from __future__ import annotations
