@@ -193,8 +193,9 @@ def _class_spares(specs: KernelSpecManager, *, remove: bool = False) -> int:
     """The unclaimed spares of the class's own configuration (a value of its own in the
     environment: other users of a shared engine keep theirs, and its kernels claim
     none of theirs); ``remove``: remove them (and any claimed one left)."""
+    from sandbox_kernel.containers import list_containers
+    from sandbox_kernel.engine_address import connect
     from sandbox_kernel.prestart import waiting
-    from sandbox_kernel.session import connect, list_containers
 
     client = connect(_class_config(specs))
     fingerprint = _class_fingerprint(specs)
@@ -224,8 +225,8 @@ def _container_events(since: float, fingerprint: str) -> dict[str, int]:
 
 def _prestart_class(specs: KernelSpecManager, count: int) -> float:
     """``sandbox-kernel prestart count`` for the class's kernelspec; its wall time."""
+    from sandbox_kernel.engine_address import connect
     from sandbox_kernel.prestart import prestart
-    from sandbox_kernel.session import connect
 
     config = _class_config(specs)
     started = time.perf_counter()

@@ -100,8 +100,8 @@ def _cmd_install(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _cmd_image(args: argparse.Namespace, extra: list[str]) -> int:
+    from .engine_address import connect
     from .image import build_image
-    from .session import connect
 
     config = load_settings(extra)
     client = connect(config)
@@ -152,7 +152,8 @@ def _cmd_doctor(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _cmd_cleanup(args: argparse.Namespace, extra: list[str]) -> int:
-    from .session import connect, list_containers, remove_dangling_volumes, remove_orphans
+    from .containers import list_containers, remove_dangling_volumes, remove_orphans
+    from .engine_address import connect
 
     client = connect(load_settings(extra))
     if args.all:
@@ -172,8 +173,8 @@ def _cmd_cleanup(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _cmd_prestart(args: argparse.Namespace, extra: list[str]) -> int:
+    from .engine_address import connect
     from .prestart import kernelspec_settings, parse_ttl, prestart
-    from .session import connect
 
     ttl = parse_ttl(args.ttl)
     overrides: list[str] = []

@@ -35,7 +35,7 @@ from . import __version__
 from .engine import docker_config_file
 from .enginehttp import EngineHTTPError, Pending, request, send
 
-#: The engine API version the SDK is pinned to (session.API_VERSION).
+#: The engine API version the SDK is pinned to (engine_address.API_VERSION).
 API = "/v1.41"
 SCHEMA = 1
 #: The largest entry read (a body is about 85 kB: the relay's and bootstrap's text).

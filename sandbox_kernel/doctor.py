@@ -35,7 +35,8 @@ def run_doctor(
     config: SandboxConfig, *, try_kernel: bool = False, out: Callable[[str], None] = print
 ) -> int:
     """Run every check; 0 when the sandbox can run, 1 when something is missing."""
-    from .session import connect, engine_address, image_reference, resolve_image
+    from .containers import image_reference, resolve_image
+    from .engine_address import connect, engine_address
 
     report = _Report(out)
     out("sandbox-kernel doctor")

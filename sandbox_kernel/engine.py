@@ -115,7 +115,7 @@ def as_engine(client: Engine | docker.DockerClient) -> Engine:
 
 def raw_socket(config: SandboxConfig) -> str | None:
     """The engine's unix socket when it is surely local, found without the SDK; None
-    whenever the SDK's own resolution (session.engine_address) might say otherwise.
+    whenever the SDK's own resolution (engine_address.engine_address) might say otherwise.
 
     Local: the ``docker_host`` setting or ``DOCKER_HOST`` is ``unix://``, or neither is
     set and no docker CLI context is chosen (``DOCKER_CONTEXT`` or the config's
@@ -178,7 +178,7 @@ def connect_engine(config: SandboxConfig) -> Engine:
             return engine
         except EngineError:
             pass  # the SDK's connect says why, in the words it always used
+    from .engine_address import connect
     from .engine_sdk import SdkEngine
-    from .session import connect
 
     return SdkEngine(connect(config))

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from .config import SandboxConfig
 
-#: The engine API version the SDK is pinned to (session.API_VERSION).
+#: The engine API version the SDK is pinned to (engine_address.API_VERSION).
 API = "/v1.41"
 #: The largest container list read: each entry carries the relay's text (~90 kB), and
 #: a class pre-starts tens of spares of one configuration.
@@ -159,7 +159,7 @@ class RawEngine:
         """The SDK's client for this socket, made at the first call (imports the SDK)."""
         with self._sdk_lock:
             if self._sdk is None:
-                from .session import connect
+                from .engine_address import connect
 
                 self._sdk = connect(self.config)
             return self._sdk

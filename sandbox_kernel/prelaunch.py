@@ -217,6 +217,6 @@ def _socket(session: ContainerSession) -> str | None:
     """The session's engine's unix socket, if local (without the SDK when it has none)."""
     if session.engine.socket is not None:
         return session.engine.socket
-    from .session import local_socket
+    from .engine_address import local_socket
 
     return local_socket(session.config)

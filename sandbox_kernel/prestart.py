@@ -3,7 +3,7 @@
 A class starts twenty kernels in the same minute; each one's start is two
 interpreters (the outer kernel on the host, the inner one in its container) on a
 machine with a few cores. A warm spare takes the inner start off a kernel's start,
-but there is one spare per configuration (see :func:`.session.launch_spare`), so in
+but there is one spare per configuration (see :func:`.containers.launch_spare`), so in
 a class only one kernel gets one. A teacher who knows the class is coming pre-starts
 N sandboxes of the class's configuration: N more spares, the bounded exception to the
 one-spare rule. They are spares in every other way: the next N kernel starts with the
@@ -24,8 +24,8 @@ import docker
 
 from . import spec
 from .config import SandboxConfig
+from .containers import create_container, list_containers, resolve_image
 from .errors import ConfigError
-from .session import create_container, list_containers, resolve_image
 
 #: Longest a pre-started sandbox may wait to be claimed: a class, not a standing pool.
 MAX_TTL = 12 * 3600.0

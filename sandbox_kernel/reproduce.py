@@ -84,7 +84,7 @@ def check_image(config: SandboxConfig, ref: str, environment: dict[str, Any]) ->
     """Raise ReproduceError when the image ``ref`` is not on the engine."""
     import docker
 
-    from .session import connect
+    from .engine_address import connect
 
     client = connect(config)
     try:

@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 from .bootstrap import END_MARKER_KEY
 from .config import SandboxConfig
+from .containers import image_reference, launch_spare, wake_spare
 from .engine import Engine, connect_engine
 from .errors import SandboxDiedError, SandboxError
 from .folder import NotebookFolder
 from .folder_trips import FolderTrips
 from .inner import InnerKernel, Message
-from .session import image_reference, launch_spare, wake_spare
 
 if TYPE_CHECKING:
     # Imported when first needed (see Sandbox._warm_up): the kernel's process is

@@ -16,27 +16,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import random
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import spec
 from .config import SandboxConfig
-from .dockersdk import ensure_ssh_transport, import_sdk
-from .engine import Engine, EngineError, Image, as_engine
-from .engine_sdk import reason as _reason
-from .errors import (
-    ContainerStartError,
-    DockerUnavailableError,
-    ImageNotFoundError,
-    ProtocolError,
-    SandboxError,
-)
+from .containers import create_container, list_containers, resolve_image
+from .engine import Engine, EngineError, as_engine
+from .engine_address import API_VERSION
+from .errors import ContainerStartError, DockerUnavailableError, ProtocolError, SandboxError
 from .runtime import check_runtime
 from .wire import FrameDecoder, Kind, encode
 
@@ -51,9 +43,6 @@ ClosedHandler = Callable[[str], None]
 #: Seconds between PINGs: three per lease (``controller_timeout``, 6 s) is enough, and
 #: each is a wake-up on both sides of every idle kernel (a class has twenty).
 PING_INTERVAL = 2.0
-#: Seconds a new warm spare waits before starting its kernel (unless claimed first),
-#: so that booting it does not slow the session that just made it.
-SPARE_WARM_DELAY = 3.0
 
 #: Seconds of silence (no frame, not even a PONG) after which the relay counts as
 #: stopped or frozen and the sandbox as dead.
@@ -63,115 +52,6 @@ UNRESPONSIVE_AFTER = 10.0
 #: page-faulted in, on every read, even for a 300-byte reply (per 20 MB printed: 15%
 #: of the outer kernel's CPU and 60% of its page faults).
 _RECV_BYTES = 1 << 16
-
-
-#: The engine API version we speak: Docker 20.10 and newer. Pinned, so that the
-#: client never asks the engine before ``trust_env`` is off (see :func:`connect`).
-API_VERSION = "1.41"
-
-
-def engine_address(config: SandboxConfig) -> dict[str, Any]:
-    """Where the engine is, as Docker client arguments, found the way the docker CLI does.
-
-    The ``docker_host`` setting; else ``DOCKER_HOST`` (with ``DOCKER_TLS_VERIFY`` and
-    ``DOCKER_CERT_PATH``); else the CLI's current context (``DOCKER_CONTEXT`` or
-    ``currentContext`` in ``~/.docker/config.json``), which is how Docker Desktop on
-    Linux, Colima, Rancher Desktop and remote contexts are reached; else the local
-    socket.
-
-    Raises:
-        docker.errors.DockerException: the environment or the context is invalid.
-    """
-    if config.docker_host:
-        return {"base_url": config.docker_host}
-    import_sdk()
-    import docker.context
-
-    kwargs: dict[str, Any] = docker.utils.kwargs_from_env()
-    if "base_url" in kwargs:
-        return kwargs
-    context = docker.context.ContextAPI.get_context(os.environ.get("DOCKER_CONTEXT") or None)
-    if context is not None and context.Host:
-        kwargs["base_url"] = context.Host
-        if context.TLSConfig is not None:
-            kwargs["tls"] = context.TLSConfig
-    return kwargs
-
-
-def local_socket(config: SandboxConfig) -> str | None:
-    """The path of the engine's unix socket when the engine is local, else None
-    (TCP, TLS, SSH: only the SDK speaks to those).
-
-    Raises:
-        docker.errors.DockerException: the environment or the context is invalid.
-    """
-    import_sdk()
-    import docker.constants
-
-    address = engine_address(config)
-    base_url = str(address.get("base_url") or docker.constants.DEFAULT_UNIX_SOCKET)
-    for scheme in ("unix://", "http+unix://"):
-        if base_url.startswith(scheme) and "tls" not in address:
-            return base_url.removeprefix(scheme)
-    return None
-
-
-def connect(config: SandboxConfig, timeout: float = 10.0) -> docker.DockerClient:
-    """A client for the configured engine, checked with a ping.
-
-    Raises:
-        DockerUnavailableError: the engine is not running or not reachable.
-    """
-    import_sdk()
-    import docker.errors
-    import requests.exceptions
-
-    where = config.docker_host or os.environ.get("DOCKER_HOST") or "the local socket"
-    try:
-        kwargs = engine_address(config)
-        where = str(kwargs.get("base_url") or where)
-        if where.startswith("ssh://"):
-            ensure_ssh_transport()
-        client = docker.DockerClient(version=API_VERSION, timeout=timeout, **kwargs)
-        # The engine API is not the web: no HTTP proxy from the environment, and no
-        # REQUESTS_CA_BUNDLE overriding the engine's own CA (DOCKER_CERT_PATH).
-        client.api.trust_env = False
-        client.ping()
-    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as err:
-        reason = _reason(err)
-        hint = (
-            " Check DOCKER_CERT_PATH and DOCKER_TLS_VERIFY."
-            if "SSL" in reason or "TLS" in reason
-            else " Start it (e.g. `sudo systemctl start docker` or `dockerd &`) or set DOCKER_HOST."
-        )
-        raise DockerUnavailableError(
-            f"The Docker engine is not reachable at {where}: {reason}.{hint}"
-        ) from err
-    return client
-
-
-def resolve_image(client: Engine | docker.DockerClient, image: str) -> Image:
-    """The image (its id, attrs and labels), or a clear error naming the build command.
-
-    Raises:
-        ImageNotFoundError: the engine does not have the image.
-        DockerUnavailableError: the engine failed while looking.
-    """
-    try:
-        return as_engine(client).image(image)
-    except EngineError as err:
-        if err.status == 404:
-            raise ImageNotFoundError(
-                f"The sandbox image {image!r} is not on the Docker engine; "
-                "build it with `sandbox-kernel image build`."
-            ) from err
-        raise DockerUnavailableError(f"The Docker engine failed: {err.reason}.") from err
-
-
-def image_reference(image: Any) -> str:
-    """``name@sha256:...`` when the image has a registry digest, else its content id."""
-    digests = image.attrs.get("RepoDigests") or []
-    return str(digests[0]) if digests else str(image.id)
 
 
 class ContainerSession:
@@ -458,186 +338,3 @@ class ContainerSession:
             return any(True for _ in events)
         except Exception:
             return False
-
-
-def create_container(
-    client: Engine | docker.DockerClient,
-    config: SandboxConfig,
-    image_id: str,
-    *,
-    role: str,
-    fingerprint: str,
-    claim_timeout: float,
-    warm_delay: float = 0.0,
-    name: str | None = None,
-    extra_labels: dict[str, str] | None = None,
-    sent: dict[str, Any] | None = None,
-) -> str:
-    """Create (not start) a sandbox container and return its id.
-
-    ``sent``, when given, receives the request: ``name`` and ``body`` (see
-    spec.create_body), which the kernel process caches for its next cold start.
-
-    Raises:
-        ContainerStartError: the engine refused the container.
-    """
-    if name is None:
-        name = (
-            spec.spare_name(fingerprint)
-            if role == "spare"
-            else f"sandbox-kernel-{role}-{uuid.uuid4().hex[:12]}"
-        )
-    body = spec.create_body(
-        config,
-        image_id,
-        version=API_VERSION,
-        role=role,
-        fingerprint_=fingerprint,
-        claim_timeout=claim_timeout,
-        warm_delay=warm_delay,
-        extra_labels=extra_labels,
-    )
-    try:
-        created = as_engine(client).create(body, name)
-    except EngineError as err:
-        raise ContainerStartError(
-            f"The engine refused to create the sandbox container: {err.reason}."
-        ) from err
-    if sent is not None:
-        sent.update(name=name, body=body)
-    return created
-
-
-def launch_spare(
-    client: Engine | docker.DockerClient, config: SandboxConfig, image_id: str
-) -> None:
-    """Start a warm spare for this configuration unless one is already waiting.
-
-    The spare starts its kernel and waits, unattached, for a claim; it exits by
-    itself after ``spare_idle_timeout`` seconds. Errors are logged, never raised:
-    a spare is an optimisation.
-    """
-    try:
-        engine = as_engine(client)
-        fp = spec.fingerprint(config, image_id)
-        if list_containers(engine, role="spare", fingerprint=fp, status="running", unclaimed=True):
-            return
-        container_id = create_container(
-            engine,
-            config,
-            image_id,
-            role="spare",
-            fingerprint=fp,
-            claim_timeout=config.spare_idle_timeout,
-            warm_delay=SPARE_WARM_DELAY,
-        )
-        engine.start(container_id)
-    except ContainerStartError as err:
-        cause = err.__cause__
-        if isinstance(cause, EngineError) and cause.status == 409:
-            log.debug("a spare of this configuration is already there (made meanwhile)")
-        else:
-            log.info("no warm spare: %s", err)
-    except Exception as err:
-        log.info("no warm spare: %s", err)
-
-
-def wake_spare(client: Engine | docker.DockerClient, fingerprint: str) -> None:
-    """Have this configuration's unclaimed spare start its kernel now, not after its
-    warm delay: a kernel restarting calls it on its way out, for its successor (see
-    the relay's ``wait_warm``). Never raises: a spare is an optimisation."""
-    with contextlib.suppress(Exception):
-        as_engine(client).kill(spec.spare_name(fingerprint), "SIGUSR1")
-
-
-def list_containers(
-    client: Engine | docker.DockerClient,
-    *,
-    role: str | None = None,
-    fingerprint: str | None = None,
-    status: str | None = None,
-    unclaimed: bool = False,
-) -> list[dict[str, Any]]:
-    """Sandbox containers on the engine, filtered by our labels."""
-    label_filters = [spec.LABEL]
-    if role:
-        label_filters.append(f"{spec.LABEL_ROLE}={role}")
-    if fingerprint:
-        label_filters.append(f"{spec.LABEL_FINGERPRINT}={fingerprint}")
-    filters: dict[str, Any] = {"label": label_filters}
-    if status:
-        filters["status"] = status
-    found = as_engine(client).containers(filters)
-    if unclaimed:
-        found = [c for c in found if any("-spare-" in n for n in c.get("Names", []))]
-    return list(found)
-
-
-def remove_dangling_volumes(client: docker.DockerClient) -> int:
-    """Remove the sandbox's tmpfs volumes that no container uses; how many went.
-
-    ``AutoRemove`` and every removal here take a container's volumes with it, but a
-    container removed by hand (``docker rm -f`` without ``-v``) or lost with a crashed
-    engine leaves its anonymous volumes behind. They hold nothing (tmpfs, whose memory
-    went with the mount), only their names.
-    """
-    from .gvisor import VOLUME_LABEL
-
-    removed = 0
-    try:
-        volumes = client.api.volumes(filters={"label": VOLUME_LABEL, "dangling": True})
-    except Exception:
-        return 0
-    for volume in (volumes or {}).get("Volumes") or []:
-        with contextlib.suppress(Exception):  # taken by a container since: it stays
-            client.api.remove_volume(volume["Name"])
-            removed += 1
-    return removed
-
-
-def remove_orphans(
-    client: Engine | docker.DockerClient,
-    *,
-    include_spares: bool = True,
-    grace: float = 60.0,
-    fingerprint: str | None = None,
-) -> list[str]:
-    """Remove sandbox containers whose controller is gone. Returns their names.
-
-    A container is an orphan when its controller was a process on this host that no
-    longer exists, or when it has not been running for ``grace`` seconds since it
-    was made (a controller on another host, or one killed between create and start).
-    Unclaimed warm spares go too, unless ``include_spares`` is false (they expire by
-    themselves anyway). Pre-started ones (see prestart.py) are unclaimed spares too.
-    ``fingerprint`` limits it to one configuration.
-    """
-    host = spec.controller_host()
-    now = time.time()
-    removed = []
-    engine = as_engine(client)
-    for container in list_containers(engine, fingerprint=fingerprint):
-        labels = container.get("Labels") or {}
-        names = container.get("Names") or [container["Id"][:12]]
-        ctl_host, _, ctl_pid = spec.controller_of(names[0], labels).rpartition(":")
-        unclaimed_spare = labels.get(spec.LABEL_ROLE) == "spare" and not any(
-            "-claimed-" in n for n in names
-        )
-        controller_dead = ctl_host == host and ctl_pid.isdigit() and not _pid_alive(int(ctl_pid))
-        stale = container.get("State") != "running" and now - container.get("Created", now) > grace
-        orphan = include_spares if unclaimed_spare else controller_dead or stale
-        if not orphan:
-            continue
-        with contextlib.suppress(Exception):
-            engine.remove(container["Id"])
-            removed.append(names[0].lstrip("/"))
-    return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -22,11 +22,13 @@ from typing import Any
 import docker
 import pytest
 
-from sandbox_kernel import coldcache, enginehttp, prelaunch, session, spec
+from sandbox_kernel import coldcache, engine_address, enginehttp, prelaunch, spec
 from sandbox_kernel.cli import load_settings
 from sandbox_kernel.config import SandboxConfig
+from sandbox_kernel.containers import launch_spare, list_containers
+from sandbox_kernel.engine_address import connect
 from sandbox_kernel.install import settings_argv
-from sandbox_kernel.session import ContainerSession, connect, launch_spare, list_containers
+from sandbox_kernel.session import ContainerSession
 
 from harness import BASE_SETTINGS, start_kernel
 
@@ -83,7 +85,7 @@ def test_the_labels_and_api_it_writes_are_specs_and_the_sdks() -> None:
     assert coldcache.LABEL_FINGERPRINT == spec.LABEL_FINGERPRINT
     assert coldcache.LABEL_CONTROLLER == spec.LABEL_CONTROLLER
     assert coldcache.LABEL_CREATED == spec.LABEL_CREATED
-    assert f"/v{session.API_VERSION}" == coldcache.API
+    assert f"/v{engine_address.API_VERSION}" == coldcache.API
 
 
 def test_engine_answers_are_read_as_http_or_refused() -> None:
@@ -550,7 +552,7 @@ def test_config_of_a_container_is_not_loosened_by_the_body_builder(
     body = spec.create_body(
         config,
         image_id,
-        version=session.API_VERSION,
+        version=engine_address.API_VERSION,
         role="kernel",
         fingerprint_="0" * 32,
         claim_timeout=60,

@@ -21,10 +21,11 @@ from test_remote_engine import engine_proxy
 
 from sandbox_kernel.config import SandboxConfig
 from sandbox_kernel.engine import DEFAULT_SOCKET, EngineError, connect_engine, raw_socket
+from sandbox_kernel.engine_address import connect, local_socket
 from sandbox_kernel.engine_raw import RawEngine
 from sandbox_kernel.engine_sdk import SdkEngine
 from sandbox_kernel.errors import ContainerStartError, DockerUnavailableError, ImageNotFoundError
-from sandbox_kernel.session import ContainerSession, connect, local_socket
+from sandbox_kernel.session import ContainerSession
 
 from harness import BASE_SETTINGS, KernelSpecs, accepted, start_kernel
 

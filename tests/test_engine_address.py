@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from sandbox_kernel.config import SandboxConfig
+from sandbox_kernel.engine_address import connect, engine_address
 from sandbox_kernel.errors import DockerUnavailableError
-from sandbox_kernel.session import connect, engine_address
 
 from harness import KernelSpecs, start_kernel, write_context
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sandbox_kernel import inner
+from sandbox_kernel import replies
 from sandbox_kernel.config import SandboxConfig
 from sandbox_kernel.engine_raw import RawEngine
 from sandbox_kernel.inner import InnerKernel
@@ -30,46 +30,46 @@ def _client() -> InnerKernel:
     # An engine never asked: these tests feed replies in by hand.
     engine = RawEngine("/nonexistent/docker.sock", SandboxConfig())
     kernel = InnerKernel(SandboxConfig(), engine, print, print, print)
-    kernel._loop = asyncio.new_event_loop()
+    kernel._loop = kernel._replies.loop = asyncio.new_event_loop()
     return kernel
 
 
 def test_a_reply_that_comes_first_is_there_when_asked_for() -> None:
     kernel = _client()
-    kernel._asked["probe"] = None  # as send() records it
-    kernel._dispatch(Kind.SHELL, _reply("probe"))
+    kernel._replies._asked["probe"] = None  # as send() records it
+    kernel._inbox._dispatch(Kind.SHELL, _reply("probe"))
     future = kernel.reply_future("probe")
     assert future.done() and future.result()["parent_header"]["msg_id"] == "probe"
 
 
 def test_a_second_reply_is_kept_the_latest_and_forgotten_on_request() -> None:
     kernel = _client()
-    kernel._asked["cell"] = None
+    kernel._replies._asked["cell"] = None
     first = kernel.reply_future("cell")
-    kernel._dispatch(Kind.SHELL, _reply("cell", "forged"))
-    kernel._dispatch(Kind.SHELL, _reply("cell", "also forged"))
-    kernel._dispatch(Kind.SHELL, _reply("cell", "real"))
+    kernel._inbox._dispatch(Kind.SHELL, _reply("cell", "forged"))
+    kernel._inbox._dispatch(Kind.SHELL, _reply("cell", "also forged"))
+    kernel._inbox._dispatch(Kind.SHELL, _reply("cell", "real"))
     assert first.result()["content"]["status"] == "forged"
     assert kernel.unclaimed_reply("cell")["content"]["status"] == "real"  # type: ignore[index]
-    kernel._dispatch(Kind.SHELL, _reply("cell"))
+    kernel._inbox._dispatch(Kind.SHELL, _reply("cell"))
     kernel.forget_reply("cell")
-    kernel._dispatch(Kind.SHELL, _reply("cell"))
+    kernel._inbox._dispatch(Kind.SHELL, _reply("cell"))
     assert kernel.unclaimed_reply("cell") is None  # forgotten: no more kept
 
 
 def test_replies_to_requests_never_sent_are_not_kept() -> None:
     kernel = _client()
     for number in range(1000):
-        kernel._dispatch(Kind.SHELL, _reply(f"made-up-{number}"))
-    assert not kernel._unclaimed
+        kernel._inbox._dispatch(Kind.SHELL, _reply(f"made-up-{number}"))
+    assert not kernel._replies._unclaimed
 
 
 def test_what_is_kept_is_bounded() -> None:
     kernel = _client()
     for number in range(1000):
-        kernel._asked[f"mine-{number}"] = None
-        kernel._dispatch(Kind.SHELL, _reply(f"mine-{number}"))
-    assert len(kernel._unclaimed) == inner._UNCLAIMED_KEPT
+        kernel._replies._asked[f"mine-{number}"] = None
+        kernel._inbox._dispatch(Kind.SHELL, _reply(f"mine-{number}"))
+    assert len(kernel._replies._unclaimed) == replies._UNCLAIMED_KEPT
 
 
 def test_a_storm_of_input_replies_does_not_push_out_a_waiting_request() -> None:
@@ -84,5 +84,5 @@ def test_a_storm_of_input_replies_does_not_push_out_a_waiting_request() -> None:
     probe = kernel.new_request_id()
     for _ in range(1000):
         kernel._pack("stdin", "input_reply", {"value": "\x04"}, None, None, None, None)
-    kernel._dispatch(Kind.SHELL, _reply(probe))
+    kernel._inbox._dispatch(Kind.SHELL, _reply(probe))
     assert kernel.reply_future(probe).done()

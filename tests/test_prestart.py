@@ -16,11 +16,13 @@ import pytest
 from sandbox_kernel import spec
 from sandbox_kernel.cli import load_settings, main
 from sandbox_kernel.config import SandboxConfig
+from sandbox_kernel.containers import list_containers, remove_orphans
 from sandbox_kernel.doctor import run_doctor
+from sandbox_kernel.engine_address import connect
 from sandbox_kernel.errors import ConfigError
 from sandbox_kernel.install import settings_argv
 from sandbox_kernel.prestart import parse_ttl, prestart, waiting
-from sandbox_kernel.session import ContainerSession, connect, list_containers, remove_orphans
+from sandbox_kernel.session import ContainerSession
 
 from harness import BASE_SETTINGS, IMAGE, KernelSpecs, start_kernel
 

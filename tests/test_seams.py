@@ -305,12 +305,12 @@ def test_the_create_body_is_the_sdks_translation_of_the_settings(
     differently, or a new option spec.py passes, fails here by its field."""
     import docker.types  # noqa: F401  (the SDK's translation is the reference)
 
-    from sandbox_kernel import session, spec
+    from sandbox_kernel import engine_address, spec
     from sandbox_kernel.config import SandboxConfig
 
     config = SandboxConfig(**settings)
     image_id = "sha256:" + "ab" * 32
-    kwargs = {"version": session.API_VERSION, "fingerprint_": "f" * 32, **request_kind}
+    kwargs = {"version": engine_address.API_VERSION, "fingerprint_": "f" * 32, **request_kind}
     ours = spec.create_body(config, image_id, **kwargs)  # type: ignore[arg-type]
     sdks = _sdk_body(config, image_id, **kwargs)
     # The created label's second may tick between the two.

@@ -1,7 +1,7 @@
 """A restart right after a start: the warm spare the successor will claim starts its
 kernel while the old kernel process exits, not after its warm delay (issue 12).
 
-The old kernel wakes it with SIGUSR1 through the engine (session.wake_spare); the
+The old kernel wakes it with SIGUSR1 through the engine (containers.wake_spare); the
 relay listens for that signal only during the warm delay (relay.wait_warm)."""
 
 from __future__ import annotations
@@ -16,12 +16,8 @@ import pytest
 
 from sandbox_kernel import spec
 from sandbox_kernel.config import SandboxConfig
-from sandbox_kernel.session import (
-    ContainerSession,
-    create_container,
-    list_containers,
-    wake_spare,
-)
+from sandbox_kernel.containers import create_container, list_containers, wake_spare
+from sandbox_kernel.session import ContainerSession
 
 from harness import IMAGE, KernelSpecs, start_kernel
 

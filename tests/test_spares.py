@@ -13,8 +13,10 @@ import pytest
 from sandbox_kernel import prelaunch, spec
 from sandbox_kernel.cli import load_settings
 from sandbox_kernel.config import SandboxConfig
+from sandbox_kernel.containers import launch_spare, list_containers
+from sandbox_kernel.engine_address import connect
 from sandbox_kernel.install import settings_argv
-from sandbox_kernel.session import ContainerSession, connect, launch_spare, list_containers
+from sandbox_kernel.session import ContainerSession
 
 from harness import BASE_SETTINGS, IMAGE, KernelSpecs, start_kernel
 
