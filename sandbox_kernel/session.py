@@ -48,7 +48,7 @@ PING_INTERVAL = 2.0
 #: stopped or frozen and the sandbox as dead.
 UNRESPONSIVE_AFTER = 10.0
 #: Bytes asked of each read of the attach stream. Below glibc's mmap threshold (128
-#: KiB, see kernel.py) the buffer comes from the heap; a megabyte was a fresh mapping,
+#: KiB, see kernelapp.py) the buffer comes from the heap; a megabyte was a fresh mapping,
 #: page-faulted in, on every read, even for a 300-byte reply (per 20 MB printed: 15%
 #: of the outer kernel's CPU and 60% of its page faults).
 _RECV_BYTES = 1 << 16
