@@ -260,7 +260,7 @@ def end_marker() -> None:
     id is taken out of the request before the cell runs, so the cell never sees it in
     ``get_parent()``. Without this patch the host sends a second request behind the
     cell for the same proof, which costs the kernel another dispatch and idle status
-    after every cell (see ``Sandbox._settled_reply``)."""
+    after every cell (see ``CellFlow._settled_reply``)."""
     from ipykernel import kernelbase
 
     kernel: Any = kernelbase.Kernel

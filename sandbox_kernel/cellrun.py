@@ -4,8 +4,8 @@ what the host itself writes into a cell (its notices, a refusal, an error, the r
 :class:`CellRun` receives every message a running cell causes (already judged by
 :mod:`.outputs.guard`), charges it to the cell's :class:`OutputBudget`, collects what
 the ``Sandbox`` API returns (:class:`ExecutionResult`) and hands each message to the
-kernel. Split from :mod:`.sandbox`, which owns the sandbox's lifecycle and the order
-of a cell's steps.
+kernel. Split from :mod:`.sandbox`; the order of a cell's steps is :mod:`.cellflow`'s,
+the sandbox's lifecycle :mod:`.lifecycle`'s.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ class FrontendStdin:
 
     zmq sockets are not thread-safe: a second thread on the same socket can make
     libzmq abort the whole process. The sandbox asks one question at a time per
-    cell and withdraws it when the cell ends (see ``Sandbox._route_stdin``).
+    cell and withdraws it when the cell ends (see ``CellFlow.route_stdin``).
     """
 
     def __init__(self, kernel: Kernel) -> None:

@@ -1,6 +1,6 @@
 """Replies from the sandbox that come while nobody waits for them (no engine needed).
 
-The end-of-cell probe goes out with the cell (sandbox.py), so its reply can arrive
+The end-of-cell probe goes out with the cell (cellflow.py), so its reply can arrive
 before the host asks for it; a cell can also send replies of its own, as many as it
 likes. The inner kernel's client keeps replies to its own requests until they are
 claimed, bounded, and no reply to a request it never sent.
