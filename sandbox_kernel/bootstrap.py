@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -342,6 +343,41 @@ def inline_for_script_backends() -> None:
     InteractiveShell.enable_matplotlib = enable_matplotlib  # type: ignore[method-assign]
 
 
+#: What follows a magic's name on a line that Python reads as an expression or a
+#: statement: a call, an index, an annotation, an assignment (``run(strategy)``,
+#: ``time[0]``, ``history += [1]``, ``ls = []``). See :func:`reads_as_python`.
+_PYTHON_AFTER_NAME = re.compile(r"^(?:[=,(\[:]|[-+*/%&|^@<>]*=)")
+
+
+def reads_as_python(rest: str) -> bool:
+    """Whether a one-line cell ``NAME rest``, NAME a magic's, stays Python.
+
+    IPython's automagic would make ``run(strategy)`` ``%run (strategy)`` whenever no
+    variable named ``run`` exists; here such a line is always Python, and only a line
+    like ``ls -n data/``, ``timeit f(x)`` or ``pwd`` becomes its magic. The validator
+    judges a first line with this same function (validator/families/ipython.py), so
+    what it judged as a magic is what runs as one."""
+    return bool(_PYTHON_AFTER_NAME.match(rest.strip()))
+
+
+def automagic_for_shell_like_lines() -> None:
+    """A plain kernel runs ``ls -n data/``, ``timeit f(x)`` or ``pwd`` typed without
+    ``%``; the inner kernel starts with automagic off (relay.py), and this patch turns
+    it on, for lines :func:`reads_as_python` leaves to the magics. If IPython's
+    checker moved, the patch fails before the switch and automagic stays off."""
+    from IPython.core.prefilter import AutoMagicChecker
+
+    check: Callable[..., Any] = AutoMagicChecker.check
+
+    def checked(self: Any, line_info: Any) -> Any:
+        if reads_as_python(str(line_info.the_rest)):
+            return None
+        return check(self, line_info)
+
+    AutoMagicChecker.check = checked  # type: ignore[method-assign]
+    sys.argv.append("--InteractiveShell.automagic=True")  # the command line wins
+
+
 def apply_patches(pipe: str) -> dict[str, str]:
     """Apply every patch; ``{name: "applied" or why not}``."""
     patches: list[tuple[str, Callable[[], None]]] = [
@@ -357,6 +393,7 @@ def apply_patches(pipe: str) -> dict[str, str]:
         ("name_python_threads", name_python_threads),
         ("end_marker", end_marker),
         ("inline_for_script_backends", inline_for_script_backends),
+        ("automagic_for_shell_like_lines", automagic_for_shell_like_lines),
     ]
     report: dict[str, str] = {}
     for name, patch in patches:

@@ -325,11 +325,11 @@ class Relay:
         conn_file = RUNTIME_DIR + "/connection.json"
         with open(os.open(conn_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             json.dump(connection, f)
-        # Automagic off and no shell aliases: a one-line cell like `cat /etc/passwd`
-        # must be Python, as the validator judged it, never a shell alias.
+        # Automagic off: bootstrap.automagic_for_shell_like_lines turns it on for the
+        # lines the validator judges as magics, so `ls -n data/` works as on a plain
+        # kernel while `run(x)` stays Python; if that patch cannot apply, it stays off.
         kernel_config = {
             "InteractiveShell": {"automagic": False},
-            "AliasManager": {"default_aliases": [], "user_aliases": []},
             # History lives in the kernel's memory: cells never land in a file that
             # other code in the sandbox could read back (or that fills the tmpfs).
             "HistoryManager": {"hist_file": ":memory:"},

@@ -160,7 +160,7 @@ def test_every_bootstrap_patch_applies_to_this_ipykernel() -> None:
         ).stdout
     report = json.loads(out.strip().splitlines()[-1])
     assert report == dict.fromkeys(report, "applied")
-    assert len(report) == 12
+    assert len(report) == 13
 
 
 def test_python_threads_are_named_for_the_host() -> None:

@@ -192,6 +192,34 @@ def test_a_script_of_the_notebooks_repository_runs_with_run(
             assert cell.status == "error" and "blocked" in cell.text, (refused, cell.text)
 
 
+@pytest.mark.parametrize("validation", ["off", "block"])
+def test_shell_like_lines_run_as_on_a_plain_kernel(
+    specs: KernelSpecs, tmp_path: Path, validation: str
+) -> None:
+    # `ls data`, `pwd`, `timeit f(x)` typed without % are IPython's automagic; a line
+    # that reads as Python (`run(1)`) stays Python, as the validator judges it.
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "prices.csv").write_text("close\n1\n")
+    with start_kernel(specs, cwd=tmp_path, validation=validation) as kernel:
+        listing = kernel.execute("ls data")
+        assert listing.status == "ok", listing.text
+        assert "prices.csv" in listing.stdout
+        assert kernel.execute("%ls data").stdout == listing.stdout
+        here = kernel.execute("pwd")
+        assert here.status == "ok" and "/tmp/work" in here.text, here.text
+        timed = kernel.execute("timeit -n1 -r1 sum(range(3))")
+        assert timed.status == "ok" and "per loop" in timed.stdout, timed.text
+        call = kernel.execute("run(1)")
+        assert call.status == "error" and call.error is not None, call.text
+        assert call.error["ename"] == "NameError"
+        # The alias is live: what stops `cat /etc/hostname` is the validator alone.
+        alias = kernel.execute("cat /etc/hostname")
+        if validation == "off":
+            assert alias.status == "ok" and alias.stdout.strip(), alias.text
+        else:
+            assert alias.status == "error" and "blocked" in alias.text, alias.text
+
+
 def test_package_install_is_answered_and_run_all_stops_there(blocking: Kernel) -> None:
     cell = blocking.execute("%pip install yfinance ta")
     assert cell.status == "error"

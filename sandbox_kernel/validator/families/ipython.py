@@ -28,6 +28,7 @@ import ast
 import re
 from typing import TYPE_CHECKING
 
+from ...bootstrap import reads_as_python
 from ..prepare import CannotJudge
 from ..registry import register, register_cell
 from ..results import download_answer, install_answer
@@ -218,7 +219,6 @@ _ESCAPE_START = re.compile(
     r"^[ \t\f\v]*(?:[A-Za-z_]\w*[ \t]*=[ \t]*)?(!|%%?)([\w!]*)", re.MULTILINE
 )
 _AUTOMAGIC_LINE = re.compile(r"^[ \t\f\v]*([A-Za-z_][\w.*]*)(.*)$")
-_AUGMENTED_ASSIGN = re.compile(r"^[-+*/%&|^@<>]*=")
 SCRIPT_MARKUP = re.compile(
     r"<\s*(?:script|iframe|object|embed)\b|<[^>]*\son\w+\s*=|javascript:", re.IGNORECASE
 )
@@ -492,9 +492,11 @@ def escape_starts(text: str) -> list[tuple[int, str, str]]:
 def check_automagic(analysis: Analysis, transformed: str, depth: int, offset: int) -> None:
     # IPython prefilters single-line cells: with automagic on, `cat /etc/passwd`
     # runs the `cat` alias (plain Python reads it as a division). The inner kernel
-    # runs with automagic off and no aliases; the first line of any cell that looks
-    # like a magic call is still judged as that magic, to be safe. A first line
-    # that reads as Python (`run(x)`, `ls = []`, `history += [1]`) is left alone.
+    # runs automagic for the lines bootstrap.reads_as_python leaves to the magics
+    # (`ls -n data/`, `timeit f(x)`, `pwd`), as a plain kernel does; the first line
+    # of any cell that looks like such a call is judged as that magic, also in a
+    # longer cell (to be safe). A first line that reads as Python (`run(x)`,
+    # `ls = []`, `history += [1]`) is Python there too, and judged as such.
     first = transformed.partition("\n")[0]
     match = _AUTOMAGIC_LINE.match(first)
     if match is None:
@@ -502,7 +504,7 @@ def check_automagic(analysis: Analysis, transformed: str, depth: int, offset: in
     ifun, rest = match.group(1), match.group(2).strip()
     if ifun not in KNOWN_LINE_MAGICS:
         return
-    if rest[:1] in ("=", ",", "(", "[", ":") or _AUGMENTED_ASSIGN.match(rest):
+    if reads_as_python(rest):
         return
     MagicJudge(analysis, offset + 1, 0, depth, automagic=True).judge("line", ifun, rest, "")
 
