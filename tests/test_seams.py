@@ -29,7 +29,7 @@ from sandbox_kernel import bootstrap, seams
 from sandbox_kernel.kernel import SandboxKernel
 from sandbox_kernel.kernelapp import SandboxKernelApp
 
-from harness import start_kernel
+from harness import BOOTSTRAP_PATCHES, start_kernel
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -160,7 +160,7 @@ def test_every_bootstrap_patch_applies_to_this_ipykernel() -> None:
         ).stdout
     report = json.loads(out.strip().splitlines()[-1])
     assert report == dict.fromkeys(report, "applied")
-    assert len(report) == 13
+    assert len(report) == BOOTSTRAP_PATCHES
 
 
 def test_python_threads_are_named_for_the_host() -> None:
