@@ -209,6 +209,9 @@ def test_shell_like_lines_run_as_on_a_plain_kernel(
         assert here.status == "ok" and "/tmp/work" in here.text, here.text
         timed = kernel.execute("timeit -n1 -r1 sum(range(3))")
         assert timed.status == "ok" and "per loop" in timed.stdout, timed.text
+        removed = kernel.execute("rm data/prices.csv")  # the alias, as `!rm` would
+        assert removed.status == "ok", removed.text
+        assert "prices.csv" not in kernel.execute("ls data").stdout
         call = kernel.execute("run(1)")
         assert call.status == "error" and call.error is not None, call.text
         assert call.error["ename"] == "NameError"

@@ -217,3 +217,19 @@ def test_read_only_shell_lines_stay_in_the_working_area() -> None:
     assert blocked("!wc --files0-from=/etc/list", NOTEBOOK)
     assert blocked("!cat ../../etc/passwd", NOTEBOOK)
     assert blocked("!ls /data/../etc", NOTEBOOK)
+
+
+@pytest.mark.parametrize("source", ["rm data/old.csv", "%rm -f data/data.*", "rm -r cache"])
+def test_the_rm_alias_is_judged_as_its_shell_line(source: str) -> None:
+    # IPython's `rm` alias (typed with % or as automagic) runs `rm args` in the
+    # shell: a note in the working area, as `!rm` is, never a refusal of its own.
+    result = validate(source, NOTEBOOK)
+    assert not result.blocked and {v.rule_id for v in result.violations} == {"SK504"}
+    assert blocked(source, STRICT)
+
+
+@pytest.mark.parametrize(
+    "source", ["rm /etc/hosts", "rm x; id", "rm $target", "rm -rf ../../data", "mv a.csv b.csv"]
+)
+def test_an_alias_line_that_is_not_a_working_file_command_is_refused(source: str) -> None:
+    assert blocked(source, NOTEBOOK), validate(source, NOTEBOOK).format_report()

@@ -72,6 +72,10 @@ KNOWN_LINE_MAGICS = frozenset(
     }
 )  # fmt: skip
 
+#: IPython's default POSIX aliases that run the command of their own name as given
+#: (``%rm x`` runs ``rm x``): judged as that shell line.
+PLAIN_ALIASES = frozenset({"cp", "mkdir", "mv", "rm", "rmdir"})
+
 #: Line and cell magics (and aliases) that run shell commands (SK601).
 SHELL_MAGICS = frozenset(
     {
@@ -258,7 +262,7 @@ class MagicJudge:
         self.automagic = automagic
 
     def emit(self, rule_id: str, message: str) -> None:
-        if self.automagic and rule_id not in ("SK607", "SK608"):
+        if self.automagic and rule_id not in ("SK504", "SK607", "SK608"):
             # the line only runs as a magic under automagic: say so, one rule
             message = f"{message} (this line is an automagic call)"
             rule_id = "SK604"
@@ -320,6 +324,10 @@ class MagicJudge:
         if name in SHELL_MAGICS:
             if kind == "line" and name in ("system", "sx"):
                 self.judge("system", "", args, "")
+                return
+            if kind == "line" and name in PLAIN_ALIASES:
+                # IPython's alias runs `rm args` in the shell: judged as that line is
+                self.judge("system", "", f"{name} {args}", "")
                 return
             alias = READONLY_ALIASES.get(name)
             if notebook and kind == "line" and alias and readonly_shell(f"{alias} {args}"):
