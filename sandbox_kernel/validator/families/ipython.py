@@ -208,7 +208,7 @@ _LITERAL_ARGUMENT_MAGICS = frozenset(
 #: ``__main__`` (``-n``), no glob expansion of its arguments (``-G``). ``-m`` (a module
 #: by name: ``-m pip``, ``-m http.server``), ``-d`` (the debugger) and ``-p`` (the
 #: profiler, which writes files) are refused with the rest.
-RUN_OPTIONS = re.compile(r"-(?:[itenG]+|N\d+|t?N\d+)")
+RUN_OPTIONS = re.compile(r"-(?:[itenG]+(?:N\d+)?|N\d+)")
 
 #: Suffixes of files ``%%writefile`` writes that Python does not import; the body of
 #: any other file (``.py``, no suffix, a computed name) is judged as a cell.
@@ -420,7 +420,7 @@ class MagicJudge:
             if not RUN_OPTIONS.fullmatch(option):
                 self.emit(
                     "SK602",
-                    f"{shown} {shorten(option, 20)} — only -i, -t, -N, -e, -n and -G pass "
+                    f"{shown} {shorten(option, 20)} — only -i, -t, -N<count>, -e, -n and -G pass "
                     "(-m runs a module by name, -d a debugger, -p a profiler)",
                 )
                 return
